@@ -1,0 +1,38 @@
+"""The shared speech corpus: read a split once, keep it as one int16 array (cached as .npy).
+
+Used by training and by the scripts that fit things on the training data (entropy model, PCA baseline)."""
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+
+from .audio import load
+
+DEFAULT_ROOT = os.environ.get("AUDIOCODEC_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "speech"))
+CACHE = os.environ.get("AUDIOCODEC_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "audiocodec"))
+
+
+def list_clips(root: str = DEFAULT_ROOT, split: str = "train") -> list[str]:
+    """Paths of a split's clips, in manifest order."""
+    with open(os.path.join(root, "manifest.csv"), newline="") as f:
+        return [os.path.join(root, row["path"]) for row in csv.DictReader(f) if row["split"] == split]
+
+
+def load_split(root: str = DEFAULT_ROOT, split: str = "train", progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """All clips of ``split`` concatenated: (int16 samples, int64 start offsets of each clip)."""
+    os.makedirs(CACHE, exist_ok=True)
+    paths = list_clips(root, split)
+    cache = os.path.join(CACHE, f"{split}-{len(paths)}.npz")
+    if os.path.exists(cache):
+        d = np.load(cache)
+        return d["audio"], d["offsets"]
+    from tqdm import tqdm
+
+    parts = [(np.clip(load(p), -1, 1) * 32767).astype(np.int16) for p in tqdm(paths, desc=f"reading {split}", disable=not progress)]
+    offsets = np.cumsum([0] + [len(p) for p in parts])[:-1]
+    audio = np.concatenate(parts)
+    np.savez(cache + ".tmp.npz", audio=audio, offsets=offsets)
+    os.replace(cache + ".tmp.npz", cache)
+    return audio, offsets

@@ -1,0 +1,155 @@
+"""The codec: Encoder -> ResidualVQ -> Decoder -> ISTFTHead, plus loading and saving its weights.
+
+Public API (no files, no bytes):
+    codes = codec.encode(wav, n_q)    # wav (T,) or (B, 1, T) float at 16 kHz -> codes (B, n_q, frames)
+    wav   = codec.decode(codes)       # codes -> wav (B, 1, frames * 320)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .decoder import Decoder
+from .encoder import Encoder
+from .heads import ISTFTHead
+from .quantizer import QuantizerOutput, ResidualVQ
+
+# kbps -> number of codebooks (each codebook: 10 bits per 20 ms frame = 0.5 kbps)
+BITRATES = {1.5: 3, 3.0: 6, 6.0: 12, 12.0: 24}
+
+
+@dataclass
+class CodecConfig:
+    sample_rate: int = 16000
+    enc_channels: tuple = (16, 32, 64, 128, 256)
+    enc_strides: tuple = (2, 4, 5, 8)
+    enc_blocks: int = 2
+    enc_hidden: int = 512
+    latent_dim: int = 128
+    n_codebooks: int = 24
+    codebook_size: int = 1024
+    codebook_dim: int = 8
+    dec_dim: int = 256
+    dec_hidden: int = 768
+    dec_blocks: int = 6
+    n_fft: int = 640
+    hop: int = 160
+
+    @property
+    def frame_size(self) -> int:
+        return math.prod(self.enc_strides)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.frame_size
+
+    @property
+    def bits_per_code(self) -> int:
+        return int(math.log2(self.codebook_size))
+
+    def kbps(self, n_q: int) -> float:
+        return n_q * self.bits_per_code * self.frame_rate / 1000
+
+    @staticmethod
+    def from_json(text: str) -> "CodecConfig":
+        d = json.loads(text)
+        known = CodecConfig.__dataclass_fields__
+        return CodecConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
+
+
+class Codec(nn.Module):
+    def __init__(self, cfg: CodecConfig = CodecConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg.enc_channels, cfg.enc_strides, cfg.enc_blocks, cfg.enc_hidden, cfg.latent_dim)
+        self.quantizer = ResidualVQ(cfg.latent_dim, cfg.n_codebooks, cfg.codebook_size, cfg.codebook_dim)
+        self.decoder = Decoder(cfg.latent_dim, cfg.dec_dim, cfg.dec_hidden, cfg.dec_blocks)
+        self.head = ISTFTHead(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop)
+        self.model_id = "untrained"
+
+    # ---- training path -------------------------------------------------------------------------
+    def forward(self, wav: torch.Tensor, n_q: torch.Tensor) -> tuple[torch.Tensor, QuantizerOutput]:
+        """wav (B, 1, T) with T a multiple of 320; n_q (B,) stages per clip -> (wav_hat (B, 1, T), quantizer output)."""
+        q = self.quantizer(self.encoder(wav), n_q)
+        return self.head(self.decoder(q.z_q)).unsqueeze(1), q
+
+    # ---- public API ----------------------------------------------------------------------------
+    def _as_batch(self, wav: torch.Tensor) -> torch.Tensor:
+        wav = torch.as_tensor(wav, dtype=torch.float32)
+        if wav.dim() == 1:
+            wav = wav[None, None]
+        elif wav.dim() == 2:
+            wav = wav[:, None]
+        pad = (-wav.shape[-1]) % self.cfg.frame_size
+        return torch.nn.functional.pad(wav, (0, pad))
+
+    @torch.no_grad()
+    def encode_latents(self, wav: torch.Tensor) -> torch.Tensor:
+        """wav -> continuous latents (B, latent_dim, frames), before quantization."""
+        return self.encoder(self._as_batch(wav).to(self.device))
+
+    @torch.no_grad()
+    def encode(self, wav: torch.Tensor, n_q: int) -> torch.Tensor:
+        """wav (T,) / (B, T) / (B, 1, T) at 16 kHz -> codes (B, n_q, ceil(T / 320)) int64 in [0, 1024)."""
+        if not 1 <= n_q <= self.cfg.n_codebooks:
+            raise ValueError(f"n_q must be in 1..{self.cfg.n_codebooks}")
+        return self.quantizer.encode(self.encode_latents(wav), n_q)
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes (B, n_q, frames) -> wav (B, 1, frames * 320)."""
+        codes = torch.as_tensor(codes, dtype=torch.long, device=self.device)
+        return self.head(self.decoder(self.quantizer.decode(codes))).unsqueeze(1)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ---- weights -------------------------------------------------------------------------------
+    def save(self, path: str, meta: dict | None = None) -> None:
+        """Save inference weights (float16, a few MB) as safetensors with the config in the metadata."""
+        from safetensors.torch import save_file
+
+        tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in self.state_dict().items()}
+        metadata = {"config": json.dumps(asdict(self.cfg))}
+        metadata.update({k: str(v) for k, v in (meta or {}).items()})
+        tmp = path + ".part"
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+
+    @staticmethod
+    def load(path: str) -> "Codec":
+        """Load weights saved by ``save`` (safetensors: no pickle). Sets ``model_id`` to a hash of the file."""
+        from safetensors import safe_open
+
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        with safe_open(path, framework="pt") as f:
+            cfg = CodecConfig.from_json(f.metadata()["config"])
+            state = {k: f.get_tensor(k).float() for k in f.keys()}
+        codec = Codec(cfg)
+        codec.load_state_dict(state, strict=True)
+        for stage in codec.quantizer.stages:
+            stage.initialized.fill_(True)
+        codec.model_id = digest[:16]
+        return codec.eval()
+
+    def metadata(self, path: str) -> dict:
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as f:
+            return dict(f.metadata())
+
+
+def default_weights_path() -> str:
+    return os.path.join(os.path.dirname(os.path.dirname(__file__)), "weights", "default.safetensors")
+
+
+def load_default() -> Codec:
+    return Codec.load(default_weights_path())

@@ -1,0 +1,40 @@
+"""iSTFT waveform head (after Vocos): features at 50 Hz -> magnitude and phase -> overlap-add -> 16 kHz.
+
+Each 20 ms latent frame predicts ``frames_per_latent`` STFT frames (hop 160 = 10 ms, window 640 = 40 ms).
+The window of STFT frame ``j`` covers samples ``[hop*(j+1) - n_fft, hop*(j+1))``: it ends where its latent
+frame ends, so the head is causal. A sample is final once every window over it has arrived, which is
+``n_fft - hop`` = 480 samples (30 ms) after the end of the latent frame that covers it.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class ISTFTHead(nn.Module):
+    """features (B, T, dim) -> frames (B, T * frames_per_latent, n_fft), windowed, ready to overlap-add."""
+
+    def __init__(self, dim: int, n_fft: int = 640, hop: int = 160, frames_per_latent: int = 2):
+        super().__init__()
+        self.n_fft, self.hop, self.k = n_fft, hop, frames_per_latent
+        self.bins = n_fft // 2 + 1
+        self.out = nn.Linear(dim, frames_per_latent * 2 * self.bins)
+        self.register_buffer("window", torch.hann_window(n_fft, periodic=True) * (hop * 2 / n_fft), persistent=False)
+
+    def frames(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        y = self.out(x).view(b, t * self.k, 2, self.bins)
+        mag = torch.exp(y[:, :, 0]).clamp(max=100.0)
+        spec = torch.polar(mag, y[:, :, 1])
+        return torch.fft.irfft(spec, n=self.n_fft) * self.window
+
+    def overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, J, n_fft) -> (B, J * hop): sum of shifted frames, the first n_fft - hop samples cut."""
+        b, j, n = frames.shape
+        out = F.fold(frames.transpose(1, 2), output_size=(1, (j - 1) * self.hop + n),
+                     kernel_size=(1, n), stride=(1, self.hop))
+        return out.view(b, -1)[:, n - self.hop:]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.overlap_add(self.frames(x))

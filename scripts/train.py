@@ -1,0 +1,202 @@
+"""Train the audiocodec model. Reads top to bottom: settings, data, model, loop.
+
+    python scripts/train.py --out runs/main                # CPU, resumes from runs/main/ckpt.pt if present
+    python scripts/train.py --out runs/main --device cuda  # same on a GPU
+    python scripts/train.py --out runs/main --export audiocodec/weights/default.safetensors   # ship weights
+
+Each step draws random 1 s crops of the train split, keeps 3/6/12/24 codebooks per clip (quantizer
+dropout), and minimises a multi-scale log-mel loss + RVQ commitment; after ``adv_start`` steps a light
+multi-resolution STFT discriminator adds adversarial and feature-matching terms. Every ``eval_every``
+steps it measures PESQ-WB at 6 kbps on fixed test clips and writes a resumable checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from audiocodec.dataset import DEFAULT_ROOT, load_split  # noqa: E402
+from audiocodec.losses import MultiResolutionDiscriminator, MultiScaleMelLoss, discriminator_loss, generator_losses  # noqa: E402
+from audiocodec.model import BITRATES, Codec, CodecConfig  # noqa: E402
+
+
+@dataclass
+class Settings:
+    out: str = "runs/main"
+    data: str = DEFAULT_ROOT
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"
+    threads: int = 2
+    batch: int = 16
+    seconds: float = 1.0
+    steps: int = 60000           # total steps of the schedule (resume continues towards it)
+    lr: float = 7e-4
+    warmup: int = 500
+    min_lr_frac: float = 0.05
+    commit_weight: float = 0.25
+    adv_start: int = 20000       # step at which the discriminator joins (0 = from the start)
+    adv_weight: float = 1.0
+    fm_weight: float = 2.0
+    mel_weight: float = 15.0
+    eval_every: int = 500
+    eval_clips: int = 12
+    log_every: int = 50
+    seed: int = 0
+    export: str = ""             # if set: write inference weights from the checkpoint and exit
+
+
+def parse() -> Settings:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in dataclasses.fields(Settings):
+        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+    return Settings(**vars(p.parse_args()))
+
+
+def lr_at(step: int, s: Settings) -> float:
+    if step < s.warmup:
+        return s.lr * (step + 1) / s.warmup
+    t = min(1.0, (step - s.warmup) / max(1, s.steps - s.warmup))
+    return s.lr * (s.min_lr_frac + (1 - s.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def batch_of_crops(audio: np.ndarray, n: int, length: int, rng: np.random.Generator) -> torch.Tensor:
+    starts = rng.integers(0, len(audio) - length, n)
+    x = np.stack([audio[s:s + length] for s in starts]).astype(np.float32) / 32768.0
+    gain = 10 ** (rng.uniform(-12, 4, (n, 1)) / 20)        # level augmentation
+    return torch.from_numpy(np.clip(x * gain, -1, 1).astype(np.float32))[:, None]
+
+
+def eval_clips(root: str, n: int) -> list[np.ndarray]:
+    """Fixed validation material: the first 4 s of n test clips spread over the split."""
+    audio, offsets = load_split(root, "test", progress=False)
+    picks = np.linspace(0, len(offsets) - 1, n).astype(int)
+    ends = list(offsets[1:]) + [len(audio)]
+    return [audio[offsets[i]:min(ends[i], offsets[i] + 64000)].astype(np.float32) / 32768.0 for i in picks]
+
+
+@torch.no_grad()
+def evaluate(model: Codec, clips: list[np.ndarray]) -> dict:
+    from pesq import pesq
+
+    model.eval()
+    out = {}
+    for kbps in (1.5, 6.0):
+        scores = []
+        for x in clips:
+            y = model.decode(model.encode(torch.from_numpy(x), BITRATES[kbps]))[0, 0, : len(x)].cpu().numpy()
+            try:
+                scores.append(pesq(16000, x, y, "wb"))
+            except Exception:
+                pass
+        out[f"pesq@{kbps:g}"] = float(np.mean(scores)) if scores else float("nan")
+    model.train()
+    return out
+
+
+def main() -> None:
+    s = parse()
+    torch.manual_seed(s.seed)
+    torch.set_num_threads(s.threads)
+    os.makedirs(s.out, exist_ok=True)
+    ckpt_path = os.path.join(s.out, "ckpt.pt")
+
+    model = Codec(CodecConfig()).to(s.device)
+    disc = MultiResolutionDiscriminator().to(s.device)
+    mel_loss = MultiScaleMelLoss().to(s.device)
+    opt_g = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
+    opt_d = torch.optim.AdamW(disc.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
+    step, best = 0, -1.0
+    if os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path, map_location=s.device, weights_only=False)
+        model.load_state_dict(ck["model"]), disc.load_state_dict(ck["disc"])
+        opt_g.load_state_dict(ck["opt_g"]), opt_d.load_state_dict(ck["opt_d"])
+        for stage, st in zip(model.quantizer.stages, ck["ema"]):
+            stage.ema_sum.copy_(st["sum"]), stage.ema_count.copy_(st["count"]), stage.initialized.fill_(True)
+        step, best = ck["step"], ck.get("best", -1.0)
+        print(f"resumed from {ckpt_path} at step {step}")
+
+    if s.export:
+        model.save(s.export, {"steps": step, "trained_on": "shared/data/speech train split"})
+        print(f"wrote {s.export} ({os.path.getsize(s.export) / 1e6:.1f} MB) from step {step}")
+        return
+
+    print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params; settings: {json.dumps(dataclasses.asdict(s))}")
+    audio, _ = load_split(s.data, "train")
+    clips = eval_clips(s.data, s.eval_clips)
+    rng = np.random.default_rng(s.seed + step)
+    length = int(s.seconds * 16000) // model.cfg.frame_size * model.cfg.frame_size
+    choices = torch.tensor(sorted(BITRATES.values()))
+
+    def save(tag: str = "ckpt.pt") -> None:
+        ema = [{"sum": st.ema_sum, "count": st.ema_count} for st in model.quantizer.stages]
+        state = {"model": model.state_dict(), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(),
+                 "opt_d": opt_d.state_dict(), "ema": ema, "step": step, "best": best, "settings": dataclasses.asdict(s)}
+        torch.save(state, os.path.join(s.out, tag + ".tmp"))
+        os.replace(os.path.join(s.out, tag + ".tmp"), os.path.join(s.out, tag))
+
+    if step == 0:  # seed the codebooks by k-means on a large first batch
+        with torch.no_grad():
+            model.train()
+            model(batch_of_crops(audio, 64, length, rng).to(s.device), torch.full((64,), model.cfg.n_codebooks))
+
+    log = open(os.path.join(s.out, "log.jsonl"), "a")
+    t0, acc = time.time(), {}
+    model.train()
+    while step < s.steps:
+        lr = lr_at(step, s)
+        for g in opt_g.param_groups + opt_d.param_groups:
+            g["lr"] = lr
+        x = batch_of_crops(audio, s.batch, length, rng).to(s.device)
+        n_q = choices[torch.randint(0, len(choices), (s.batch,))].to(s.device)
+        x_hat, q = model(x, n_q)
+        adv_on = step >= s.adv_start
+
+        if adv_on:  # discriminator step
+            d_loss = discriminator_loss(disc(x), disc(x_hat.detach()))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            acc["d"] = acc.get("d", 0.0) + d_loss.item()
+
+        mel = mel_loss(x_hat, x)
+        loss = s.mel_weight * mel + s.commit_weight * q.commit_loss
+        if adv_on:
+            adv, fm = generator_losses(disc(x), disc(x_hat))
+            loss = loss + s.adv_weight * adv + s.fm_weight * fm
+            acc["adv"], acc["fm"] = acc.get("adv", 0.0) + adv.item(), acc.get("fm", 0.0) + fm.item()
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt_g.step()
+        step += 1
+        acc["mel"] = acc.get("mel", 0.0) + mel.item()
+        acc["commit"] = acc.get("commit", 0.0) + q.commit_loss.item()
+
+        if step % s.log_every == 0:
+            rec = {k: round(v / s.log_every, 4) for k, v in acc.items()}
+            rec.update(step=step, lr=round(lr, 7), sec_per_step=round((time.time() - t0) / s.log_every, 3))
+            print(json.dumps(rec), flush=True)
+            log.write(json.dumps(rec) + "\n"), log.flush()
+            t0, acc = time.time(), {}
+        if step % s.eval_every == 0 or step == s.steps:
+            res = evaluate(model, clips)
+            res["step"] = step
+            print("eval", json.dumps(res), flush=True)
+            log.write(json.dumps({"eval": res}) + "\n"), log.flush()
+            save()
+            if res["pesq@6"] > best:
+                best = res["pesq@6"]
+                save("best.pt")
+            t0 = time.time()
+
+
+if __name__ == "__main__":
+    main()
