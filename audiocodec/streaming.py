@@ -116,21 +116,28 @@ class StreamingDecoder:
     def latent_of(self, codes: np.ndarray) -> torch.Tensor:
         """codes (n_q,) -> quantized latent (latent_dim,)."""
         c = torch.as_tensor(np.asarray(codes, dtype=np.int64))[None, :, None]
-        return self.codec.quantizer.decode(c)[0, :, 0]
+        with torch.no_grad():
+            return self.codec.quantizer.decode(c)[0, :, 0]
 
     @torch.no_grad()
     def push(self, codes: np.ndarray) -> np.ndarray:
-        return self.push_latent(self.latent_of(codes))
+        """codes (n_q,) for one frame, or (n_q, k) for k frames -> the samples that became final."""
+        c = np.asarray(codes, dtype=np.int64)
+        c = c[:, None] if c.ndim == 1 else c
+        z = self.codec.quantizer.decode(torch.from_numpy(c)[None])[0]
+        return self.push_latent(z)
 
     @torch.no_grad()
     def push_latent(self, z: torch.Tensor) -> np.ndarray:
-        """z (latent_dim,) quantized latent of one frame -> final samples (float32)."""
-        self.last_latent = z
-        feats = decoder_step(self.codec.decoder, z[None, :, None], self.state)
-        frames = self.codec.head.frames(feats)[0]  # (k, n_fft)
-        buf = torch.cat([self.tail, torch.zeros(self.hop * len(frames))])
-        for i, f in enumerate(frames):
-            buf[i * self.hop: i * self.hop + self.n_fft] += f
+        """z (latent_dim,) or (latent_dim, k) quantized latents -> final samples (float32)."""
+        z = z[:, None] if z.dim() == 1 else z
+        self.last_latent = z[:, -1]
+        feats = decoder_step(self.codec.decoder, z[None], self.state)
+        frames = self.codec.head.frames(feats)[0]  # (J, n_fft) windowed frames
+        j = frames.shape[0]
+        ola = F.fold(frames.T[None], output_size=(1, (j - 1) * self.hop + self.n_fft),
+                     kernel_size=(1, self.n_fft), stride=(1, self.hop)).flatten()
+        buf = torch.cat([self.tail, torch.zeros(self.hop * j)]) + ola
         done = len(buf) - (self.n_fft - self.hop)
         out, self.tail = buf[:done], buf[done:]
         start = self.position

@@ -88,6 +88,11 @@ def evaluate(model: Codec, clips: list[np.ndarray]) -> dict:
 
     model.eval()
     out = {}
+    codes = model.encode(torch.from_numpy(np.concatenate(clips)), model.cfg.n_codebooks)[0]
+    for i in (0, 11, 23):  # code usage: perplexity of stages 1, 12, 24 (1024 = all codes used evenly)
+        p = torch.bincount(codes[i], minlength=model.cfg.codebook_size).float()
+        p = p[p > 0] / p.sum()
+        out[f"ppl{i + 1}"] = round(float(torch.exp(-(p * p.log()).sum())), 1)
     for kbps in (1.5, 6.0):
         scores = []
         for x in clips:

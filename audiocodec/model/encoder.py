@@ -26,6 +26,15 @@ class Encoder(nn.Module):
         self.blocks = nn.Sequential(*[ConvNeXtBlock(channels[-1], hidden) for _ in range(blocks)])
         self.norm = nn.LayerNorm(channels[-1])
         self.proj = nn.Linear(channels[-1], latent_dim)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # He-normal weights and zero biases: with PyTorch's default init the conv biases drown the
+        # (quiet) speech signal, the latents barely move over time and the codebooks collapse.
+        for m in self.modules():
+            if isinstance(m, (nn.Conv1d, nn.Linear)) and getattr(m, "groups", 1) == 1:
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.stages(self.conv_in(wav)))

@@ -48,6 +48,7 @@ class VectorQuantizer(nn.Module):
         self.size, self.decay = codebook_size, decay
         self.proj_in = nn.Linear(latent_dim, codebook_dim)
         self.proj_out = nn.Linear(codebook_dim, latent_dim)
+        nn.init.zeros_(self.proj_in.bias)
         self.register_buffer("codebook", F.normalize(torch.randn(codebook_size, codebook_dim), dim=-1))
         self.register_buffer("ema_sum", self.codebook.clone(), persistent=False)
         self.register_buffer("ema_count", torch.ones(codebook_size), persistent=False)

@@ -1,0 +1,207 @@
+"""CLI subcommands for files: compress, decompress, info. Paths, overwrite checks, progress; no codec logic."""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+from . import audio
+from .errors import CodecError
+
+MAX_STDIN = 256 * 1024 * 1024  # refuse more than this from a pipe (files are streamed instead)
+
+
+def _progress(total: float, desc: str, unit: str = "s"):
+    from tqdm import tqdm
+
+    return tqdm(total=round(total, 1), desc=desc, unit=unit, disable=None, leave=False, file=sys.stderr,
+                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} {unit} [{elapsed}<{remaining}]")
+
+
+def _check_output(path: str, force: bool) -> None:
+    if path == "-":
+        return
+    if os.path.isdir(path):
+        raise CodecError(f"{path}: is a directory")
+    if os.path.exists(path) and not force:
+        raise CodecError(f"{path}: already exists (use -f to overwrite)")
+
+
+def _read_stdin() -> bytes:
+    data = sys.stdin.buffer.read(MAX_STDIN + 1)
+    if len(data) > MAX_STDIN:
+        raise CodecError(f"stdin: more than {MAX_STDIN >> 20} MB; pass a file path instead")
+    return data
+
+
+def _write_output(path: str, data: bytes) -> None:
+    if path == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        audio.atomic_write(path, data)
+
+
+def cmd_compress(args) -> int:
+    from .compress import encode_blocks, load_engine
+
+    _check_output(args.output, args.force)
+    engine = load_engine(args.model)
+    if args.input == "-":
+        wav = audio.load_bytes(_read_stdin())
+        blocks, total = [wav], len(wav) / audio.SAMPLE_RATE
+    else:
+        total = audio.info(args.input).duration if os.path.isfile(args.input) else 0
+        blocks = audio.iter_blocks(args.input)
+    bar = _progress(total, "compressing")
+
+    def counted(it):
+        for b in it:
+            yield b
+            bar.update(round(len(b) / audio.SAMPLE_RATE, 1))
+
+    try:
+        data = encode_blocks(counted(blocks), args.bitrate, engine, entropy=not args.fixed_rate)
+    finally:
+        bar.close()
+    _write_output(args.output, data)
+    from .compress import read_info
+
+    i = read_info(io.BytesIO(data))
+    if not args.quiet:
+        print(f"{args.input} -> {args.output}: {i['duration_s']:.2f} s at {args.bitrate:g} kbps ({i['codebooks']} codebooks"
+              f"{', entropy-coded' if i['entropy_coded'] else ', fixed-rate'}), {i['size_bytes']} bytes = "
+              f"{i['actual_kbps']:.2f} kbps actual", file=sys.stderr)
+    return 0
+
+
+def cmd_decompress(args) -> int:
+    import soundfile as sf
+
+    from .compress import decode_stream, load_engine
+
+    _check_output(args.output, args.force)
+    if args.input != "-":
+        if not os.path.exists(args.input):
+            raise CodecError(f"{args.input}: no such file")
+        if os.path.isdir(args.input):
+            raise CodecError(f"{args.input}: is a directory")
+    engine = load_engine(args.model)
+    src = io.BytesIO(_read_stdin()) if args.input == "-" else open(args.input, "rb")
+    tmp = None
+    try:
+        header, blocks = decode_stream(src, engine)
+        bar = _progress(header.duration, "decompressing")
+        if args.output == "-":
+            target = io.BytesIO()
+        else:
+            folder = os.path.dirname(os.path.abspath(args.output))
+            if not os.path.isdir(folder):
+                raise CodecError(f"{args.output}: folder {folder} does not exist")
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".audiocodec-", suffix=".part")
+            target = os.fdopen(fd, "w+b")
+        kept = [] if args.reference else None
+        with sf.SoundFile(target, "w", samplerate=audio.SAMPLE_RATE, channels=1, subtype="PCM_16", format="WAV") as out:
+            for block in blocks:
+                out.write(audio.to_int16(block))
+                bar.update(round(len(block) / audio.SAMPLE_RATE, 1))
+                if kept is not None:
+                    kept.append(block)
+        bar.close()
+        if args.output == "-":
+            _write_output("-", target.getvalue())
+        else:
+            target.close()
+            os.replace(tmp, args.output)
+            tmp = None
+    finally:
+        src.close()
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+    if not args.quiet:
+        print(f"{args.input} -> {args.output}: {header.duration:.2f} s, {header.n_q} codebooks", file=sys.stderr)
+    if args.reference:
+        _report_quality(args.reference, np.concatenate(kept))
+    return 0
+
+
+def _report_quality(reference: str, decoded: np.ndarray) -> None:
+    from pesq import pesq
+    from pystoi import stoi
+
+    ref = audio.load(reference)
+    n = min(len(ref), len(decoded))
+    try:
+        p = f"{pesq(audio.SAMPLE_RATE, ref[:n], decoded[:n], 'wb'):.2f}"
+    except Exception:
+        p = "n/a (no speech detected)"
+    s = stoi(ref[:n], decoded[:n], audio.SAMPLE_RATE, extended=False)
+    print(f"quality vs {reference}: PESQ-WB {p}, STOI {s:.3f}", file=sys.stderr)
+
+
+def cmd_info(args) -> int:
+    from .compress import read_info
+
+    if args.input != "-":
+        if not os.path.exists(args.input):
+            raise CodecError(f"{args.input}: no such file")
+        if os.path.isdir(args.input):
+            raise CodecError(f"{args.input}: is a directory")
+    with (io.BytesIO(_read_stdin()) if args.input == "-" else open(args.input, "rb")) as f:
+        i = read_info(f)
+    if args.json:
+        print(json.dumps(i, indent=2))
+    else:
+        print(f"format version  {i['format_version']}\nmodel           {i['model']}\n"
+              f"bitrate         {i['bitrate_kbps']:g} kbps mode ({i['codebooks']} codebooks x 10 bits x 50 frames/s)\n"
+              f"coding          {'entropy-coded (range coder)' if i['entropy_coded'] else 'fixed-rate'}\n"
+              f"audio           {i['sample_rate']} Hz mono, {i['samples']} samples = {i['duration_s']:.2f} s\n"
+              f"size            {i['size_bytes']} bytes = {i['actual_kbps']:.2f} kbps actual (header and chunk framing included)")
+    return 0
+
+
+def add_commands(sub) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser("compress", help="wav/flac/ogg -> .acdc", formatter_class=fmt,
+                       description="Compress audio (any rate, depth or channel count; mixed to mono 16 kHz).",
+                       epilog="examples:\n  audiocodec compress talk.wav talk.acdc --bitrate 6\n"
+                              "  audiocodec compress talk.flac talk.acdc --bitrate 1.5 --fixed-rate\n"
+                              "  arecord -f S16_LE -r 16000 -d 5 | audiocodec compress - - > note.acdc\n\n"
+                              "bitrate = codebooks x 10 bits x 50 frames/s: 1.5 (3), 3 (6), 6 (12), 12 kbps (24);\n"
+                              "entropy coding then saves a little more (see `audiocodec info`).")
+    p.add_argument("input", help="audio file, or - for stdin")
+    p.add_argument("output", help=".acdc file, or - for stdout")
+    p.add_argument("-b", "--bitrate", type=float, default=6.0, help="1.5, 3, 6 or 12 kbps (default 6)")
+    p.add_argument("--fixed-rate", action="store_true", help="store plain 10-bit codes instead of range-coding them")
+    _common(p)
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("decompress", help=".acdc -> 16-bit wav", formatter_class=fmt,
+                       description="Decompress a .acdc file to a 16 kHz mono 16-bit wav.",
+                       epilog="examples:\n  audiocodec decompress talk.acdc talk.out.wav\n"
+                              "  audiocodec decompress talk.acdc out.wav --reference talk.wav   # also print PESQ-WB, STOI\n"
+                              "  cat talk.acdc | audiocodec decompress - - | aplay")
+    p.add_argument("input", help=".acdc file, or - for stdin")
+    p.add_argument("output", help="wav file, or - for stdout")
+    p.add_argument("--reference", help="original audio: print PESQ-WB and STOI of the result against it")
+    _common(p)
+    p.set_defaults(func=cmd_decompress)
+
+    p = sub.add_parser("info", help="describe a .acdc file", formatter_class=fmt,
+                       description="Print format version, model, bitrate, duration, size and actual kbps; "
+                                   "checks every checksum.",
+                       epilog="examples:\n  audiocodec info talk.acdc\n  audiocodec info talk.acdc --json")
+    p.add_argument("input", help=".acdc file, or - for stdin")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+
+def _common(p) -> None:
+    p.add_argument("-f", "--force", action="store_true", help="overwrite the output file if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--model", help="weights file (default: the shipped model)")

@@ -1,0 +1,61 @@
+"""Ship a trained checkpoint: write float16 safetensors weights and fit the entropy model beside them.
+
+    python scripts/export.py runs/main/best.pt                      # -> audiocodec/weights/default.*
+    python scripts/export.py runs/main/ckpt.pt --minutes 30 --out audiocodec/weights/default
+
+The entropy model counts how often each code of each codebook is chosen on the training split
+(``--minutes`` of it, spread over the whole split); the range coder then spends fewer bits on frequent codes.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from audiocodec.bitstream.entropy import EntropyModel  # noqa: E402
+from audiocodec.dataset import DEFAULT_ROOT, load_split  # noqa: E402
+from audiocodec.model import Codec, CodecConfig  # noqa: E402
+
+
+def count_codes(codec: Codec, audio: np.ndarray, minutes: float, seconds_per_piece: float = 10.0) -> np.ndarray:
+    n = int(minutes * 60 / seconds_per_piece)
+    length = int(seconds_per_piece * 16000)
+    starts = np.linspace(0, len(audio) - length, n).astype(int)
+    counts = np.zeros((codec.cfg.n_codebooks, codec.cfg.codebook_size), dtype=np.int64)
+    for s in tqdm(starts, desc="counting codes"):
+        x = torch.from_numpy(audio[s:s + length].astype(np.float32) / 32768.0)
+        codes = codec.encode(x, codec.cfg.n_codebooks)[0].numpy()
+        for i, row in enumerate(codes):
+            counts[i] += np.bincount(row, minlength=codec.cfg.codebook_size)
+    return counts
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint")
+    p.add_argument("--out", default="audiocodec/weights/default", help="path prefix for .safetensors and .entropy.npz")
+    p.add_argument("--minutes", type=float, default=20.0)
+    p.add_argument("--data", default=DEFAULT_ROOT)
+    a = p.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    ck = torch.load(a.checkpoint, map_location="cpu", weights_only=False)
+    model = Codec(CodecConfig())
+    model.load_state_dict(ck["model"])
+    weights = a.out + ".safetensors"
+    model.save(weights, {"steps": ck["step"], "trained_on": "shared/data/speech train split"})
+    codec = Codec.load(weights)  # reload: the float16 weights are what users run
+    audio, _ = load_split(a.data, "train")
+    counts = count_codes(codec, audio, a.minutes)
+    EntropyModel.save(a.out + ".entropy.npz", counts, codec.model_id)
+    bits = EntropyModel(counts, codec.model_id).bits_per_code()
+    print(f"wrote {weights} ({os.path.getsize(weights) / 1e6:.2f} MB, step {ck['step']}, id {codec.model_id})")
+    print("entropy bits per code by stage:", " ".join(f"{b:.2f}" for b in bits))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""The compress / decompress / info command line, in-process and as a real subprocess."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiocodec.cli import main
+
+from .conftest import SAMPLES
+
+SAMPLE = os.path.join(SAMPLES, "speech_male.wav")
+
+
+def run(*argv):
+    return main(list(argv))
+
+
+@pytest.mark.parametrize("kbps", ["1.5", "3", "6", "12"])
+def test_round_trip_every_bitrate(tmp_path, kbps, capsys):
+    acdc, out = str(tmp_path / "x.acdc"), str(tmp_path / "x.wav")
+    assert run("compress", SAMPLE, acdc, "--bitrate", kbps) == 0
+    assert run("decompress", acdc, out) == 0
+    x, _ = sf.read(SAMPLE)
+    y, sr = sf.read(out, dtype="int16")
+    assert sr == 16000 and len(y) == len(x) and y.dtype == np.int16
+    assert run("info", acdc) == 0
+    text = capsys.readouterr().out
+    assert f"{float(kbps):g} kbps mode" in text and "format version  1" in text
+    # actual size never exceeds the fixed-rate budget plus framing
+    assert os.path.getsize(acdc) * 8 / (len(x) / 16000) < float(kbps) * 1000 + 200
+
+
+def test_entropy_coding_saves_bytes(tmp_path, engine):
+    a, b = str(tmp_path / "e.acdc"), str(tmp_path / "f.acdc")
+    assert engine.entropy is not None
+    assert run("compress", SAMPLE, a, "-b", "6") == 0
+    assert run("compress", SAMPLE, b, "-b", "6", "--fixed-rate") == 0
+    assert os.path.getsize(a) < os.path.getsize(b)
+    ya, yb = str(tmp_path / "a.wav"), str(tmp_path / "b.wav")
+    assert run("decompress", a, ya) == 0 and run("decompress", b, yb) == 0
+    assert np.array_equal(sf.read(ya)[0], sf.read(yb)[0])  # same codes, same audio
+
+
+def test_chunk_boundaries_match_one_shot(tmp_path, engine, speech):
+    """25 s spans three 10 s chunks; chunked streaming equals decoding the whole file at once."""
+    import torch
+
+    from audiocodec.compress import decompress, encode_blocks
+
+    long = np.concatenate([speech] * 7)[: 25 * 16000]
+    blocks = [long[i:i + 7777] for i in range(0, len(long), 7777)]
+    data = encode_blocks(blocks, 3.0, engine)
+    y = decompress(data, engine)
+    assert len(y) == len(long)
+    ref = engine.codec.decode(engine.codec.encode(torch.from_numpy(long), 6))[0, 0, : len(long)].numpy()
+    assert np.abs(y - ref).max() < 1e-3
+
+
+def test_stdin_stdout(tmp_path):
+    with open(SAMPLE, "rb") as f:
+        wav = f.read()
+    cmd = [sys.executable, "-m", "audiocodec.cli"]
+    acdc = subprocess.run(cmd + ["compress", "-", "-", "-q"], input=wav, capture_output=True, check=True).stdout
+    assert acdc[:4] == b"ACDC"
+    out = subprocess.run(cmd + ["decompress", "-", "-", "-q"], input=acdc, capture_output=True, check=True).stdout
+    assert out[:4] == b"RIFF"
+    info = subprocess.run(cmd + ["info", "-", "--json"], input=acdc, capture_output=True, check=True).stdout
+    assert b'"format_version": 1' in info
+
+
+def _bad(tmp_path, name, data):
+    p = tmp_path / name
+    p.write_bytes(data)
+    return str(p)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "no such file"),
+    ("directory", "is a directory"),
+    ("empty", "empty file"),
+    ("wav_as_acdc", "bad magic"),
+    ("truncated", "truncated"),
+    ("flipped", "checksum"),
+    ("future", "newer than this audiocodec"),
+    ("wrong_model", "made with model"),
+])
+def test_decompress_bad_input(tmp_path, capsys, case, message):
+    acdc = str(tmp_path / "good.acdc")
+    assert run("compress", SAMPLE, acdc, "-q") == 0
+    good = open(acdc, "rb").read()
+    bad = {
+        "missing": str(tmp_path / "nope.acdc"),
+        "directory": str(tmp_path),
+        "empty": lambda: _bad(tmp_path, "e.acdc", b""),
+        "wav_as_acdc": lambda: SAMPLE,
+        "truncated": lambda: _bad(tmp_path, "t.acdc", good[:-7]),
+        "flipped": lambda: _bad(tmp_path, "f.acdc", good[:60] + bytes([good[60] ^ 4]) + good[61:]),
+        "future": lambda: _bad(tmp_path, "v.acdc", good[:4] + b"\x07" + good[5:]),
+        "wrong_model": lambda: _rehash(tmp_path, good),
+    }[case]
+    path = bad() if callable(bad) else bad
+    out = str(tmp_path / "out.wav")
+    capsys.readouterr()
+    assert run("decompress", path, out) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not os.path.exists(out) and not [f for f in os.listdir(tmp_path) if f.endswith(".part")]
+
+
+def _rehash(tmp_path, good):
+    """Same file, another model id, valid header checksum."""
+    import struct
+    import zlib
+
+    body = bytearray(good[:36])
+    body[25:33] = b"\xab" * 8
+    return _bad(tmp_path, "m.acdc", bytes(body) + struct.pack("<I", zlib.crc32(bytes(body))) + good[40:])
+
+
+def test_compress_bad_input_and_overwrite(tmp_path, capsys):
+    txt = _bad(tmp_path, "notes.txt", b"not audio" * 100)
+    assert run("compress", txt, str(tmp_path / "a.acdc")) == 1
+    assert "not a readable audio file" in capsys.readouterr().err
+    out = str(tmp_path / "b.acdc")
+    assert run("compress", SAMPLE, out, "-q") == 0
+    assert run("compress", SAMPLE, out, "-q") == 1
+    assert "already exists" in capsys.readouterr().err
+    assert run("compress", SAMPLE, out, "-q", "-f") == 0
+    assert run("compress", SAMPLE, out, "-f", "-b", "5") == 1
+    assert "bitrate must be one of" in capsys.readouterr().err
+
+
+def test_help_teaches(capsys):
+    with pytest.raises(SystemExit):
+        run("compress", "--help")
+    assert "examples:" in capsys.readouterr().out
