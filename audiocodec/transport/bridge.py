@@ -1,0 +1,53 @@
+"""The one place where the streaming codec meets the transport (imports torch through ``audiocodec.streaming``).
+
+``StreamEncoder`` and ``StreamDecoder`` give the sender and receiver the small interfaces they expect.
+The decoder also conceals lost frames in the latent domain: it feeds the streaming decoder a stand-in
+latent, so the decoder's convolution state and overlap-add tail stay continuous and the next good frame
+joins smoothly. The stand-in is the last good latent for the first lost frame (speech is locally
+stationary), then slides towards the latent of silence by ``DECAY`` per further lost frame, so a long
+gap fades out instead of buzzing.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..model import Codec
+from ..streaming import FRAME, StreamingDecoder, StreamingEncoder
+
+DECAY = 0.6  # share of the last good latent kept per further consecutive lost frame
+
+
+class StreamEncoder:
+    def __init__(self, codec: Codec, n_q: int):
+        self.n_q = n_q
+        self.enc = StreamingEncoder(codec, n_q)
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        return self.enc.push(samples)
+
+
+class StreamDecoder:
+    def __init__(self, codec: Codec, decay: float = DECAY):
+        self.codec, self.decay = codec, decay
+        self.dec = StreamingDecoder(codec)
+        self.max_codebooks = codec.cfg.n_codebooks
+        self.run = 0                       # consecutive frames concealed so far
+        self.good: torch.Tensor | None = None
+        with torch.no_grad():              # the quantized latent of 20 ms of silence: where concealment fades to
+            codes = codec.encode(torch.zeros(4 * FRAME), codec.cfg.n_codebooks)[0, :, -1].numpy()
+        self.silence = self.dec.latent_of(codes)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        z = self.dec.latent_of(codes)
+        self.good, self.run = z, 0
+        return self.dec.push_latent(z)
+
+    def conceal(self) -> np.ndarray:
+        base = self.good if self.good is not None else self.silence
+        keep = self.decay ** self.run      # 1 for the first lost frame, then decaying
+        self.run += 1
+        return self.dec.push_latent(self.silence + keep * (base - self.silence))
+
+    def flush(self) -> np.ndarray:
+        return self.dec.flush()

@@ -1,0 +1,194 @@
+"""Receiver-side bookkeeping, no sockets and no torch.
+
+``Tracker``       accepts parsed packets of one session: unwraps sequence numbers and timestamps, spots
+                  duplicates and reordering, measures RFC 3550 interarrival jitter and network delay.
+``JitterBuffer``  holds frames by index until their playout turn; a frame that comes after its turn is late.
+``Stats``         the numbers the receiver prints.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .packets import AUDIO, END, FRAME, REASONS, SAMPLE_RATE, UDP_IP_OVERHEAD, Packet, unwrap
+
+JOIN_WINDOW = 50        # a stream first heard within 1 s of its start is played from its first sample
+MAX_AHEAD = 3000        # frames (60 s) a packet may be ahead of playout before it is refused
+DUP_WINDOW = 4096       # sequence numbers remembered for duplicate detection
+
+
+@dataclass
+class Stats:
+    packets_received: int = 0      # unique audio packets of our session (late ones included)
+    packets_expected: int = 0      # from the sequence numbers (and the end-of-stream packet)
+    late: int = 0                  # arrived after their frames were played (then concealed)
+    duplicated: int = 0
+    reordered: int = 0             # arrived after a packet with a higher sequence number
+    dropped: dict = field(default_factory=lambda: {r: 0 for r in REASONS + ("foreign", "implausible")})
+    frames_decoded: int = 0
+    frames_concealed: int = 0
+    datagrams: int = 0             # datagrams of our session, duplicates and end-of-stream included
+    bytes: int = 0                 # their bytes (header + payload, without IP/UDP)
+    media_seconds: float = 0.0     # duration of the audio written
+    jitter_ms: float | None = None  # RFC 3550 interarrival jitter (None when the sender was not paced)
+    delay_ms: list = field(default_factory=list)  # per-packet network delay (sender clock -> arrival)
+    end_to_end_ms: float | None = None  # measured mouth-to-ear delay (paced senders only)
+    buffer_ms: float = 0.0
+    frames_per_packet: int = 0
+    n_q: int = 0
+    ended_by: str = ""
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.packets_expected - self.packets_received)
+
+    @property
+    def loss_rate(self) -> float:
+        return self.lost / self.packets_expected if self.packets_expected else 0.0
+
+    def wire_kbps(self, ip_udp: bool = False) -> float:
+        if self.media_seconds <= 0:
+            return 0.0
+        extra = UDP_IP_OVERHEAD * self.datagrams if ip_udp else 0
+        return (self.bytes + extra) * 8 / self.media_seconds / 1000
+
+    def as_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k != "delay_ms"}
+        d.update(lost=self.lost, loss_rate=round(self.loss_rate, 4), wire_kbps=round(self.wire_kbps(), 2),
+                 wire_kbps_ip_udp=round(self.wire_kbps(True), 2), delay_ms_mean=_mean(self.delay_ms),
+                 delay_ms_max=max(self.delay_ms) if self.delay_ms else None, dropped=dict(self.dropped))
+        return d
+
+    def lines(self) -> list[str]:
+        pct = lambda n: f"{100 * n / self.packets_expected:.1f}%" if self.packets_expected else "-"
+        dropped = ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v) or "none"
+        delay = (f"mean {_mean(self.delay_ms):.1f} ms, max {max(self.delay_ms):.1f} ms" if self.delay_ms else
+                 "n/a (unpaced sender)" if self.jitter_ms is None else "n/a (sender clock not comparable)")
+        e2e = f"{self.end_to_end_ms:.0f} ms measured" if self.end_to_end_ms is not None else "n/a (unpaced sender)"
+        jit = f"{self.jitter_ms:.1f} ms" if self.jitter_ms is not None else "n/a (unpaced sender)"
+        return [
+            f"stream      {self.media_seconds:.2f} s, {self.n_q} codebooks, {self.frames_per_packet} frame(s)/packet, "
+            f"ended by {self.ended_by}",
+            f"packets     {self.packets_received} received of {self.packets_expected} sent: lost {self.lost} "
+            f"({pct(self.lost)}), late {self.late} ({pct(self.late)}), duplicated {self.duplicated}, "
+            f"reordered {self.reordered}",
+            f"frames      {self.frames_decoded} decoded, {self.frames_concealed} concealed",
+            f"dropped     {dropped}",
+            f"wire rate   {self.wire_kbps():.2f} kbps with packet headers, {self.wire_kbps(True):.2f} kbps with IP/UDP",
+            f"jitter      {jit}, RFC 3550",
+            f"net delay   {delay}",
+            f"end-to-end  {e2e}; jitter buffer {self.buffer_ms:.0f} ms",
+        ]
+
+
+def _mean(xs) -> float | None:
+    return float(np.mean(xs)) if len(xs) else None
+
+
+class Tracker:
+    """Follows one session's packets. ``accept`` returns the packet's first frame index, or None to drop it."""
+
+    def __init__(self, stats: Stats, session: int | None = None, paced: bool = True):
+        self.stats, self.session, self.paced = stats, session, paced
+        self.seq_ref: int | None = None     # highest extended sequence number so far
+        self.ts_ref: int | None = None      # extended timestamp of the latest packet
+        self.base_seq: int | None = None    # sequence number of the stream's first packet
+        self.start_frame: int | None = None
+        self.end_seq: int | None = None     # sequence number of the end-of-stream packet
+        self.total_samples: int | None = None
+        self.seen: set[int] = set()
+        self.prev_transit: float | None = None
+        self.jitter = 0.0                   # in timestamp units (samples), as in RFC 3550
+
+    def accept(self, p: Packet, arrival: float) -> int | None:
+        st = self.stats
+        if self.session is None:
+            self.session = p.session           # lock onto the first session heard
+        elif p.session != self.session:
+            st.dropped["foreign"] += 1
+            return None
+        seq = unwrap(p.seq, self.seq_ref, 16)
+        ts = unwrap(p.timestamp, self.ts_ref, 32)
+        if ts % FRAME or ts < 0 or (self.seq_ref is not None and abs(seq - self.seq_ref) > MAX_AHEAD):
+            st.dropped["implausible"] += 1
+            return None
+        if self.total_samples is not None and p.kind == AUDIO and ts >= self.total_samples:
+            st.dropped["implausible"] += 1     # beyond the announced end of the stream
+            return None
+        st.datagrams += 1
+        st.bytes += p.size
+        if p.kind == END:
+            if self.end_seq is None:
+                self.end_seq, self.total_samples = seq, p.total_samples
+            return None
+        if seq in self.seen:
+            st.duplicated += 1
+            return None
+        self.seen.add(seq)
+        if len(self.seen) > DUP_WINDOW:
+            self.seen = {s for s in self.seen if s > seq - DUP_WINDOW // 2}
+        if self.base_seq is None:
+            frame = ts // FRAME
+            # heard near the start: play from sample 0 (earlier packets count as lost); else join from here
+            self.start_frame = 0 if frame < JOIN_WINDOW else frame
+            self.base_seq = seq - (frame if frame < JOIN_WINDOW else 0) // max(1, p.frames)
+        if self.seq_ref is not None and seq < self.seq_ref:
+            st.reordered += 1
+        self.seq_ref = seq if self.seq_ref is None else max(self.seq_ref, seq)
+        self.ts_ref = ts
+        st.packets_received += 1
+        st.n_q, st.frames_per_packet = p.n_q, max(st.frames_per_packet, p.frames)
+        self._timing(p, ts, arrival)
+        return ts // FRAME
+
+    def _timing(self, p: Packet, ts: int, arrival: float) -> None:
+        if self.paced:  # RFC 3550 A.8: J += (|D| - J) / 16, transit in timestamp units
+            transit = arrival * SAMPLE_RATE - ts
+            if self.prev_transit is not None:
+                self.jitter += (abs(transit - self.prev_transit) - self.jitter) / 16
+            self.prev_transit = transit
+            self.stats.jitter_ms = self.jitter / SAMPLE_RATE * 1000
+        delay = ((int(arrival * 1000) - p.send_ms + (1 << 31)) % (1 << 32)) - (1 << 31)
+        if -1000 < delay < 60_000:  # otherwise the two clocks are not comparable
+            self.stats.delay_ms.append(float(delay))
+
+    def finish(self) -> None:
+        """Final packet counts: expected = every sequence number from the first to the end-of-stream (or highest)."""
+        if self.base_seq is None:
+            return
+        last = self.end_seq - 1 if self.end_seq is not None else self.seq_ref
+        self.stats.packets_expected = max(last - self.base_seq + 1, self.stats.packets_received)
+
+    @property
+    def end_frame(self) -> int | None:
+        return None if self.total_samples is None else -(-self.total_samples // FRAME)
+
+
+class JitterBuffer:
+    """Frames waiting for playout, by frame index. ``pop`` plays frame ``next`` (None: it is missing)."""
+
+    def __init__(self, start: int = 0, capacity: int = MAX_AHEAD):
+        self.next, self.capacity = start, capacity
+        self.slots: dict[int, np.ndarray] = {}
+        self.highest = start - 1
+
+    def put(self, index: int, codes: np.ndarray) -> str:
+        """'ok', 'late' (its turn has passed), 'duplicate' or 'overflow' (too far ahead)."""
+        if index < self.next:
+            return "late"
+        if index in self.slots:
+            return "duplicate"
+        if index >= self.next + self.capacity:
+            return "overflow"
+        self.slots[index] = codes
+        self.highest = max(self.highest, index)
+        return "ok"
+
+    def pop(self) -> np.ndarray | None:
+        codes = self.slots.pop(self.next, None)
+        self.next += 1
+        return codes
+
+    def __len__(self) -> int:
+        return len(self.slots)

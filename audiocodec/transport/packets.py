@@ -1,0 +1,123 @@
+"""The datagram format: a 24-byte RTP-like header, then the codes of 1..10 frames (docs/packets.md).
+
+All integers big-endian (network order). ``parse`` treats its input as hostile: it never raises anything
+but ``PacketError``, never allocates by a length the bytes claim, and checks the CRC-32 before trusting
+any field. No torch; numpy only for the code packing.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..bitstream.packing import pack_codes, packed_size, unpack_codes
+
+VERSION = 1
+AUDIO, END = 0, 1                  # packet types
+HEADER = struct.Struct(">BBHIIBBHI")  # version, type, seq, timestamp, session, n_q, frames, payload length, send ms
+HEADER_SIZE = HEADER.size + 4      # + CRC-32
+SAMPLE_RATE = 16000
+FRAME = 320                        # samples per codec frame (20 ms)
+BITS = 10                          # bits per code (1024-entry codebooks)
+MAX_CODEBOOKS = 32
+MAX_FRAMES = 10                    # 200 ms of audio in one packet at most
+MAX_DATAGRAM = 1200                # anything longer is not ours (stays under a 1280-byte IPv6 MTU)
+END_PAYLOAD = struct.Struct(">Q")  # end of stream: total number of samples sent
+UDP_IP_OVERHEAD = 28               # IPv4 (20) + UDP (8) header bytes per datagram, for wire-rate figures
+
+assert HEADER_SIZE == 24
+
+
+class PacketError(ValueError):
+    """Why a datagram was refused. ``reason`` is one of REASONS (the receiver counts them)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+REASONS = ("oversized", "short", "version", "corrupt", "malformed")
+
+
+@dataclass(frozen=True)
+class Packet:
+    kind: int                 # AUDIO or END
+    seq: int                  # 16-bit sequence number, +1 per datagram (wraps)
+    timestamp: int            # 32-bit: sample index of the first frame (wraps); END: of the frame after the last
+    session: int              # 32-bit random session id chosen by the sender
+    n_q: int                  # codebooks per frame (0 for END)
+    frames: int               # frames in this packet (0 for END)
+    send_ms: int              # sender's wall clock in ms, modulo 2**32 (for delay statistics)
+    codes: np.ndarray | None  # (n_q, frames) int64 for AUDIO
+    total_samples: int = 0    # END only: exact length of the stream in samples
+    size: int = 0             # bytes on the wire (without IP/UDP headers)
+
+
+def _seal(header: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(payload, zlib.crc32(header)) & 0xFFFFFFFF
+    return header + struct.pack(">I", crc) + payload
+
+
+def build_audio(seq: int, timestamp: int, session: int, codes: np.ndarray, send_ms: int = 0) -> bytes:
+    """codes (n_q, frames) ints in [0, 1024) -> one datagram."""
+    codes = np.asarray(codes)
+    if codes.ndim != 2:
+        raise ValueError("codes must be (n_q, frames)")
+    n_q, frames = codes.shape
+    if not (1 <= n_q <= MAX_CODEBOOKS and 1 <= frames <= MAX_FRAMES):
+        raise ValueError(f"need 1..{MAX_CODEBOOKS} codebooks and 1..{MAX_FRAMES} frames, got {n_q} x {frames}")
+    payload = pack_codes(codes.T, BITS)  # frame-major: frame 0's n_q codes, then frame 1's, ...
+    header = HEADER.pack(VERSION, AUDIO, seq & 0xFFFF, timestamp & 0xFFFFFFFF, session & 0xFFFFFFFF,
+                         n_q, frames, len(payload), send_ms & 0xFFFFFFFF)
+    return _seal(header, payload)
+
+
+def build_end(seq: int, timestamp: int, session: int, total_samples: int, send_ms: int = 0) -> bytes:
+    """The end-of-stream datagram: carries the exact sample count so the receiver can trim its output."""
+    payload = END_PAYLOAD.pack(total_samples)
+    header = HEADER.pack(VERSION, END, seq & 0xFFFF, timestamp & 0xFFFFFFFF, session & 0xFFFFFFFF,
+                         0, 0, len(payload), send_ms & 0xFFFFFFFF)
+    return _seal(header, payload)
+
+
+def parse(data: bytes) -> Packet:
+    """One datagram -> Packet, or PacketError(reason) for anything that is not a valid packet."""
+    n = len(data)
+    if n > MAX_DATAGRAM:
+        raise PacketError("oversized", f"{n} bytes > {MAX_DATAGRAM}")
+    if n < HEADER_SIZE:
+        raise PacketError("short", f"{n} bytes < {HEADER_SIZE}-byte header")
+    data = bytes(data)
+    if data[0] != VERSION:
+        raise PacketError("version", f"version {data[0]}, this receiver reads {VERSION}")
+    (crc,) = struct.unpack_from(">I", data, HEADER.size)
+    if zlib.crc32(data[HEADER_SIZE:], zlib.crc32(data[:HEADER.size])) & 0xFFFFFFFF != crc:
+        raise PacketError("corrupt", "CRC-32 mismatch")
+    _, kind, seq, ts, session, n_q, frames, length, send_ms = HEADER.unpack_from(data)
+    payload = data[HEADER_SIZE:]
+    if length != len(payload):
+        raise PacketError("malformed", f"payload length field {length} != {len(payload)} bytes present")
+    if kind == AUDIO:
+        if not (1 <= n_q <= MAX_CODEBOOKS and 1 <= frames <= MAX_FRAMES):
+            raise PacketError("malformed", f"{n_q} codebooks x {frames} frames out of range")
+        if length != packed_size(n_q * frames, BITS):
+            raise PacketError("malformed", f"payload {length} bytes, {n_q} x {frames} codes need "
+                                           f"{packed_size(n_q * frames, BITS)}")
+        codes = unpack_codes(payload, n_q * frames, BITS).reshape(frames, n_q).T
+        return Packet(AUDIO, seq, ts, session, n_q, frames, send_ms, codes, size=n)
+    if kind == END:
+        if n_q or frames or length != END_PAYLOAD.size:
+            raise PacketError("malformed", "end-of-stream packet with codes or a wrong payload")
+        (total,) = END_PAYLOAD.unpack(payload)
+        return Packet(END, seq, ts, session, 0, 0, send_ms, None, total_samples=total, size=n)
+    raise PacketError("malformed", f"unknown packet type {kind}")
+
+
+def unwrap(value: int, reference: int | None, bits: int) -> int:
+    """Extend a wrapping ``bits``-bit counter to the integer closest to ``reference`` (RFC 3550 style)."""
+    if reference is None:
+        return value
+    span, half = 1 << bits, 1 << (bits - 1)
+    return reference + ((value - reference + half) % span) - half

@@ -1,0 +1,194 @@
+"""The receiving side: UDP -> packets -> jitter buffer -> decoder (or concealment) -> sink, with statistics.
+
+The decoder is any object with ``decode(codes (n_q,)) -> samples``, ``conceal() -> samples`` (a stand-in for
+a missing frame), ``flush() -> samples`` and ``max_codebooks`` (``bridge.StreamDecoder``). No torch here.
+
+Playout is one frame per turn and never skips, so the output has exactly the stream's duration whatever
+the network did: a frame that is missing at its turn is concealed, and its packet, if it still comes, is
+counted late and dropped. When is a frame's turn?
+  paced   (default) on the wall clock: ``buffer_ms`` after the first packet's arrival said it would be due;
+  unpaced (--fast)  on the stream's clock: once a frame ``buffer_ms`` later has arrived, or the stream ended.
+A reader thread timestamps datagrams as they arrive, so decoding does not delay the timing statistics.
+"""
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import time
+
+import numpy as np
+
+from .jitter import JitterBuffer, Stats, Tracker
+from .packets import FRAME, SAMPLE_RATE, PacketError, parse, unwrap
+
+TICK = FRAME / SAMPLE_RATE  # 20 ms
+QUEUE_LIMIT = 100_000      # datagrams waiting to be handled; more than this are dropped (counted "oversized")
+
+
+class Receiver:
+    def __init__(self, sock: socket.socket, decoder, sink, buffer_ms: float = 80.0, timeout: float = 5.0,
+                 paced: bool = True, session: int | None = None):
+        self.sock, self.decoder, self.sink = sock, decoder, sink
+        self.buffer_frames = max(1, round(buffer_ms / 1000 / TICK))
+        self.timeout, self.paced = timeout, paced
+        self.stats = Stats(buffer_ms=self.buffer_frames * TICK * 1000)
+        self.tracker = Tracker(self.stats, session)
+        self.queue: queue.Queue = queue.Queue(QUEUE_LIMIT)
+        self.done = threading.Event()
+        self.jb: JitterBuffer | None = None
+        self.anchor = 0.0               # monotonic time at which frame 0 would have arrived (first packet's view)
+        self.origin: float | None = None  # sender's wall clock at sample 0 (from send times), for end-to-end delay
+        self.send_span = [None, None]   # (first, last) full send time in s, to tell whether the sender was paced
+        self.written = 0
+        self.e2e: list[tuple[float, int]] = []
+        self.finished = False
+
+    # ---- socket ----------------------------------------------------------------------------------
+    def _read(self) -> None:
+        self.sock.settimeout(0.05)
+        while not self.done.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            try:
+                self.queue.put_nowait((data, time.time(), time.monotonic()))
+            except queue.Full:
+                self.stats.dropped["oversized"] += 1
+
+    # ---- packets ---------------------------------------------------------------------------------
+    def _handle(self, data: bytes, wall: float, mono: float) -> bool:
+        """Parse and file one datagram. True if it belonged to our stream."""
+        st = self.stats
+        try:
+            p = parse(data)
+        except PacketError as exc:
+            st.dropped[exc.reason] += 1
+            return False
+        if p.n_q > self.decoder.max_codebooks:
+            st.dropped["malformed"] += 1
+            return False
+        frame = self.tracker.accept(p, wall)
+        if p.session != self.tracker.session:
+            return False  # another session: counted by the tracker
+        if frame is None:
+            return True  # end-of-stream, duplicate or implausible: heard, nothing to buffer
+        self._clock(p, frame, wall, mono)
+        late = False
+        for i in range(p.frames):
+            r = self.jb.put(frame + i, p.codes[:, i])
+            late |= r == "late"
+            if r == "overflow":
+                st.dropped["implausible"] += 1
+                break
+        st.late += late
+        return True
+
+    def _clock(self, p, frame: int, wall: float, mono: float) -> None:
+        if self.jb is None:
+            self.jb = JitterBuffer(self.tracker.start_frame)
+            self.anchor = mono - (frame + p.frames) * TICK
+        sent = unwrap(p.send_ms, int(wall * 1000), 32) / 1000  # full wall-clock send time
+        origin = sent - (frame + p.frames) * TICK               # when the sender's "microphone" started
+        self.origin = origin if self.origin is None else min(self.origin, origin)
+        first, last = self.send_span
+        self.send_span = [(sent, frame) if first is None or sent < first[0] else first,
+                          (sent, frame) if last is None or sent > last[0] else last]
+
+    def _deadline(self, k: int) -> float:
+        return self.anchor + (k + self.stats.frames_per_packet) * TICK + self.buffer_frames * TICK
+
+    # ---- playout ---------------------------------------------------------------------------------
+    def _write(self, x: np.ndarray) -> None:
+        total = self.tracker.total_samples
+        if total is not None:
+            x = x[:max(0, total - self.jb_start * FRAME - self.written)]
+        if len(x):
+            self.sink.write(x)
+            self.e2e.append((time.time(), self.written + len(x) // 2))
+            self.written += len(x)
+
+    @property
+    def jb_start(self) -> int:
+        return self.tracker.start_frame or 0
+
+    def _play_one(self) -> None:
+        codes = self.jb.pop()
+        if codes is None:
+            self.stats.frames_concealed += 1
+            self._write(self.decoder.conceal())
+        else:
+            self.stats.frames_decoded += 1
+            self._write(self.decoder.decode(codes))
+
+    def _play_due(self) -> None:
+        if self.jb is None:
+            return
+        end = self.tracker.end_frame
+        while True:
+            k = self.jb.next
+            if end is not None and k >= end:
+                self.finished = True
+                return
+            if self.paced:
+                due = time.monotonic() >= self._deadline(k) and (k <= self.jb.highest or end is not None)
+            else:
+                due = end is not None or self.jb.highest - self.buffer_frames >= k
+            if not due:
+                return
+            self._play_one()
+
+    # ---- main loop -------------------------------------------------------------------------------
+    def run(self) -> Stats:
+        """Receive until an end-of-stream packet has been played out, or ``timeout`` s of silence."""
+        reader = threading.Thread(target=self._read, daemon=True, name="receiver-socket")
+        reader.start()
+        heard = time.monotonic()
+        try:
+            while not self.finished:
+                wait = 0.05
+                if self.paced and self.jb is not None:
+                    wait = min(wait, max(0.0, self._deadline(self.jb.next) - time.monotonic()))
+                try:
+                    item = self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait()
+                except queue.Empty:
+                    item = None
+                if item is not None and self._handle(*item):
+                    heard = time.monotonic()
+                self._play_due()
+                if not self.finished and time.monotonic() - heard > self.timeout:
+                    self.stats.ended_by = "timeout"
+                    break
+            else:
+                self.stats.ended_by = "end-of-stream"
+        finally:
+            self.done.set()
+            reader.join(1.0)
+        self._finish()
+        return self.stats
+
+    def _finish(self) -> None:
+        st = self.stats
+        if self.jb is not None:
+            last = self.tracker.end_frame if self.tracker.end_frame is not None else self.jb.highest + 1
+            while self.jb.next < last:
+                self._play_one()
+            self._write(self.decoder.flush())
+        self.tracker.finish()
+        st.media_seconds = self.written / SAMPLE_RATE
+        first, last = self.send_span
+        paced_sender = (first is not None and last[1] > first[1]
+                        and last[0] - first[0] >= 0.8 * (last[1] - first[1]) * TICK - 0.1)
+        if not paced_sender:  # packets came in a burst: timing figures would describe the burst, not a network
+            st.jitter_ms, st.delay_ms = None, []
+        elif self.origin is not None and self.e2e:
+            start = self.jb_start * FRAME
+            st.end_to_end_ms = float(np.mean([(w - self.origin - (start + n) / SAMPLE_RATE) * 1000
+                                              for w, n in self.e2e]))
+
+
+def receive_stream(sock: socket.socket, decoder, sink, **kw) -> Stats:
+    return Receiver(sock, decoder, sink, **kw).run()

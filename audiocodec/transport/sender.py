@@ -1,0 +1,99 @@
+"""The sending side: audio -> 20 ms frames -> encoder -> packets -> UDP, paced like a live microphone.
+
+The encoder is any object with ``push(samples) -> codes (n_q, k)``; it gets exactly one 320-sample frame
+per call (the last one zero-padded) and must return that frame's codes (``bridge.StreamEncoder`` wraps the
+streaming codec). No torch here.
+"""
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from . import packets
+from .packets import FRAME, MAX_FRAMES, SAMPLE_RATE
+
+END_COPIES = 3  # the end-of-stream packet is sent this many times (20 ms apart when paced): it may be lost too
+
+
+@dataclass
+class SenderStats:
+    session: int = 0
+    frames: int = 0
+    packets: int = 0
+    bytes: int = 0
+    samples: int = 0
+
+    def line(self) -> str:
+        secs = self.samples / SAMPLE_RATE
+        kbps = self.bytes * 8 / secs / 1000 if secs else 0.0
+        return (f"sent        {secs:.2f} s in {self.packets} packets ({self.frames} frames), session {self.session:08x}, "
+                f"{kbps:.2f} kbps with packet headers")
+
+
+def frames_of(blocks: Iterable[np.ndarray]):
+    """Audio blocks of any size -> 320-sample frames (the last one zero-padded), and the exact sample count."""
+    pending = np.zeros(0, dtype=np.float32)
+    total = 0
+    for block in blocks:
+        block = np.asarray(block, dtype=np.float32).ravel()
+        total += block.size
+        pending = np.concatenate([pending, block]) if pending.size else block
+        n = pending.size // FRAME
+        for i in range(n):
+            yield pending[i * FRAME:(i + 1) * FRAME], total
+        pending = pending[n * FRAME:]
+    if pending.size:
+        yield np.concatenate([pending, np.zeros(FRAME - pending.size, dtype=np.float32)]), total
+
+
+def send_stream(sock: socket.socket, dest: tuple, blocks: Iterable[np.ndarray], encoder, frames_per_packet: int = 1,
+                session: int | None = None, paced: bool = True, stats: SenderStats | None = None) -> SenderStats:
+    """Encode ``blocks`` frame by frame and send them to ``dest``; end with the end-of-stream packet.
+
+    Paced: frame k is handed to the encoder at start + (k + 1) * 20 ms, when a microphone would have
+    delivered it, so packets leave at the rate a live call produces them. Unpaced: as fast as it encodes.
+    """
+    if not 1 <= frames_per_packet <= MAX_FRAMES:
+        raise ValueError(f"frames per packet must be 1..{MAX_FRAMES}")
+    st = stats or SenderStats()
+    st.session = secrets.randbits(32) if session is None else session
+    seq, frame_index, pending = 0, 0, []
+    start = time.monotonic()
+
+    def emit(codes: np.ndarray) -> None:
+        nonlocal seq
+        data = packets.build_audio(seq, (frame_index - codes.shape[1]) * FRAME, st.session, codes,
+                                   int(time.time() * 1000))
+        sock.sendto(data, dest)
+        seq += 1
+        st.packets += 1
+        st.bytes += len(data)
+
+    total = 0
+    for frame, total in frames_of(blocks):
+        if paced:
+            wait = start + (frame_index + 1) * FRAME / SAMPLE_RATE - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+        codes = encoder.push(frame)
+        if codes.shape[1] != 1:
+            raise RuntimeError(f"encoder returned {codes.shape[1]} frames for one frame of input")
+        pending.append(codes)
+        frame_index += 1
+        if len(pending) == frames_per_packet:
+            emit(np.concatenate(pending, axis=1))
+            pending = []
+    if pending:
+        emit(np.concatenate(pending, axis=1))
+    st.frames, st.samples = frame_index, total
+    for _ in range(END_COPIES):
+        sock.sendto(packets.build_end(seq, frame_index * FRAME, st.session, total, int(time.time() * 1000)), dest)
+        st.bytes += packets.HEADER_SIZE + packets.END_PAYLOAD.size
+        if paced:
+            time.sleep(FRAME / SAMPLE_RATE)
+    return st
