@@ -51,6 +51,8 @@ class Settings:
     log_every: int = 50
     seed: int = 0
     export: str = ""             # if set: write inference weights from the checkpoint and exit
+    init: str = ""               # with no checkpoint yet: start from these safetensors weights (e.g. the shipped model)
+    init_step: int = 0           # ... and continue the schedule from this step
 
 
 def parse() -> Settings:
@@ -127,6 +129,12 @@ def main() -> None:
             stage.ema_sum.copy_(st["sum"]), stage.ema_count.copy_(st["count"]), stage.initialized.fill_(True)
         step, best = ck["step"], ck.get("best", -1.0)
         print(f"resumed from {ckpt_path} at step {step}")
+    elif s.init:  # carry training over from shipped weights when the checkpoint folder is gone
+        model.load_state_dict(Codec.load(s.init).state_dict())
+        for stage in model.quantizer.stages:
+            stage.ema_sum.copy_(stage.codebook), stage.initialized.fill_(True)
+        step = s.init_step
+        print(f"initialised from {s.init}, schedule continues at step {step}")
 
     if s.export:
         model.save(s.export, {"steps": step, "trained_on": "shared/data/speech train split"})
