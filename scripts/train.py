@@ -52,7 +52,7 @@ class Settings:
     seed: int = 0
     export: str = ""             # if set: write inference weights from the checkpoint and exit
     init: str = ""               # with no checkpoint yet: start from these safetensors weights (e.g. the shipped model)
-    init_step: int = 0           # ... and continue the schedule from this step
+    init_step: int = 0           # ... and continue the schedule from this step (default: the step stored in the file)
 
 
 def parse() -> Settings:
@@ -133,7 +133,7 @@ def main() -> None:
         model.load_state_dict(Codec.load(s.init).state_dict())
         for stage in model.quantizer.stages:
             stage.ema_sum.copy_(stage.codebook), stage.initialized.fill_(True)
-        step = s.init_step
+        step = s.init_step or int(model.metadata(s.init).get("steps", 0))
         print(f"initialised from {s.init}, schedule continues at step {step}")
 
     if s.export:
