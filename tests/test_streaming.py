@@ -1,0 +1,110 @@
+"""The streaming encoder/decoder (audiocodec/streaming.py) against the offline codec, and causality."""
+import numpy as np
+import pytest
+import torch
+
+from audiocodec.model import load_default
+from audiocodec.model.layers import CausalConv1d
+from audiocodec.streaming import FRAME, LATENCY_MS, StreamingDecoder, StreamingEncoder
+
+N_Q = 12
+SECONDS = 2.0
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return load_default()
+
+
+@pytest.fixture(scope="module")
+def clip(speech):
+    return speech[: int(SECONDS * 16000) + 123]  # not a whole number of frames
+
+
+@pytest.fixture(scope="module")
+def offline(codec, clip):
+    codes = codec.encode(torch.from_numpy(clip), N_Q)[0].numpy()
+    return codes, codec.decode(torch.from_numpy(codes)[None])[0, 0].numpy()
+
+
+def _stream_encode(codec, clip, sizes):
+    enc, out, i = StreamingEncoder(codec, N_Q), [], 0
+    for n in sizes:
+        out.append(enc.push(clip[i:i + n]))
+        i += n
+        if i >= len(clip):
+            break
+    out.append(enc.flush())
+    return np.concatenate(out, axis=1)
+
+
+@pytest.mark.parametrize("chunking", ["frames", "random"])
+def test_chunked_encoder_matches_offline_codes(codec, clip, offline, chunking):
+    rng = np.random.default_rng(0)
+    sizes = [FRAME] * 10_000 if chunking == "frames" else rng.integers(1, 2000, 10_000)
+    codes = _stream_encode(codec, clip, sizes)
+    assert codes.shape == offline[0].shape
+    # float summation order differs between chunked and one-shot convs: allow rare argmax flips at ties
+    assert (codes != offline[0]).mean() <= 0.01
+
+
+def test_streaming_decoder_matches_offline_audio(codec, offline):
+    codes, ref = offline
+    dec = StreamingDecoder(codec)
+    parts = [dec.push(codes[:, k]) for k in range(codes.shape[1])]
+    assert [len(p) for p in parts[:3]] == [0, 160, 320] and all(len(p) == 320 for p in parts[2:])
+    assert sum(len(p) for p in parts[:40]) == 40 * FRAME - 480  # released after 40 frames
+    tail = dec.flush()
+    assert len(tail) == 480  # the 30 ms overlap-add tail
+    y = np.concatenate(parts + [tail])
+    assert len(y) == codes.shape[1] * FRAME == len(ref)
+    assert np.abs(y - ref).max() < 1e-4
+
+
+def test_decoder_accepts_several_frames_and_latents(codec, offline):
+    codes, ref = offline
+    a, b = StreamingDecoder(codec), StreamingDecoder(codec)
+    ya = np.concatenate([a.push(codes[:, k:k + 3]) for k in range(0, codes.shape[1], 3)] + [a.flush()])
+    yb = np.concatenate([b.push_latent(b.latent_of(codes[:, k])) for k in range(codes.shape[1])] + [b.flush()])
+    assert np.abs(ya - ref).max() < 1e-4 and np.abs(yb - ref).max() < 1e-4
+    assert torch.equal(b.last_latent, b.latent_of(codes[:, -1]))
+
+
+def test_latency_is_frame_plus_overlap_tail(codec):
+    head = codec.head
+    assert LATENCY_MS == 1000 * (FRAME + head.n_fft - head.hop) / 16000 == 50.0
+
+
+def test_causal_conv_ignores_the_future():
+    torch.manual_seed(0)
+    for kernel, stride, dilation in [(7, 1, 1), (3, 1, 9), (8, 4, 1), (16, 8, 1)]:
+        conv = CausalConv1d(4, 5, kernel, stride=stride, dilation=dilation)
+        x = torch.randn(1, 4, 400)
+        y = torch.randn(1, 4, 400)
+        y[..., :200] = x[..., :200]                 # same past, different future from sample 200
+        with torch.no_grad():
+            a, b = conv(x), conv(y)
+        t = 200 // stride                           # outputs that only see inputs < 200
+        assert torch.equal(a[..., :t], b[..., :t])
+        assert not torch.equal(a[..., t:], b[..., t:])
+
+
+def test_encoder_and_decoder_are_causal(codec, clip):
+    """Changing the input from frame k on changes no code before frame k, and changing codes from frame k on
+    changes no output sample before k * 320 - 480 (what the streaming decoder has released after k frames)."""
+    k = 40
+    other = clip.copy()
+    other[k * FRAME:] = np.random.default_rng(1).normal(0, 0.1, len(clip) - k * FRAME).astype(np.float32)
+    with torch.no_grad():
+        za = codec.encode_latents(torch.from_numpy(clip))
+        zb = codec.encode_latents(torch.from_numpy(other))
+    assert torch.allclose(za[..., :k], zb[..., :k], atol=1e-5)
+    assert not torch.allclose(za[..., k:], zb[..., k:], atol=1e-3)
+
+    codes = codec.encode(torch.from_numpy(clip), N_Q)
+    changed = codes.clone()
+    changed[..., k:] = torch.randint(0, 1024, changed[..., k:].shape)
+    ya, yb = codec.decode(codes)[0, 0], codec.decode(changed)[0, 0]
+    released = k * FRAME - 480
+    assert torch.allclose(ya[:released], yb[:released], atol=1e-5)
+    assert not torch.allclose(ya[released:], yb[released:], atol=1e-3)

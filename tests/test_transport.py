@@ -1,0 +1,229 @@
+"""Sender, relay and receiver over real UDP sockets on 127.0.0.1 (ephemeral ports), and the CLI commands."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audiocodec.audio import load
+from audiocodec.cli import main
+from audiocodec.model import load_default
+from audiocodec.transport import packets
+from audiocodec.transport.bridge import StreamDecoder, StreamEncoder
+from audiocodec.transport.link import NetworkModel
+from audiocodec.transport.receiver import Receiver
+from audiocodec.transport.sender import send_stream
+from audiocodec.transport.simulate import simulate, udp_socket
+from audiocodec.transport.sinks import ArraySink
+
+from .conftest import SAMPLES
+
+N_Q = 12
+SHORT = os.path.join(SAMPLES, "command_bed.wav")     # 1.0 s
+SPEECH = os.path.join(SAMPLES, "speech_female.wav")  # 3.6 s
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return load_default()
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return load(SPEECH)
+
+
+@pytest.fixture(scope="module")
+def offline(codec, clip):
+    codes = codec.encode(torch.from_numpy(clip), N_Q)[0].numpy()
+    return codes, codec.decode(torch.from_numpy(codes)[None])[0, 0, : len(clip)].numpy()
+
+
+class RecordingDecoder(StreamDecoder):
+    """The real decoder, also remembering which codes it was given (to check the transport bit for bit)."""
+
+    def __init__(self, codec):
+        super().__init__(codec)
+        self.codes = []
+
+    def decode(self, codes):
+        self.codes.append(np.array(codes))
+        return super().decode(codes)
+
+
+@pytest.mark.parametrize("frames_per_packet", [1, 3])
+def test_clean_transfer_is_bit_exact(codec, clip, offline, frames_per_packet):
+    codes, ref = offline
+    dec, sink = RecordingDecoder(codec), ArraySink()
+    r = simulate([clip], StreamEncoder(codec, N_Q), dec, sink, NetworkModel(), frames_per_packet=frames_per_packet)
+    assert np.array_equal(np.stack(dec.codes, axis=1), codes)   # every code arrived, in order, unchanged
+    assert len(sink.audio) == len(clip)
+    assert np.abs(sink.audio - ref).max() < 1e-4                # same audio as the offline decoder
+    st = r.stats
+    assert st.ended_by == "end-of-stream" and st.lost == 0 and st.frames_concealed == 0
+    assert st.packets_received == st.packets_expected == -(-codes.shape[1] // frames_per_packet)
+    header_bits = (packets.HEADER_SIZE * 8) / (frames_per_packet * 0.02) / 1000
+    assert st.wire_kbps() == pytest.approx(6.0 + header_bits, rel=0.03)
+
+
+def test_ten_percent_loss_keeps_duration_and_conceals(codec, clip, offline):
+    _, ref = offline
+    sink = ArraySink()
+    r = simulate([clip], StreamEncoder(codec, N_Q), StreamDecoder(codec), sink,
+                 NetworkModel(loss=0.1, jitter_ms=30, reorder=0.02, seed=1))
+    st = r.stats
+    assert len(sink.audio) == len(clip) and np.all(np.isfinite(sink.audio))
+    assert r.link.dropped > 5 and r.link.dropped - 3 <= st.lost <= r.link.dropped  # (end packets may be lost too)
+    assert st.frames_concealed == st.lost + st.late and st.reordered > 0
+    assert st.frames_decoded + st.frames_concealed == -(-len(clip) // 320)
+    # received frames still sound like the clean decode: the error stays well below the signal
+    assert np.mean((sink.audio - ref) ** 2) < 0.5 * np.mean(ref ** 2)
+
+
+def test_bad_network_everything_at_once(codec, clip):
+    wav = clip
+    sink = ArraySink()
+    r = simulate([wav], StreamEncoder(codec, N_Q), StreamDecoder(codec), sink,
+                 NetworkModel(loss=0.2, burst=True, jitter_ms=20, reorder=0.05, duplicate=0.1, corrupt=0.1, seed=4),
+                 frames_per_packet=2)
+    st = r.stats
+    assert len(sink.audio) == len(wav)
+    assert st.duplicated > 0 and st.dropped["corrupt"] > 0 and st.lost > 0, r.link
+    # a flipped bit shows as a CRC or version mismatch (end packets that come after the end are not read)
+    assert r.link.corrupted - 3 <= st.dropped["corrupt"] + st.dropped["version"] <= r.link.corrupted
+    assert st.frames_decoded + st.frames_concealed == -(-len(wav) // 320)
+
+
+def _listen(codec, **kw):
+    sock, sink = udp_socket(), ArraySink()
+    rx = Receiver(sock, StreamDecoder(codec), sink, paced=False, **kw)
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("stats", rx.run()), daemon=True)
+    t.start()
+    return sock, sink, t, out
+
+
+def test_garbage_and_foreign_sessions_are_ignored(codec, clip, offline):
+    codes, ref = offline
+    sock, sink, t, out = _listen(codec)
+    rng = np.random.default_rng(0)
+    ours = [packets.build_audio(k, k * 320, 0xA1, codes[:, k:k + 1]) for k in range(codes.shape[1])]
+    foreign = packets.build_audio(0, 0, 0xB2, rng.integers(0, 1024, (N_Q, 1)))
+    junk = [b"", b"\x01" * 30, rng.bytes(200), b"\0" * 1500, foreign, ours[0][:-3], b"\x01" + ours[0][1:-1] + b"x"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        for k, data in enumerate(ours):
+            tx.sendto(data, sock.getsockname())
+            tx.sendto(junk[k % len(junk)], sock.getsockname())
+            if k % 10 == 0:
+                tx.sendto(data, sock.getsockname())  # duplicate
+        tx.sendto(packets.build_end(len(ours), codes.shape[1] * 320, 0xA1, len(clip)), sock.getsockname())
+        t.join(10)
+    sock.close()
+    st = out["stats"]
+    assert np.abs(sink.audio - ref).max() < 1e-4 and len(sink.audio) == len(clip)
+    assert st.lost == 0 and st.frames_concealed == 0 and st.duplicated == -(-len(ours) // 10)
+    d = st.dropped
+    assert d["foreign"] > 0 and d["short"] > 0 and d["oversized"] > 0 and d["corrupt"] > 0
+    assert sum(d.values()) == len(ours)  # each junk datagram counted once, under its reason
+
+
+def test_session_option_ignores_an_earlier_stream(codec):
+    sock, sink, t, out = _listen(codec, session=0xC3, timeout=3.0)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        for k in range(5):  # another caller first: not locked onto
+            tx.sendto(packets.build_audio(k, k * 320, 0xD4, np.zeros((N_Q, 1), dtype=int)), sock.getsockname())
+        for k in range(10):
+            tx.sendto(packets.build_audio(k, k * 320, 0xC3, np.ones((N_Q, 1), dtype=int)), sock.getsockname())
+        tx.sendto(packets.build_end(10, 3200, 0xC3, 3200), sock.getsockname())
+        t.join(10)
+    sock.close()
+    st = out["stats"]
+    assert st.dropped["foreign"] == 5 and st.frames_decoded == 10 and len(sink.audio) == 3200
+
+
+def test_receiver_times_out_cleanly_without_end_packet(codec, offline):
+    codes, _ = offline
+    sock, sink, t, out = _listen(codec, timeout=0.4)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        for k in (0, 1, 2, 4, 5):  # frame 3 lost, then the sender dies: no end-of-stream
+            tx.sendto(packets.build_audio(k, k * 320, 7, codes[:, k:k + 1]), sock.getsockname())
+    start = time.monotonic()
+    t.join(10)
+    assert not t.is_alive() and time.monotonic() - start < 3
+    sock.close()
+    st = out["stats"]
+    assert st.ended_by == "timeout" and len(sink.audio) == 6 * 320 and st.lost == 1 and st.frames_concealed == 1
+
+
+def test_paced_stream_measures_jitter_and_delay(codec):
+    wav = load(SHORT)[:8000]  # 0.5 s, sent in real time
+    sink = ArraySink()
+    r = simulate([wav], StreamEncoder(codec, N_Q), StreamDecoder(codec), sink,
+                 NetworkModel(delay_ms=30, jitter_ms=10, seed=2), paced=True, buffer_ms=60)
+    st = r.stats
+    assert len(sink.audio) == len(wav) and st.ended_by == "end-of-stream"
+    assert st.jitter_ms is not None and 0 < st.jitter_ms < 40
+    assert st.delay_ms and 15 < np.mean(st.delay_ms) < 200
+    # mouth-to-ear: 30 ms network + 60 ms buffer + 50 ms codec, give or take scheduling on busy cores
+    assert 60 < st.end_to_end_ms < 400
+
+
+def test_cli_send_and_receive_processes(tmp_path):
+    out = tmp_path / "got.wav"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.path.dirname(SAMPLES))
+    rx = subprocess.Popen([sys.executable, "-m", "audiocodec", "receive", "--listen", "127.0.0.1:0", str(out),
+                           "--fast", "--timeout", "20", "--json"], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    try:
+        line = rx.stderr.readline()
+        assert line.startswith("listening on 127.0.0.1:"), line
+        port = line.strip().rsplit(":", 1)[1]
+        assert main(["send", SHORT, "--to", f"127.0.0.1:{port}", "--fast", "-b", "3", "-F", "2", "-q"]) == 0
+        stdout, stderr = rx.communicate(timeout=30)
+    finally:
+        rx.kill()
+    assert rx.returncode == 0, stderr
+    stats = json.loads(stdout)
+    assert stats["lost"] == 0 and stats["n_q"] == 6 and stats["frames_per_packet"] == 2
+    assert "wire rate" in stderr and "jitter" in stderr
+    y, sr = sf.read(str(out), dtype="int16")
+    assert sr == 16000 and len(y) == len(sf.read(SHORT)[0])
+
+
+def test_cli_receive_timeout_and_bad_arguments(tmp_path, capsys):
+    out = tmp_path / "none.wav"
+    assert main(["receive", "--listen", "127.0.0.1:0", str(out), "--timeout", "0.3", "-q"]) == 1
+    assert "no packets received" in capsys.readouterr().err and not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".part")]
+    assert main(["send", SHORT, "--to", "nowhere"]) == 1
+    assert main(["send", SHORT, "--to", "127.0.0.1:9", "-F", "11"]) == 1
+    assert main(["simulate", SHORT, str(out), "--loss", "1.5"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("audiocodec: error:") == 3 and len(err.strip().splitlines()) == 3
+
+
+def test_cli_simulate_reports_quality(tmp_path, capsys):
+    out = tmp_path / "sim.wav"
+    assert main(["simulate", SPEECH, str(out), "--loss", "0.1", "--jitter-ms", "30", "--reorder", "0.02",
+                 "--json", "-q"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["stats"]["frames_concealed"] > 0 and r["link"]["dropped"] > 0
+    for q in (r["quality"], r["quality_loss_free"]):
+        assert 1.0 <= q["pesq_wb"] <= 4.7 and 0 <= q["stoi"] <= 1
+    assert r["quality"]["stoi"] <= r["quality_loss_free"]["stoi"] + 0.02
+    assert len(sf.read(str(out))[0]) == len(sf.read(SPEECH)[0])
+
+
+def test_help_teaches(capsys):
+    for cmd in ("send", "receive", "simulate"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        text = capsys.readouterr().out
+        assert "examples:" in text and f"audiocodec {cmd}" in text
