@@ -5,7 +5,8 @@ The decoder also conceals lost frames in the latent domain: it feeds the streami
 latent, so the decoder's convolution state and overlap-add tail stay continuous and the next good frame
 joins smoothly. The stand-in is the last good latent for the first lost frame (speech is locally
 stationary), then slides towards the latent of silence by ``DECAY`` per further lost frame, so a long
-gap fades out instead of buzzing.
+gap fades out instead of buzzing. ``mute=True`` is the baseline without concealment: the latent of silence
+straight away (the benchmark compares the two).
 """
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ class StreamEncoder:
 
 
 class StreamDecoder:
-    def __init__(self, codec: Codec, decay: float = DECAY):
-        self.codec, self.decay = codec, decay
+    def __init__(self, codec: Codec, decay: float = DECAY, mute: bool = False):
+        self.codec, self.decay, self.mute = codec, decay, mute
         self.dec = StreamingDecoder(codec)
         self.max_codebooks = codec.cfg.n_codebooks
         self.run = 0                       # consecutive frames concealed so far
@@ -44,7 +45,7 @@ class StreamDecoder:
         return self.dec.push_latent(z)
 
     def conceal(self) -> np.ndarray:
-        base = self.good if self.good is not None else self.silence
+        base = self.good if self.good is not None and not self.mute else self.silence
         keep = self.decay ** self.run      # 1 for the first lost frame, then decaying
         self.run += 1
         return self.dec.push_latent(self.silence + keep * (base - self.silence))

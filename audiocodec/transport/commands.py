@@ -165,15 +165,16 @@ def network_model(args):
 
 
 def run_simulation(codec, n_q: int, wav: np.ndarray, model, frames_per_packet: int = 1, buffer_ms: float = 80.0,
-                   paced: bool = False, sink=None):
-    """One clip through sender -> relay -> receiver on loopback. Returns (decoded audio or None, SimResult)."""
+                   paced: bool = False, sink=None, mute: bool = False):
+    """One clip through sender -> relay -> receiver on loopback. Returns (decoded audio, SimResult).
+    ``mute``: no concealment (lost frames become silence), the baseline for the benchmark."""
     from .bridge import StreamDecoder, StreamEncoder
     from .simulate import simulate
     from .sinks import ArraySink
 
     out = ArraySink()
     target = out if sink is None else _Tee(sink, out)
-    result = simulate([wav], StreamEncoder(codec, n_q), StreamDecoder(codec), target, model,
+    result = simulate([wav], StreamEncoder(codec, n_q), StreamDecoder(codec, mute=mute), target, model,
                       frames_per_packet=frames_per_packet, paced=paced, buffer_ms=buffer_ms)
     return out.audio, result
 

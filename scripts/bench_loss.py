@@ -1,0 +1,158 @@
+"""Quality versus packet loss: the codec over a lossy UDP link (with concealment) against Opus's own PLC.
+
+    python scripts/bench_loss.py --out reports/loss [--clips 6] [--bitrate 6] [--losses 0,5,10,15,20,30]
+
+Every point is a real run of ``audiocodec simulate``'s pipeline (streaming encoder -> packets -> relay on
+127.0.0.1 -> jitter buffer -> decoder/concealment), on clips of the test split, scored with PESQ-WB (pesq)
+and STOI (pystoi) against the input. Curves:
+  codec, random loss      each packet lost independently (seeded)
+  codec, bursty loss      Gilbert-Elliott, mean burst 3 packets (60 ms), same average loss
+  codec, no concealment   random loss, lost frames replaced by the latent of silence (the baseline)
+  Opus, random loss       opusenc at the same bitrate, 20 ms frames, hard CBR; opusdec --packet-loss (its PLC)
+                          (only when opusenc/opusdec are installed; opusdec cannot simulate bursts)
+Writes quality_vs_loss.png, results.md and results.json into --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from audiocodec.audio import load, save  # noqa: E402
+from audiocodec.compress import load_engine, n_q_for  # noqa: E402
+from audiocodec.dataset import DEFAULT_ROOT, list_clips  # noqa: E402
+from audiocodec.transport.commands import quality, run_simulation  # noqa: E402
+from audiocodec.transport.link import NetworkModel  # noqa: E402
+
+CURVES = {"random": "codec, random loss", "bursty": "codec, bursty loss (mean burst 3)",
+          "mute": "codec, no concealment (random)", "opus": "Opus PLC, random loss"}
+
+
+def pick_clips(root: str, n: int, min_seconds: float = 2.0) -> list[tuple[str, np.ndarray]]:
+    """``n`` test clips spread over the split (skipping ones shorter than ``min_seconds``)."""
+    paths = list_clips(root, "test")
+    out = []
+    for i in np.linspace(0, len(paths) - 1, 4 * n).astype(int):
+        wav = load(paths[i])
+        if len(wav) >= min_seconds * 16000:
+            out.append((paths[i], wav))
+        if len(out) == n:
+            break
+    return out
+
+
+def opus_runs(wav: np.ndarray, kbps: float, losses: list[float], tmp: str) -> dict[float, np.ndarray]:
+    src, enc = os.path.join(tmp, "in.wav"), os.path.join(tmp, "x.opus")
+    save(src, wav)
+    subprocess.run(["opusenc", "--quiet", "--bitrate", f"{kbps:g}", "--framesize", "20", "--hard-cbr", src, enc],
+                   check=True, capture_output=True)
+    out = {}
+    for loss in losses:
+        dst = os.path.join(tmp, f"out{loss:g}.wav")
+        subprocess.run(["opusdec", "--quiet", "--rate", "16000", "--packet-loss", f"{100 * loss:g}", enc, dst],
+                       check=True, capture_output=True)
+        out[loss] = load(dst)[: len(wav)]
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="reports/loss", help="output folder (default reports/loss)")
+    p.add_argument("--clips", type=int, default=6, help="test clips to use (default 6)")
+    p.add_argument("--bitrate", type=float, default=6.0, help="kbps, for the codec and Opus (default 6)")
+    p.add_argument("--losses", default="0,5,10,15,20,30", help="loss percentages (default 0,5,10,15,20,30)")
+    p.add_argument("--frames-per-packet", type=int, default=1)
+    p.add_argument("--data", default=DEFAULT_ROOT)
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    os.makedirs(a.out, exist_ok=True)
+    losses = [float(x) / 100 for x in a.losses.split(",")]
+    codec, n_q = load_engine().codec, n_q_for(a.bitrate)
+    have_opus = bool(shutil.which("opusenc") and shutil.which("opusdec"))
+    clips = pick_clips(a.data, a.clips)
+    curves = ["random", "bursty", "mute"] + (["opus"] if have_opus else [])
+    # scores[curve][loss] -> list of (pesq, stoi, measured loss, concealed share) over clips
+    scores = {c: {l: [] for l in losses} for c in curves}
+    runs = [(ci, c, l) for ci in range(len(clips)) for c in ("random", "bursty", "mute") for l in losses]
+    started = time.time()
+    for ci, curve, loss in tqdm(runs, desc="codec runs", unit="run"):
+        wav = clips[ci][1]
+        if loss == 0 and curve != "random":  # loss-free is the same run for every curve
+            continue
+        model = NetworkModel(loss=loss, burst=curve == "bursty", burst_len=3, seed=1000 * ci + int(1000 * loss))
+        decoded, r = run_simulation(codec, n_q, wav, model, a.frames_per_packet, mute=curve == "mute")
+        assert len(decoded) == len(wav)
+        q = quality(wav, decoded)
+        frames = r.stats.frames_decoded + r.stats.frames_concealed
+        scores[curve][loss].append((q["pesq_wb"], q["stoi"], r.stats.loss_rate, r.stats.frames_concealed / frames))
+    for c in ("bursty", "mute"):
+        scores[c][0.0] = scores["random"][0.0] if 0.0 in losses else []
+    if have_opus:
+        with tempfile.TemporaryDirectory() as tmp:
+            for _, wav in tqdm(clips, desc="opus", unit="clip"):
+                for loss, y in opus_runs(wav, a.bitrate, losses, tmp).items():
+                    q = quality(wav, y)
+                    scores["opus"][loss].append((q["pesq_wb"], q["stoi"], loss, loss))
+    seconds = time.time() - started
+
+    def mean(curve, loss, i):
+        vals = [s[i] for s in scores[curve][loss] if s[i] is not None]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    result = {"bitrate_kbps": a.bitrate, "frames_per_packet": a.frames_per_packet, "clips": [c[0] for c in clips],
+              "audio_seconds": sum(len(c[1]) for c in clips) / 16000, "run_seconds": round(seconds, 1),
+              "curves": {c: {f"{100 * l:g}": {"pesq_wb": mean(c, l, 0), "stoi": mean(c, l, 1),
+                                              "measured_loss": mean(c, l, 2)} for l in losses} for c in curves}}
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(result, f, indent=2)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    pct = [100 * l for l in losses]
+    for ax, i, name in ((axes[0], 0, "PESQ-WB"), (axes[1], 1, "STOI")):
+        for c in curves:
+            ax.plot(pct, [mean(c, l, i) for l in losses], marker="o", label=CURVES[c],
+                    linestyle="--" if c in ("mute", "opus") else "-")
+        ax.set_xlabel("packet loss (%)")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Quality vs packet loss at {a.bitrate:g} kbps, {len(clips)} test clips "
+                 f"({result['audio_seconds']:.0f} s), 20 ms packets")
+    fig.tight_layout()
+    fig.savefig(os.path.join(a.out, "quality_vs_loss.png"), dpi=120)
+
+    head = "| loss | " + " | ".join(f"{CURVES[c]} PESQ / STOI" for c in curves) + " |"
+    lines = [f"# Quality vs packet loss ({a.bitrate:g} kbps, {a.frames_per_packet} frame(s) per packet)", "",
+             f"{len(clips)} clips of the test split, {result['audio_seconds']:.1f} s of speech; PESQ-WB and STOI "
+             f"against the input, mean over clips. Measured with `python scripts/bench_loss.py` in {seconds:.0f} s "
+             f"(model {codec.model_id}).", "", head, "|---:|" + "---|" * len(curves)]
+    for l in losses:
+        cells = [f"{mean(c, l, 0):.2f} / {mean(c, l, 1):.3f}" for c in curves]
+        lines.append(f"| {100 * l:g}% | " + " | ".join(cells) + " |")
+    lines += ["", "Measured packet loss (random / bursty): " + ", ".join(
+        f"{100 * mean('random', l, 2):.1f}% / {100 * mean('bursty', l, 2):.1f}%" for l in losses if l > 0) + ".",
+              "" if have_opus else "Opus not measured: opusenc/opusdec not installed.",
+              "", "![quality vs loss](quality_vs_loss.png)"]
+    with open(os.path.join(a.out, "results.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines[4:4 + len(losses) + 2]))
+    print(f"wrote {a.out}/quality_vs_loss.png, results.md, results.json")
+
+
+if __name__ == "__main__":
+    main()
