@@ -188,3 +188,27 @@ except ImportError:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_tracker_refuses_absurd_but_well_formed_packets():
+    st_ = Stats()
+    tr = Tracker(st_)
+    assert tr.accept(_pkt(0, 0), 0.0) == 0
+    assert tr.accept(_pkt(1, 10**6), 0.02) is None                   # 5.5 hours ahead
+    assert tr.accept(_pkt(1, 1, kind=END, total=10**12), 0.02) is None  # end disagrees with its timestamp
+    assert tr.accept(_pkt(40000 % 65536, 2), 0.02) is None            # sequence number far away
+    assert st_.dropped["implausible"] == 3 and tr.total_samples is None
+    assert tr.accept(_pkt(1, 1), 0.02) == 1
+
+
+def test_packet_doc_matches_the_code():
+    import os
+    import re
+
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "packets.md")).read()
+    header = doc.split("## Header")[1].split("**Audio payload**")[0]
+    rows = [tuple(map(int, m)) for m in re.findall(r"^\| (\d+) \| (\d+|…) \|", header, re.M) if m[1] != "…"]
+    offsets = [o for o, _ in rows]
+    assert offsets == sorted(offsets) and all(o + n == nxt for (o, n), nxt in zip(rows, offsets[1:]))
+    assert rows[-1][0] + rows[-1][1] == HEADER_SIZE == 24
+    assert f"{packets.MAX_DATAGRAM} bytes" in doc

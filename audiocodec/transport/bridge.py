@@ -5,7 +5,9 @@ The decoder also conceals lost frames in the latent domain: it feeds the streami
 latent, so the decoder's convolution state and overlap-add tail stay continuous and the next good frame
 joins smoothly. The stand-in is the last good latent for the first lost frame (speech is locally
 stationary), then slides towards the latent of silence by ``DECAY`` per further lost frame, so a long
-gap fades out instead of buzzing. ``mute=True`` is the baseline without concealment: the latent of silence
+gap fades out instead of buzzing. (Chosen by measurement: against the clean decode, at 10% random and 20%
+bursty loss, holding longer (0.8 -> 0.9) scored higher PESQ and STOI than fading fast (0.3, 0.6), and a
+latent pattern-matching predictor (continue from the past frame most like the last one) scored lower.) ``mute=True`` is the baseline without concealment: the latent of silence
 straight away (the benchmark compares the two).
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from ..model import Codec
 from ..streaming import FRAME, StreamingDecoder, StreamingEncoder
 
-DECAY = 0.6  # share of the last good latent kept per further consecutive lost frame
+DECAY = 0.9  # share of the last good latent kept per further consecutive lost frame
 
 
 class StreamEncoder:

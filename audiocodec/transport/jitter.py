@@ -25,7 +25,7 @@ class Stats:
     late: int = 0                  # arrived after their frames were played (then concealed)
     duplicated: int = 0
     reordered: int = 0             # arrived after a packet with a higher sequence number
-    dropped: dict = field(default_factory=lambda: {r: 0 for r in REASONS + ("foreign", "implausible")})
+    dropped: dict = field(default_factory=lambda: {r: 0 for r in REASONS + ("foreign", "implausible", "overflow")})
     frames_decoded: int = 0
     frames_concealed: int = 0
     datagrams: int = 0             # datagrams of our session, duplicates and end-of-stream included
@@ -110,11 +110,8 @@ class Tracker:
             return None
         seq = unwrap(p.seq, self.seq_ref, 16)
         ts = unwrap(p.timestamp, self.ts_ref, 32)
-        if ts % FRAME or ts < 0 or (self.seq_ref is not None and abs(seq - self.seq_ref) > MAX_AHEAD):
+        if not self._plausible(p, seq, ts):
             st.dropped["implausible"] += 1
-            return None
-        if self.total_samples is not None and p.kind == AUDIO and ts >= self.total_samples:
-            st.dropped["implausible"] += 1     # beyond the announced end of the stream
             return None
         st.datagrams += 1
         st.bytes += p.size
@@ -141,6 +138,19 @@ class Tracker:
         st.n_q, st.frames_per_packet = p.n_q, max(st.frames_per_packet, p.frames)
         self._timing(p, ts, arrival)
         return ts // FRAME
+
+    def _plausible(self, p: Packet, seq: int, ts: int) -> bool:
+        """Guards against a well-formed packet with absurd numbers (a buggy or hostile sender): nothing may
+        make the receiver buffer or conceal more than MAX_AHEAD frames it has no evidence for."""
+        if ts % FRAME or ts < 0:
+            return False
+        if self.ts_ref is not None and abs(ts - self.ts_ref) // FRAME > MAX_AHEAD:
+            return False
+        if self.seq_ref is not None and abs(seq - self.seq_ref) > MAX_AHEAD:
+            return False
+        if p.kind == END:  # the end timestamp is the frame after the last one: it must agree with the length
+            return -(-p.total_samples // FRAME) * FRAME == ts
+        return self.total_samples is None or ts < self.total_samples  # not beyond the announced end
 
     def _timing(self, p: Packet, ts: int, arrival: float) -> None:
         if self.paced:  # RFC 3550 A.8: J += (|D| - J) / 16, transit in timestamp units

@@ -23,7 +23,7 @@ from .jitter import JitterBuffer, Stats, Tracker
 from .packets import FRAME, SAMPLE_RATE, PacketError, parse, unwrap
 
 TICK = FRAME / SAMPLE_RATE  # 20 ms
-QUEUE_LIMIT = 100_000      # datagrams waiting to be handled; more than this are dropped (counted "oversized")
+QUEUE_LIMIT = 100_000      # datagrams waiting to be handled; more than this are dropped (counted "overflow")
 
 
 class Receiver:
@@ -57,7 +57,7 @@ class Receiver:
             try:
                 self.queue.put_nowait((data, time.time(), time.monotonic()))
             except queue.Full:
-                self.stats.dropped["oversized"] += 1
+                self.stats.dropped["overflow"] += 1
 
     # ---- packets ---------------------------------------------------------------------------------
     def _handle(self, data: bytes, wall: float, mono: float) -> bool:
@@ -82,7 +82,7 @@ class Receiver:
             r = self.jb.put(frame + i, p.codes[:, i])
             late |= r == "late"
             if r == "overflow":
-                st.dropped["implausible"] += 1
+                st.dropped["overflow"] += 1
                 break
         st.late += late
         return True
