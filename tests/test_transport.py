@@ -80,7 +80,7 @@ def test_ten_percent_loss_keeps_duration_and_conceals(codec, clip, offline):
                  NetworkModel(loss=0.1, jitter_ms=30, reorder=0.02, seed=1))
     st = r.stats
     assert len(sink.audio) == len(clip) and np.all(np.isfinite(sink.audio))
-    assert r.link.dropped > 5 and r.link.dropped - 3 <= st.lost <= r.link.dropped  # (end packets may be lost too)
+    assert r.link.dropped > 5 and r.link.dropped - 5 <= st.lost <= r.link.dropped  # (end packets may be lost too)
     assert st.frames_concealed == st.lost + st.late and st.reordered > 0
     assert st.frames_decoded + st.frames_concealed == -(-len(clip) // 320)
     # received frames still sound like the clean decode: the error stays well below the signal
@@ -97,7 +97,7 @@ def test_bad_network_everything_at_once(codec, clip):
     assert len(sink.audio) == len(wav)
     assert st.duplicated > 0 and st.dropped["corrupt"] > 0 and st.lost > 0, r.link
     # a flipped bit shows as a CRC or version mismatch (end packets that come after the end are not read)
-    assert r.link.corrupted - 3 <= st.dropped["corrupt"] + st.dropped["version"] <= r.link.corrupted
+    assert r.link.corrupted - 5 <= st.dropped["corrupt"] + st.dropped["version"] <= r.link.corrupted
     assert st.frames_decoded + st.frames_concealed == -(-len(wav) // 320)
 
 

@@ -165,7 +165,7 @@ def network_model(args):
 
 
 def run_simulation(codec, n_q: int, wav: np.ndarray, model, frames_per_packet: int = 1, buffer_ms: float = 80.0,
-                   paced: bool = False, sink=None, mute: bool = False):
+                   paced: bool = False, sink=None, mute: bool = False, timeout: float = 2.0):
     """One clip through sender -> relay -> receiver on loopback. Returns (decoded audio, SimResult).
     ``mute``: no concealment (lost frames become silence), the baseline for the benchmark."""
     from .bridge import StreamDecoder, StreamEncoder
@@ -175,7 +175,7 @@ def run_simulation(codec, n_q: int, wav: np.ndarray, model, frames_per_packet: i
     out = ArraySink()
     target = out if sink is None else _Tee(sink, out)
     result = simulate([wav], StreamEncoder(codec, n_q), StreamDecoder(codec, mute=mute), target, model,
-                      frames_per_packet=frames_per_packet, paced=paced, buffer_ms=buffer_ms)
+                      frames_per_packet=frames_per_packet, paced=paced, buffer_ms=buffer_ms, timeout=timeout)
     return out.audio, result
 
 
@@ -241,7 +241,7 @@ Frames of 20 ms are encoded as they "arrive" (paced like a live microphone) and 
 24-byte header (sequence number, timestamp, session id, codebook count, CRC-32; docs/packets.md) plus
 ceil(frames x codebooks x 10 / 8) bytes of codes. At 6 kbps, one frame per packet is 39 bytes every 20 ms
 (15.6 kbps, 26.8 with IP/UDP); three frames per packet, 69 bytes every 60 ms (9.2 kbps, 12.9).
-The stream ends with an end-of-stream packet (sent 3 times) carrying the exact sample count.
+The stream ends with an end-of-stream packet (sent 5 times) carrying the exact sample count.
 Codec latency: 50 ms (20 ms frame + 30 ms decoder overlap), plus packetisation, network and jitter buffer.
 """
 

@@ -17,7 +17,7 @@ import numpy as np
 from . import packets
 from .packets import FRAME, MAX_FRAMES, SAMPLE_RATE
 
-END_COPIES = 3  # the end-of-stream packet is sent this many times (20 ms apart when paced): it may be lost too
+END_COPIES = 5  # the end-of-stream packet is sent this many times (20 ms apart when paced): it may be lost too
 
 
 @dataclass
