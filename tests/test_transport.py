@@ -227,3 +227,39 @@ def test_help_teaches(capsys):
             main([cmd, "--help"])
         text = capsys.readouterr().out
         assert "examples:" in text and f"audiocodec {cmd}" in text
+
+
+def test_raw_pcm_input_streams_like_the_file(codec, tmp_path):
+    import io
+
+    from audiocodec.transport.sender import read_raw
+
+    wav = load(SHORT)
+    pcm = (np.clip(wav, -1, 1) * 32767).round().astype("<i2").tobytes()
+    got = np.concatenate(list(read_raw(io.BufferedReader(io.BytesIO(pcm), buffer_size=7), block=333)))
+    assert np.allclose(got, np.frombuffer(pcm, "<i2") / 32768.0)
+    raw = tmp_path / "in.raw"
+    raw.write_bytes(pcm)
+    sock, sink, t, out = _listen(codec)
+    port = sock.getsockname()[1]
+    assert main(["send", str(raw), "--raw", "--to", f"127.0.0.1:{port}", "--fast", "-q"]) == 0
+    t.join(10)
+    sock.close()
+    ref = codec.decode(codec.encode(torch.from_numpy(got.astype(np.float32)), N_Q))[0, 0, : len(got)].numpy()
+    assert len(sink.audio) == len(wav) and np.abs(sink.audio - ref).max() < 1e-4
+
+
+def test_sender_interrupted_still_ends_the_stream(codec, clip):
+    class Hangup(StreamEncoder):
+        def push(self, samples):
+            if self.enc.pending.size == 0 and getattr(self, "n", 0) == 10:
+                raise KeyboardInterrupt
+            self.n = getattr(self, "n", 0) + 1
+            return super().push(samples)
+
+    sock, sink, t, out = _listen(codec)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx, pytest.raises(KeyboardInterrupt):
+        send_stream(tx, sock.getsockname(), [clip], Hangup(codec, N_Q), paced=False)
+    t.join(10)
+    sock.close()
+    assert out["stats"].ended_by == "end-of-stream" and len(sink.audio) == 10 * 320

@@ -9,6 +9,7 @@ the transport. The socket loops take encoder/decoder objects as arguments.
     link.py      network model (random / Gilbert-Elliott loss, jitter, reordering) and a UDP relay
     sender.py    frames -> encoder -> packets -> socket, paced in real time (or as fast as possible)
     receiver.py  socket -> jitter buffer -> decoder (or concealment) -> audio sink, statistics
+    sinks.py     where received audio goes: wav file, raw PCM stream, memory
     simulate.py  sender, relay and receiver on 127.0.0.1 in one call
     bridge.py    the streaming codec behind the interfaces above (imports torch)
     commands.py  the ``send``, ``receive`` and ``simulate`` subcommands

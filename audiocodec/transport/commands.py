@@ -52,11 +52,24 @@ def _codec(args):
     return load_engine(args.model).codec, n_q
 
 
-def _blocks(path: str):
-    if path == "-":
-        from .. import commands as file_commands
+MAX_STDIN = 256 << 20  # an audio *file* on stdin is read whole; --raw streams instead
 
-        return [audio.load_bytes(file_commands._read_stdin())]
+
+def _blocks(path: str, raw: bool):
+    """Audio blocks of the input: a file (streamed), a file on stdin, or raw PCM streamed as it comes."""
+    from .sender import read_raw
+
+    if raw:
+        if path == "-":
+            return read_raw(sys.stdin.buffer)
+        if not os.path.isfile(path):
+            raise CodecError(f"{path}: no such file")
+        return read_raw(open(path, "rb"))
+    if path == "-":
+        data = sys.stdin.buffer.read(MAX_STDIN + 1)
+        if len(data) > MAX_STDIN:
+            raise CodecError(f"stdin: more than {MAX_STDIN >> 20} MB; pass a file path, or raw PCM with --raw")
+        return [audio.load_bytes(data)]
     return audio.iter_blocks(path)
 
 
@@ -103,7 +116,7 @@ def cmd_send(args) -> int:
     _check_frames(args.frames_per_packet)
     family, dest = parse_address(args.to)
     codec, n_q = _codec(args)
-    blocks = _blocks(args.input)
+    blocks = _blocks(args.input, args.raw)
     st = SenderStats()
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         try:
@@ -122,6 +135,10 @@ def cmd_receive(args) -> int:
     from .receiver import Receiver
 
     family, addr = parse_address(args.listen, listen=True)
+    if args.json and args.output == "-":
+        raise CodecError("--json and audio on stdout (-) would mix; write the audio to a file")
+    if not 0 < args.buffer_ms <= 5000 or args.timeout <= 0:
+        raise CodecError("--buffer-ms must be in (0, 5000] and --timeout > 0")
     sink = _sink(args.output, args.force)
     try:
         codec, _ = _codec(args)
@@ -200,6 +217,8 @@ def cmd_simulate(args) -> int:
     import torch
 
     _check_frames(args.frames_per_packet)
+    if not 0 < args.buffer_ms <= 5000:
+        raise CodecError("--buffer-ms must be in (0, 5000]")
     model = network_model(args)
     codec, n_q = _codec(args)
     wav = audio.load(args.input)
@@ -236,6 +255,7 @@ SEND_EPILOG = """examples:
   audiocodec receive --listen :5004 call.wav &            # on the other machine (or another terminal)
   audiocodec send talk.wav --to 192.168.1.20:5004 --bitrate 6
   audiocodec send talk.wav --to 127.0.0.1:5004 --frames-per-packet 3   # 60 ms packets: less header overhead
+  arecord -q -f S16_LE -r 16000 -c 1 -t raw | audiocodec send - --raw --to 192.168.1.20:5004   # live; Ctrl-C ends
 
 Frames of 20 ms are encoded as they "arrive" (paced like a live microphone) and sent as UDP packets: a
 24-byte header (sequence number, timestamp, session id, codebook count, CRC-32; docs/packets.md) plus
@@ -255,7 +275,8 @@ due); reordered packets are put back in order, a packet after its turn is counte
 missing frame is concealed (the decoder is fed a stand-in latent that fades to silence), so the output
 always has the stream's exact duration. Packets of another session (the first one heard wins, or
 --session), corrupted (CRC-32), malformed, oversized or duplicated ones are counted and dropped.
-Ends after the end-of-stream packet, or after --timeout seconds without a packet; then prints packets
+Ends after the end-of-stream packet, after --timeout seconds without a packet, or on Ctrl-C (keeping
+what arrived); then prints packets
 received/lost/late/duplicated, wire kbps (with headers), RFC 3550 jitter, network and end-to-end delay.
 With --fast a frame is played as soon as the frames --buffer-ms after it have arrived (for senders run
 with --fast; no wall clock involved).
@@ -281,6 +302,8 @@ def add_commands(sub) -> None:
                        description="Encode audio frame by frame and send it over UDP in real time.")
     p.add_argument("input", help="audio file, or - for stdin")
     p.add_argument("--to", required=True, metavar="HOST:PORT", help="where the receiver listens")
+    p.add_argument("--raw", action="store_true", help="input is raw signed 16-bit mono 16 kHz PCM, streamed as it "
+                                                      "comes (a live microphone: arecord -t raw ... | send - --raw)")
     _stream_options(p)
     p.add_argument("--fast", action="store_true", help="send as fast as possible instead of in real time (tests)")
     p.add_argument("--session", metavar="HEX", help="session id (default: random)")

@@ -143,7 +143,7 @@ class Receiver:
 
     # ---- main loop -------------------------------------------------------------------------------
     def run(self) -> Stats:
-        """Receive until an end-of-stream packet has been played out, or ``timeout`` s of silence."""
+        """Receive until an end-of-stream packet has been played out, ``timeout`` s of silence, or Ctrl-C."""
         reader = threading.Thread(target=self._read, daemon=True, name="receiver-socket")
         reader.start()
         heard = time.monotonic()
@@ -164,6 +164,8 @@ class Receiver:
                     break
             else:
                 self.stats.ended_by = "end-of-stream"
+        except KeyboardInterrupt:  # Ctrl-C ends a live call: keep what arrived
+            self.stats.ended_by = "interrupt"
         finally:
             self.done.set()
             reader.join(1.0)

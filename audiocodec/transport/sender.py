@@ -35,6 +35,20 @@ class SenderStats:
                 f"{kbps:.2f} kbps with packet headers")
 
 
+def read_raw(stream, block: int = FRAME):
+    """Signed 16-bit little-endian mono 16 kHz PCM from a binary stream, as it comes (a live microphone pipe)."""
+    carry = b""
+    while True:
+        data = stream.read(2 * block - len(carry))
+        if not data:
+            break
+        data, carry = carry + data, b""
+        if len(data) % 2:
+            data, carry = data[:-1], data[-1:]
+        if data:
+            yield np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+
+
 def frames_of(blocks: Iterable[np.ndarray]):
     """Audio blocks of any size -> 320-sample frames (the last one zero-padded), and the exact sample count."""
     pending = np.zeros(0, dtype=np.float32)
@@ -74,20 +88,23 @@ def send_stream(sock: socket.socket, dest: tuple, blocks: Iterable[np.ndarray], 
         st.packets += 1
         st.bytes += len(data)
 
-    total = 0
-    for frame, total in frames_of(blocks):
-        if paced:
-            wait = start + (frame_index + 1) * FRAME / SAMPLE_RATE - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-        codes = encoder.push(frame)
-        if codes.shape[1] != 1:
-            raise RuntimeError(f"encoder returned {codes.shape[1]} frames for one frame of input")
-        pending.append(codes)
-        frame_index += 1
-        if len(pending) == frames_per_packet:
-            emit(np.concatenate(pending, axis=1))
-            pending = []
+    total, interrupted = 0, None
+    try:
+        for frame, total in frames_of(blocks):
+            if paced:
+                wait = start + (frame_index + 1) * FRAME / SAMPLE_RATE - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+            codes = encoder.push(frame)
+            if codes.shape[1] != 1:
+                raise RuntimeError(f"encoder returned {codes.shape[1]} frames for one frame of input")
+            pending.append(codes)
+            frame_index += 1
+            if len(pending) == frames_per_packet:
+                emit(np.concatenate(pending, axis=1))
+                pending = []
+    except KeyboardInterrupt as exc:  # Ctrl-C hangs up: still tell the receiver where the stream ends
+        interrupted, total = exc, min(total, frame_index * FRAME)
     if pending:
         emit(np.concatenate(pending, axis=1))
     st.frames, st.samples = frame_index, total
@@ -96,4 +113,6 @@ def send_stream(sock: socket.socket, dest: tuple, blocks: Iterable[np.ndarray], 
         st.bytes += packets.HEADER_SIZE + packets.END_PAYLOAD.size
         if paced:
             time.sleep(FRAME / SAMPLE_RATE)
+    if interrupted is not None:
+        raise interrupted
     return st
