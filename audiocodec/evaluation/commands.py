@@ -1,0 +1,114 @@
+"""CLI subcommands: ``evaluate`` (codecs vs clips -> HTML report) and ``encode-latents``. Arguments only."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..errors import CodecError
+
+EVALUATE_EPILOG = """examples:
+  audiocodec evaluate samples/ --report reports/samples
+  audiocodec evaluate a.wav b.flac --bitrates 1.5,6 --against opus --report /tmp/eval
+  audiocodec evaluate ../shared/data/speech/test --bitrates 6 --against pca --show 3 --report /tmp/eval
+
+what it writes in REPORT/:
+  index.html      rate-distortion plot, summary table, per clip spectrograms + <audio> players
+  results.json    every number (per clip and codec, and per-codec summaries)
+  results.csv     one row per clip and codec
+  rd.png          PESQ-WB and STOI vs actual kbps for every codec
+  clips/NAME/     original.wav/.png and CODEC.wav/.png for the first --show clips
+
+Bitrates are measured, not nominal: bits of codec payload / seconds of audio (the neural codec through
+real compress/decompress; Opus packets without the Ogg container; Codec2's bit file; the PCA codec's
+packed indices). Opus (6, 8, 12, 16 kbps) and Codec2 (3200, 1200) need opus-tools and codec2 installed;
+without them they are skipped with a note. pca is the linear baseline (audiocodec/weights/pca.npz)."""
+
+LATENTS_EPILOG = """examples:
+  audiocodec encode-latents talk.wav talk.npz
+  audiocodec encode-latents talk.wav talk.npz --bitrate 1.5
+  python -c "import numpy as np; d = np.load('talk.npz'); print(d['latents'].shape, d['codes'].shape)"
+
+OUT is a NumPy .npz archive (np.load(OUT)), written under exactly the name given, holding:
+  latents      float32 (128, frames)  encoder output before quantization, one vector per 20 ms
+  codes        int16   (n_q, frames)  the residual-VQ codes at --bitrate (3, 6, 12 or 24 codebooks)
+  frame_rate   50.0, sample_rate 16000, num_samples, kbps, model_id"""
+
+
+def _floats(text: str) -> list[float]:
+    from .codecs import parse_list
+
+    return parse_list(text, "--bitrates", cast=float)
+
+
+def cmd_evaluate(args) -> int:
+    from ..compress import n_q_for
+    from .codecs import FAMILIES, make_codecs, parse_list
+    from .report import model_info, run_report
+    from .runner import collect_inputs
+
+    bitrates = _floats(args.bitrates)
+    for k in bitrates:
+        n_q_for(k)
+    against = parse_list(args.against, "--against", allowed=FAMILIES[1:]) if args.against.strip().lower() != "none" else []
+    paths = collect_inputs(args.inputs)
+    if args.limit:
+        paths = paths[:args.limit]
+    if os.path.exists(args.report) and not os.path.isdir(args.report):
+        raise CodecError(f"{args.report}: exists and is not a folder")
+    codecs = make_codecs(bitrates, against, weights=args.model, warn=lambda m: print(m, file=sys.stderr))
+    results = run_report(paths, codecs, args.report, max_clips=args.show, model=model_info(args.model),
+                         progress=not args.quiet)
+    if not args.quiet:
+        from .report import summary_rows
+
+        rows = summary_rows(results["summary"])
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        print(f"report: {os.path.join(args.report, 'index.html')}")
+    return 0
+
+
+def cmd_encode_latents(args) -> int:
+    from .. import audio
+    from .latents import encode_latents, save
+
+    if os.path.exists(args.output) and not args.force:
+        raise CodecError(f"{args.output}: already exists (use -f to overwrite)")
+    wav = audio.load(args.input)
+    arrays = encode_latents(wav, args.bitrate, args.model)
+    save(args.output, arrays)
+    if not args.quiet:
+        print(f"{args.input} -> {args.output}: latents {arrays['latents'].shape}, codes {arrays['codes'].shape} "
+              f"({arrays['frame_rate']:g} frames/s)", file=sys.stderr)
+    return 0
+
+
+def add_commands(sub) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser("evaluate", help="measure the codec against Opus/Codec2/PCA -> HTML report", formatter_class=fmt,
+                       description="Run the neural codec at each bitrate, and the reference codecs, on audio clips; "
+                                   "measure actual kbps, PESQ-WB, STOI, ESTOI, SI-SDR and log-mel distance; write a report.",
+                       epilog=EVALUATE_EPILOG)
+    p.add_argument("inputs", nargs="+", metavar="DIR_OR_FILE", help="audio files, or folders searched recursively")
+    p.add_argument("--report", required=True, metavar="OUT", help="folder to write index.html, results.json/.csv and media into")
+    p.add_argument("--bitrates", default="1.5,3,6,12", help="neural (and PCA) bitrates in kbps (default 1.5,3,6,12)")
+    p.add_argument("--against", default="opus,codec2,pca", help="reference codecs: any of opus,codec2,pca, or none (default all)")
+    p.add_argument("--show", type=int, default=5, metavar="N", help="clips with players and spectrograms on the page (default 5)")
+    p.add_argument("--limit", type=int, default=0, metavar="N", help="use only the first N clips")
+    p.add_argument("--model", help="weights file (default: the shipped model)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or table")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("encode-latents", help="audio -> encoder latents and codes (.npz)", formatter_class=fmt,
+                       description="Run only the encoder: write the continuous 128-d latents (before quantization) "
+                                   "and the codes of an audio file to a NumPy .npz archive.",
+                       epilog=LATENTS_EPILOG)
+    p.add_argument("input", help="audio file (any rate/channels; mixed to mono 16 kHz)")
+    p.add_argument("output", help="output .npz archive")
+    p.add_argument("-b", "--bitrate", type=float, default=6.0, help="which codes to include: 1.5, 3, 6 or 12 kbps (default 6)")
+    p.add_argument("--model", help="weights file (default: the shipped model)")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite the output file if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=cmd_encode_latents)

@@ -1,0 +1,115 @@
+"""Quality metrics on 16 kHz float arrays: PESQ-WB, STOI, ESTOI, SI-SDR, log-mel distance.
+
+Every function takes (reference, degraded), trims both to the shorter length, and returns a float.
+PESQ raises on clips where it finds no speech (silence, under ~0.25 s); we return NaN there, and
+``mean_ignoring_nan`` skips NaNs when averaging.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+METRICS = ("pesq_wb", "stoi", "estoi", "si_sdr", "mel_distance")
+HIGHER_IS_BETTER = {"pesq_wb": True, "stoi": True, "estoi": True, "si_sdr": True, "mel_distance": False}
+LABELS = {"pesq_wb": "PESQ-WB", "stoi": "STOI", "estoi": "ESTOI", "si_sdr": "SI-SDR (dB)", "mel_distance": "log-mel dist"}
+
+
+def _pair(ref, deg) -> tuple[np.ndarray, np.ndarray]:
+    ref = np.asarray(ref, dtype=np.float64).ravel()
+    deg = np.asarray(deg, dtype=np.float64).ravel()
+    n = min(len(ref), len(deg))
+    return ref[:n], deg[:n]
+
+
+def pesq_wb(ref, deg, sr: int = SAMPLE_RATE) -> float:
+    """Wide-band PESQ (ITU-T P.862.2) MOS-LQO, about 1.0 (bad) .. 4.64 (transparent); NaN if no speech found."""
+    from pesq import pesq
+
+    ref, deg = _pair(ref, deg)
+    try:
+        return float(pesq(sr, ref, deg, "wb"))
+    except Exception:  # NoUtterancesError, BufferTooShortError, ...
+        return math.nan
+
+
+def _stoi(ref, deg, sr: int, extended: bool) -> float:
+    from pystoi import stoi
+
+    ref, deg = _pair(ref, deg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pystoi warns on clips shorter than its 30-frame context
+        return float(stoi(ref, deg, sr, extended=extended))
+
+
+def stoi(ref, deg, sr: int = SAMPLE_RATE) -> float:
+    """Short-time objective intelligibility, 0 .. 1 (pystoi)."""
+    return _stoi(ref, deg, sr, False)
+
+
+def estoi(ref, deg, sr: int = SAMPLE_RATE) -> float:
+    """Extended STOI (pystoi, ``extended=True``), 0 .. 1; stricter about temporal modulation."""
+    return _stoi(ref, deg, sr, True)
+
+
+def si_sdr(ref, deg) -> float:
+    """Scale-invariant signal-to-distortion ratio in dB (Le Roux et al., 2019).
+
+    Project ``deg`` on ``ref``: target = (<deg, ref> / ||ref||^2) ref, noise = deg - target,
+    SI-SDR = 10 log10(||target||^2 / ||noise||^2). Capped at 100 dB for identical signals."""
+    ref, deg = _pair(ref, deg)
+    ref = ref - ref.mean()
+    deg = deg - deg.mean()
+    energy = float(ref @ ref)
+    if energy == 0.0:
+        return math.nan
+    target = (deg @ ref) / energy * ref
+    noise = deg - target
+    num, den = float(target @ target), float(noise @ noise)
+    if den <= num * 1e-10:
+        return 100.0
+    if num == 0.0:
+        return -100.0
+    return float(10.0 * np.log10(num / den))
+
+
+@functools.lru_cache(maxsize=4)
+def _mel_fb(n_fft: int, n_mels: int, sr: int) -> np.ndarray:
+    from ..losses import mel_filterbank  # the same filters the model is trained with
+
+    return mel_filterbank(n_fft, n_mels, sr).numpy().astype(np.float64)
+
+
+def log_mel(x, n_fft: int = 1024, hop: int = 256, n_mels: int = 80, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """log10 mel magnitude spectrogram (n_mels, frames) with a Hann window, floor 1e-5."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    x = np.pad(x, (n_fft // 2, n_fft // 2), mode="reflect" if len(x) > n_fft // 2 else "constant")
+    n_frames = 1 + max(0, (len(x) - n_fft) // hop)
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]
+    spec = np.abs(np.fft.rfft(x[idx] * np.hanning(n_fft + 1)[:-1], axis=1)).T
+    return np.log10(np.maximum(_mel_fb(n_fft, n_mels, sr) @ spec, 1e-5))
+
+
+def mel_distance(ref, deg, sr: int = SAMPLE_RATE) -> float:
+    """Mean absolute difference of log10 mel spectrograms (80 mels, 64 ms windows, 16 ms hop); 0 = identical.
+
+    The same quantity (at one scale) as the model's training loss; 1.0 means a factor of 10 per mel bin."""
+    ref, deg = _pair(ref, deg)
+    return float(np.mean(np.abs(log_mel(ref, sr=sr) - log_mel(deg, sr=sr))))
+
+
+def all_metrics(ref, deg, sr: int = SAMPLE_RATE, which=METRICS) -> dict[str, float]:
+    """Every metric in ``which`` for one (reference, degraded) pair."""
+    fns = {"pesq_wb": lambda: pesq_wb(ref, deg, sr), "stoi": lambda: stoi(ref, deg, sr), "estoi": lambda: estoi(ref, deg, sr),
+           "si_sdr": lambda: si_sdr(ref, deg), "mel_distance": lambda: mel_distance(ref, deg, sr)}
+    return {m: fns[m]() for m in which}
+
+
+def mean_ignoring_nan(values) -> float:
+    """Mean of the finite values (NaN when there are none)."""
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else math.nan

@@ -1,0 +1,70 @@
+"""Figures for reports: the rate-distortion plot and small spectrogram images (matplotlib, Agg backend)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import metrics as M
+
+STYLE = {"neural": ("tab:red", "o", "neural (this codec)"), "opus": ("tab:blue", "s", "Opus"),
+         "codec2": ("tab:green", "^", "Codec2"), "pca": ("tab:gray", "D", "PCA (linear)")}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def rd_plot(summary: list[dict], path: str, metrics=("pesq_wb", "stoi"), title: str | None = None, dpi: int = 90) -> None:
+    """One panel per metric: metric vs actual kbps (payload), one line per codec family."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.6), squeeze=False)
+    families = [f for f in STYLE if any(s["family"] == f for s in summary)]
+    for ax, m in zip(axes[0], metrics):
+        for fam in families:
+            pts = sorted((s["kbps"], s[m]) for s in summary if s["family"] == fam and math.isfinite(s[m]))
+            if not pts:
+                continue
+            color, marker, label = STYLE[fam]
+            ax.plot(*zip(*pts), marker=marker, color=color, label=label, lw=1.5, ms=5)
+        ax.set_xscale("log")
+        ticks = [1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24]
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("actual bitrate (kbps, payload)")
+        ax.set_ylabel(M.LABELS[m] + ("" if M.HIGHER_IS_BETTER[m] else " (lower is better)"))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
+def spectrogram_png(wav: np.ndarray, path: str, title: str = "", sr: int = 16000, dpi: int = 72,
+                    size=(4.8, 1.9)) -> None:
+    """A small log-magnitude spectrogram (dB, 0..8 kHz) as a PNG."""
+    plt = _plt()
+    wav = np.asarray(wav, dtype=np.float64).ravel()
+    n_fft, hop = 512, 128
+    x = np.pad(wav, (0, max(0, n_fft - len(wav))))
+    n = 1 + (len(x) - n_fft) // hop
+    idx = np.arange(n_fft)[None] + hop * np.arange(n)[:, None]
+    spec = 20 * np.log10(np.abs(np.fft.rfft(x[idx] * np.hanning(n_fft), axis=1)).T + 1e-6)
+    fig, ax = plt.subplots(figsize=size)
+    ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=spec.max() - 80, vmax=spec.max(),
+              extent=(0, len(wav) / sr, 0, sr / 2000))
+    ax.set_ylabel("kHz", fontsize=7)
+    ax.tick_params(labelsize=7)
+    if title:
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout(pad=0.3)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)

@@ -1,0 +1,101 @@
+"""Run a list of codecs over a list of clips and measure each result: the core of ``evaluate`` and of
+``scripts/benchmark.py``. Returns plain dicts (JSON-ready): one row per (clip, codec) and one summary per codec.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+import numpy as np
+
+from .. import audio
+from ..errors import CodecError
+from . import metrics as M
+from .codecs import SAMPLE_RATE, Codec
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
+
+
+def collect_inputs(paths: list[str]) -> list[str]:
+    """Files as given, folders expanded (recursively, sorted) to the audio files inside them."""
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            found = sorted(os.path.join(d, f) for d, _, fs in os.walk(p) for f in fs if f.lower().endswith(AUDIO_EXTENSIONS))
+            if not found:
+                raise CodecError(f"{p}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder")
+            out += found
+        elif os.path.exists(p):
+            out.append(p)
+        else:
+            raise CodecError(f"{p}: no such file or folder")
+    if not out:
+        raise CodecError("no input clips")
+    return out
+
+
+def clip_names(paths: list[str]) -> list[str]:
+    """Short unique names for clips (file stem, prefixed by parent folders when stems repeat)."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    names = []
+    for p, s in zip(paths, stems):
+        if stems.count(s) > 1:
+            s = "_".join(os.path.normpath(os.path.splitext(p)[0]).split(os.sep)[-3:])
+        names.append("".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in s))
+    return names
+
+
+def evaluate(paths: list[str], codecs: list[Codec], which=M.METRICS,
+             on_decoded: Callable[[int, str, np.ndarray, np.ndarray], None] | None = None,
+             progress: bool = True) -> dict:
+    """Every codec on every clip. ``on_decoded(clip_index, codec_name, original, decoded)`` is called
+    after each run (the report writes audio and spectrograms there, so nothing is kept in memory)."""
+    from tqdm import tqdm
+
+    names = clip_names(paths)
+    clips, rows = [], []
+    bar = tqdm(total=len(paths) * len(codecs), desc="evaluating", unit="run", disable=not progress, file=sys.stderr)
+    try:
+        for ci, (path, name) in enumerate(zip(paths, names)):
+            wav = audio.load(path)
+            duration = len(wav) / SAMPLE_RATE
+            clips.append({"name": name, "path": os.path.abspath(path), "duration_s": duration})
+            for codec in codecs:
+                bar.set_postfix_str(f"{name} {codec.name}", refresh=False)
+                coded = codec.run(wav)
+                row = {"clip": name, "codec": codec.name, "family": codec.family, "nominal_kbps": codec.nominal_kbps,
+                       "duration_s": duration, "payload_bytes": coded.payload_bytes, "file_bytes": coded.file_bytes,
+                       "kbps": 8 * coded.payload_bytes / duration / 1000, "file_kbps": 8 * coded.file_bytes / duration / 1000,
+                       "encode_s": coded.encode_s, "decode_s": coded.decode_s,
+                       "rtf": (coded.encode_s + coded.decode_s) / duration}
+                row.update(M.all_metrics(wav, coded.decoded, which=which))
+                rows.append(row)
+                if on_decoded is not None:
+                    on_decoded(ci, codec.name, wav, coded.decoded)
+                bar.update(1)
+    finally:
+        bar.close()
+    return {"clips": clips, "codecs": [c.name for c in codecs], "metrics": list(which), "rows": rows,
+            "summary": summarize(rows, [c.name for c in codecs], which)}
+
+
+def summarize(rows: list[dict], order: list[str], which=M.METRICS) -> list[dict]:
+    """Per codec: bitrates over all clips together (total bits / total seconds), metrics as means over
+    clips (NaN skipped), real-time factor as total compute time / total audio time."""
+    out = []
+    for name in order:
+        rs = [r for r in rows if r["codec"] == name]
+        if not rs:
+            continue
+        seconds = sum(r["duration_s"] for r in rs)
+        s = {"codec": name, "family": rs[0]["family"], "nominal_kbps": rs[0]["nominal_kbps"], "clips": len(rs),
+             "seconds": seconds,
+             "kbps": 8 * sum(r["payload_bytes"] for r in rs) / seconds / 1000,
+             "file_kbps": 8 * sum(r["file_bytes"] for r in rs) / seconds / 1000,
+             "rtf": sum(r["encode_s"] + r["decode_s"] for r in rs) / seconds}
+        for m in which:
+            s[m] = M.mean_ignoring_nan(r[m] for r in rs)
+            s[m + "_n"] = int(sum(np.isfinite(r[m]) for r in rs))
+        out.append(s)
+    return out
