@@ -263,3 +263,17 @@ def test_sender_interrupted_still_ends_the_stream(codec, clip):
     t.join(10)
     sock.close()
     assert out["stats"].ended_by == "end-of-stream" and len(sink.audio) == 10 * 320
+
+
+def test_paced_receiver_waits_without_spinning_when_the_buffer_runs_dry(codec):
+    sock, sink = udp_socket(), ArraySink()
+    rx = Receiver(sock, StreamDecoder(codec), sink, paced=True, timeout=0.6)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        for k in range(3):  # three frames, then nothing: every later turn finds an empty buffer
+            tx.sendto(packets.build_audio(k, k * 320, 9, np.zeros((N_Q, 1), dtype=int), int(time.time() * 1000)),
+                      sock.getsockname())
+    cpu = time.process_time()
+    st = rx.run()
+    sock.close()
+    assert st.ended_by == "timeout" and len(sink.audio) == 3 * 320
+    assert time.process_time() - cpu < 0.3  # idle, not polling

@@ -66,7 +66,7 @@ class Stats:
         delay = (f"mean {_mean(self.delay_ms):.1f} ms, max {max(self.delay_ms):.1f} ms" if self.delay_ms else
                  "n/a (unpaced sender)" if self.jitter_ms is None else "n/a (sender clock not comparable)")
         e2e = f"{self.end_to_end_ms:.0f} ms measured" if self.end_to_end_ms is not None else "n/a (unpaced sender)"
-        jit = f"{self.jitter_ms:.1f} ms" if self.jitter_ms is not None else "n/a (unpaced sender)"
+        jit = f"{self.jitter_ms:.1f} ms, RFC 3550" if self.jitter_ms is not None else "n/a (unpaced sender)"
         return [
             f"stream      {self.media_seconds:.2f} s, {self.n_q} codebooks, {self.frames_per_packet} frame(s)/packet, "
             f"ended by {self.ended_by}",
@@ -76,7 +76,7 @@ class Stats:
             f"frames      {self.frames_decoded} decoded, {self.frames_concealed} concealed",
             f"dropped     {dropped}",
             f"wire rate   {self.wire_kbps():.2f} kbps with packet headers, {self.wire_kbps(True):.2f} kbps with IP/UDP",
-            f"jitter      {jit}, RFC 3550",
+            f"jitter      {jit}",
             f"net delay   {delay}",
             f"end-to-end  {e2e}; jitter buffer {self.buffer_ms:.0f} ms",
         ]

@@ -149,9 +149,10 @@ class Receiver:
         heard = time.monotonic()
         try:
             while not self.finished:
-                wait = 0.05
-                if self.paced and self.jb is not None:
-                    wait = min(wait, max(0.0, self._deadline(self.jb.next) - time.monotonic()))
+                wait = 0.05  # a datagram ends the wait at once
+                jb = self.jb
+                if self.paced and jb is not None and (jb.next <= jb.highest or self.tracker.end_frame is not None):
+                    wait = min(wait, max(0.0, self._deadline(jb.next) - time.monotonic()))
                 try:
                     item = self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait()
                 except queue.Empty:
