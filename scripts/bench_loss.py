@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.audio import load, save  # noqa: E402
 from audiocodec.compress import load_engine, n_q_for  # noqa: E402
 from audiocodec.dataset import DEFAULT_ROOT, list_clips  # noqa: E402
+from audiocodec.evaluation.baselines import opus_available  # noqa: E402
 from audiocodec.transport.commands import quality, run_simulation  # noqa: E402
 from audiocodec.transport.link import NetworkModel  # noqa: E402
 
@@ -78,7 +78,7 @@ def main() -> None:
     os.makedirs(a.out, exist_ok=True)
     losses = [float(x) / 100 for x in a.losses.split(",")]
     codec, n_q = load_engine().codec, n_q_for(a.bitrate)
-    have_opus = bool(shutil.which("opusenc") and shutil.which("opusdec"))
+    have_opus = opus_available()
     clips = pick_clips(a.data, a.clips)
     curves = ["random", "bursty", "mute"] + (["opus"] if have_opus else [])
     # scores[curve][loss] -> list of (pesq, stoi, measured loss, concealed share) over clips

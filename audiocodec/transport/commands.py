@@ -91,16 +91,11 @@ def _sink(path: str, force: bool):
 
 
 def quality(reference: np.ndarray, decoded: np.ndarray) -> dict:
-    """PESQ-WB (pesq) and STOI (pystoi) of ``decoded`` against ``reference``; PESQ is None without speech."""
-    from pesq import pesq
-    from pystoi import stoi
+    """PESQ-WB and STOI of ``decoded`` against ``reference`` (evaluation/metrics.py); PESQ None without speech."""
+    from ..evaluation.metrics import pesq_wb, stoi
 
-    n = min(len(reference), len(decoded))
-    try:
-        p = float(pesq(audio.SAMPLE_RATE, reference[:n], decoded[:n], "wb"))
-    except Exception:  # pesq raises when it finds no utterance (silence, or under 0.25 s)
-        p = None
-    return {"pesq_wb": p, "stoi": float(stoi(reference[:n], decoded[:n], audio.SAMPLE_RATE, extended=False))}
+    p = pesq_wb(reference, decoded)
+    return {"pesq_wb": None if np.isnan(p) else p, "stoi": stoi(reference, decoded)}
 
 
 def _fmt(q: dict) -> str:
