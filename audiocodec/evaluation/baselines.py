@@ -22,6 +22,7 @@ from .ogg import opus_payload_bytes
 OPUS_KBPS = (6.0, 8.0, 12.0, 16.0)
 CODEC2_MODES = (3200, 1200)
 CODEC2_RATE = 8000
+CODEC2_PAD = 320  # 40 ms at 8 kHz: a whole number of frames in every mode used here
 
 
 def opus_available() -> bool:
@@ -69,7 +70,8 @@ class OpusCodec(Codec):
 class Codec2Codec(Codec):
     """Codec2 (an 8 kHz vocoder): resample to 8 kHz (soxr), ``c2enc MODE``, ``c2dec MODE``, back to 16 kHz.
 
-    ``nominal_kbps`` is the mode / 1000; the payload is the headerless bit file."""
+    ``nominal_kbps`` is the mode / 1000; the payload is the headerless bit file (the input is padded to
+    whole 40 ms frames, so the last partial frame is coded and counted too)."""
     family = "codec2"
 
     def __init__(self, mode: int):
@@ -80,6 +82,7 @@ class Codec2Codec(Codec):
         with tempfile.TemporaryDirectory(prefix="audiocodec-c2-") as tmp:
             src, enc, dec = (os.path.join(tmp, n) for n in ("in.raw", "out.bit", "out.raw"))
             narrow = soxr.resample(np.asarray(wav, dtype=np.float32), SAMPLE_RATE, CODEC2_RATE, quality="HQ")
+            narrow = np.pad(narrow, (0, -len(narrow) % CODEC2_PAD))  # c2enc drops a partial last frame
             _int16(narrow).tofile(src)
             t0 = time.perf_counter()
             _run(["c2enc", str(self.mode), src, enc])

@@ -1,0 +1,111 @@
+"""Benchmark: the neural codec at every bitrate against Opus, Codec2 and the PCA baseline.
+
+    python scripts/benchmark.py                               # 60 fixed clips of the shared test split
+    python scripts/benchmark.py --limit 10                    # quick look
+    python scripts/benchmark.py samples/ --out /tmp/bench     # your own clips
+
+Per codec: actual kbps (payload bits of real encoder output / seconds), PESQ-WB, STOI, ESTOI, SI-SDR,
+log-mel distance, and the encode+decode real-time factor on ONE thread. Writes OUT/benchmark.md,
+OUT/rd.png (PESQ-WB and STOI vs kbps) and OUT/results.json (read by scripts/make_figures.py).
+The work is done by audiocodec.evaluation (the same code as `audiocodec evaluate`)."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from audiocodec.evaluation.codecs import make_codecs, parse_list  # noqa: E402
+from audiocodec.evaluation.plots import rd_plot  # noqa: E402
+from audiocodec.evaluation.report import model_info, summary_rows  # noqa: E402
+from audiocodec.evaluation.runner import collect_inputs, evaluate  # noqa: E402
+
+
+def fixed_test_clips(n: int, seed: int = 0) -> list[str]:
+    """``n`` clips of the shared test split, drawn once with a fixed seed (the same on every machine)."""
+    from audiocodec.dataset import list_clips
+
+    clips = list_clips(split="test")
+    pick = np.sort(np.random.default_rng(seed).choice(len(clips), size=min(n, len(clips)), replace=False))
+    return [clips[i] for i in pick]
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def markdown(results: dict, clip_desc: str) -> str:
+    rows = summary_rows(results["summary"])
+    m = results["model"]
+    lines = [f"# Benchmark ({results['created']})", "",
+             f"- clips: {clip_desc}: {len(results['clips'])} clips, {sum(c['duration_s'] for c in results['clips']):.1f} s",
+             f"- model: `{m['model_id']}` ({m['weights']}, {m['steps']} training steps, "
+             f"entropy model {'on' if m['entropy_model'] else 'off'})",
+             f"- CPU: {cpu_name()}, torch {torch.__version__}, 1 thread", "",
+             "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    lines += ["", "**actual kbps**: payload bits of the real encoder output / seconds of audio (neural: range-coded "
+              ".acdc chunks without the 40-byte header and 12-byte chunk headers; Opus: audio packets without Ogg "
+              "pages and header packets; Codec2: headerless bit file; PCA: packed indices). **file kbps**: whole files. "
+              "Metrics: means over clips; PESQ-WB skips clips where it detects no speech (it scored "
+              f"{min(s['pesq_wb_n'] for s in results['summary'])} of {len(results['clips'])} clips). "
+              "**RTF**: (encode + decode seconds) / audio seconds on one thread; Opus and Codec2 include starting "
+              "their command-line programs, so theirs is an upper bound.", "", "![rate-distortion](rd.png)", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("inputs", nargs="*", help="clips or folders (default: --clips fixed clips of the test split)")
+    ap.add_argument("--clips", type=int, default=60, help="how many test-split clips by default (default 60)")
+    ap.add_argument("--seed", type=int, default=0, help="seed choosing the default clips (default 0)")
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N clips (quick runs)")
+    ap.add_argument("--bitrates", default="1.5,3,6,12")
+    ap.add_argument("--against", default="opus,codec2,pca")
+    ap.add_argument("--model", help="weights file (default: the shipped model)")
+    ap.add_argument("--out", default="reports/benchmark", help="output folder (default reports/benchmark)")
+    args = ap.parse_args()
+
+    torch.set_num_threads(1)
+    if args.inputs:
+        paths, desc = collect_inputs(args.inputs), ", ".join(args.inputs)
+    else:
+        paths, desc = fixed_test_clips(args.clips, args.seed), f"shared test split, fixed subset (seed {args.seed})"
+    if args.limit:
+        paths = paths[:args.limit]
+    codecs = make_codecs(parse_list(args.bitrates, "--bitrates", cast=float),
+                         parse_list(args.against, "--against", allowed=("opus", "codec2", "pca")), weights=args.model,
+                         warn=lambda msg: print(msg, file=sys.stderr))
+    results = evaluate(paths, codecs)
+    results["model"] = model_info(args.model)
+    results["created"] = datetime.datetime.now().isoformat(timespec="seconds")
+    results["clip_set"] = desc
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    rd_plot(results["summary"], os.path.join(args.out, "rd.png"), metrics=("pesq_wb", "stoi"))
+    text = markdown(results, desc)
+    with open(os.path.join(args.out, "benchmark.md"), "w") as f:
+        f.write(text)
+    print(text)
+    print(f"wrote {args.out}/benchmark.md, rd.png, results.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""`audiocodec evaluate` / `encode-latents` end to end, the benchmark script, and the report in a real browser."""
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from audiocodec.cli import main
+
+from .conftest import ROOT, SAMPLES
+
+CLIPS = [os.path.join(SAMPLES, "command_bed.wav"), os.path.join(SAMPLES, "speech_male.wav")]
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("report"))
+    assert main(["evaluate", *CLIPS, "--bitrates", "1.5,6", "--against", "opus,codec2,pca", "--report", out, "-q"]) == 0
+    return out
+
+
+def test_evaluate_writes_consistent_json_csv_html(report):
+    res = json.load(open(os.path.join(report, "results.json")))
+    names = res["codecs"]
+    assert names[:2] == ["neural-1.5", "neural-6"] and "pca-1.5" in names and "pca-6" in names
+    if shutil.which("opusenc"):
+        assert "opus-6" in names and "opus-16" in names
+    if shutil.which("c2enc"):
+        assert "codec2-3.2" in names and "codec2-1.2" in names
+    assert [c["name"] for c in res["clips"]] == ["command_bed", "speech_male"]
+    assert len(res["rows"]) == 2 * len(names)
+    for r in res["rows"]:
+        assert r["payload_bytes"] > 0 and r["file_bytes"] >= r["payload_bytes"]
+        assert r["kbps"] == pytest.approx(8 * r["payload_bytes"] / r["duration_s"] / 1000)
+        assert 0 <= r["stoi"] <= 1 and np.isfinite(r["si_sdr"]) and r["mel_distance"] >= 0
+    neural = {s["codec"]: s for s in res["summary"] if s["family"] == "neural"}
+    # entropy coding never spends more than the fixed rate (plus a byte of range-coder flush per chunk)
+    assert neural["neural-1.5"]["kbps"] <= 1.5 * 1.05 and neural["neural-6"]["kbps"] <= 6 * 1.05
+    assert neural["neural-1.5"]["kbps"] < neural["neural-6"]["kbps"]
+    assert res["model"]["model_id"] and "steps" in res["model"]
+
+    rows = list(csv.DictReader(open(os.path.join(report, "results.csv"))))
+    assert len(rows) == len(res["rows"]) and float(rows[0]["kbps"]) == pytest.approx(res["rows"][0]["kbps"], rel=1e-5)
+
+    page = open(os.path.join(report, "index.html")).read()
+    srcs = re.findall(r"src='([^']+)'", page)
+    assert "rd.png" in srcs
+    assert page.count("<audio") == 2 * (len(names) + 1)
+    for src in srcs:  # every image and audio file the page refers to exists
+        assert os.path.getsize(os.path.join(report, src)) > 0, src
+
+
+def test_encode_latents(tmp_path):
+    out = str(tmp_path / "lat.npz")
+    assert main(["encode-latents", CLIPS[1], out, "--bitrate", "3", "-q"]) == 0
+    d = np.load(out)
+    from audiocodec.audio import load
+
+    frames = -(-len(load(CLIPS[1])) // 320)
+    assert d["latents"].shape == (128, frames) and d["latents"].dtype == np.float32
+    assert d["codes"].shape == (6, frames) and 0 <= d["codes"].min() and d["codes"].max() < 1024
+    assert float(d["frame_rate"]) == 50.0
+    assert main(["encode-latents", CLIPS[1], out, "-q"]) == 1  # exists, no -f
+
+
+def test_errors_are_one_line(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    for argv in (["evaluate", str(tmp_path / "missing.wav"), "--report", out],
+                 ["evaluate", CLIPS[0], "--bitrates", "5", "--report", out],
+                 ["evaluate", CLIPS[0], "--against", "mp3", "--report", out],
+                 ["evaluate", str(tmp_path), "--report", out]):
+        capsys.readouterr()
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("audiocodec: error:"), err
+
+
+def test_help_has_examples(capsys):
+    for cmd in ("evaluate", "encode-latents"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        assert "examples:" in capsys.readouterr().out
+
+
+def test_benchmark_script(tmp_path):
+    out = tmp_path / "bench"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "benchmark.py"), CLIPS[0], "--bitrates", "3",
+                    "--against", "pca", "--out", str(out)], check=True, env=env, capture_output=True)
+    md = (out / "benchmark.md").read_text()
+    assert "| neural-3 |" in md and "| pca-3 |" in md and "1 thread" in md
+    assert (out / "rd.png").stat().st_size > 1000
+    assert len(json.loads((out / "results.json").read_text())["rows"]) == 2
+
+
+def _chromium(args, user_dir, timeout=60):
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={user_dir}", "--virtual-time-budget=10000"]
+    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def _load_status(dom: str) -> dict:
+    m = re.search(r'<pre id="load-status"[^>]*>([^<]*)</pre>', dom)
+    assert m, dom[-500:]
+    return json.loads(m.group(1))
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium not installed")
+def test_report_loads_in_a_browser(report, tmp_path):
+    url = "file://" + os.path.join(report, "index.html")
+    st = _load_status(_chromium(["--dump-dom", url], tmp_path / "profile").stdout)
+    assert st["images"] == st["images_ok"] > 2 and st["audio"] == st["audio_ok"] > 2, st
+
+    shot = tmp_path / "report.png"
+    _chromium([f"--screenshot={shot}", "--window-size=1300,1800", url], tmp_path / "profile")
+    assert shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
+
+    # the check is real: a page with a missing image and a missing wav reports them
+    broken = tmp_path / "broken"
+    shutil.copytree(report, broken)
+    os.remove(broken / "clips" / "speech_male" / "pca-6.png")
+    os.remove(broken / "clips" / "speech_male" / "pca-6.wav")
+    st = _load_status(_chromium(["--dump-dom", "file://" + str(broken / "index.html")], tmp_path / "profile").stdout)
+    assert st["images_ok"] == st["images"] - 1 and st["audio_ok"] == st["audio"] - 1, st
