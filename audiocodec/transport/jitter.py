@@ -129,7 +129,7 @@ class Tracker:
             frame = ts // FRAME
             # heard near the start: play from sample 0 (earlier packets count as lost); else join from here
             self.start_frame = 0 if frame < JOIN_WINDOW else frame
-            self.base_seq = seq - (frame if frame < JOIN_WINDOW else 0) // max(1, p.frames)
+            self.base_seq = 0 if frame < JOIN_WINDOW else seq  # streams number their packets from 0
         if self.seq_ref is not None and seq < self.seq_ref:
             st.reordered += 1
         self.seq_ref = seq if self.seq_ref is None else max(self.seq_ref, seq)
