@@ -89,8 +89,8 @@ def _mean(xs) -> float | None:
 class Tracker:
     """Follows one session's packets. ``accept`` returns the packet's first frame index, or None to drop it."""
 
-    def __init__(self, stats: Stats, session: int | None = None, paced: bool = True):
-        self.stats, self.session, self.paced = stats, session, paced
+    def __init__(self, stats: Stats, session: int | None = None):
+        self.stats, self.session = stats, session
         self.seq_ref: int | None = None     # highest extended sequence number so far
         self.ts_ref: int | None = None      # extended timestamp of the latest packet
         self.base_seq: int | None = None    # sequence number of the stream's first packet
@@ -124,7 +124,8 @@ class Tracker:
             return None
         self.seen.add(seq)
         if len(self.seen) > DUP_WINDOW:
-            self.seen = {s for s in self.seen if s > seq - DUP_WINDOW // 2}
+            top = max(seq, self.seq_ref or seq)
+            self.seen = {s for s in self.seen if s > top - DUP_WINDOW // 2}
         if self.base_seq is None:
             frame = ts // FRAME
             # heard near the start: play from sample 0 (earlier packets count as lost); else join from here
@@ -153,12 +154,11 @@ class Tracker:
         return self.total_samples is None or ts < self.total_samples  # not beyond the announced end
 
     def _timing(self, p: Packet, ts: int, arrival: float) -> None:
-        if self.paced:  # RFC 3550 A.8: J += (|D| - J) / 16, transit in timestamp units
-            transit = arrival * SAMPLE_RATE - ts
-            if self.prev_transit is not None:
-                self.jitter += (abs(transit - self.prev_transit) - self.jitter) / 16
-            self.prev_transit = transit
-            self.stats.jitter_ms = self.jitter / SAMPLE_RATE * 1000
+        transit = arrival * SAMPLE_RATE - ts  # RFC 3550 A.8: J += (|D| - J) / 16, in timestamp units
+        if self.prev_transit is not None:
+            self.jitter += (abs(transit - self.prev_transit) - self.jitter) / 16
+        self.prev_transit = transit
+        self.stats.jitter_ms = self.jitter / SAMPLE_RATE * 1000
         delay = ((int(arrival * 1000) - p.send_ms + (1 << 31)) % (1 << 32)) - (1 << 31)
         if -1000 < delay < 60_000:  # otherwise the two clocks are not comparable
             self.stats.delay_ms.append(float(delay))
