@@ -18,7 +18,6 @@ import platform
 import sys
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -26,16 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from audiocodec.evaluation.codecs import make_codecs, parse_list  # noqa: E402
 from audiocodec.evaluation.plots import rd_plot  # noqa: E402
 from audiocodec.evaluation.report import model_info, summary_rows  # noqa: E402
-from audiocodec.evaluation.runner import collect_inputs, evaluate  # noqa: E402
-
-
-def fixed_test_clips(n: int, seed: int = 0) -> list[str]:
-    """``n`` clips of the shared test split, drawn once with a fixed seed (the same on every machine)."""
-    from audiocodec.dataset import list_clips
-
-    clips = list_clips(split="test")
-    pick = np.sort(np.random.default_rng(seed).choice(len(clips), size=min(n, len(clips)), replace=False))
-    return [clips[i] for i in pick]
+from audiocodec.evaluation.runner import collect_inputs, evaluate, fixed_test_clips  # noqa: E402
 
 
 def cpu_name() -> str:

@@ -48,9 +48,12 @@ def rd_plot(summary: list[dict], path: str, metrics=("pesq_wb", "stoi"), title: 
     plt.close(fig)
 
 
+DB_RANGE = (-60.0, 30.0)  # one fixed colour scale for every spectrogram, so images compare directly
+
+
 def spectrogram_png(wav: np.ndarray, path: str, title: str = "", sr: int = 16000, dpi: int = 72,
                     size=(4.8, 1.9)) -> None:
-    """A small log-magnitude spectrogram (dB, 0..8 kHz) as a PNG."""
+    """A small log-magnitude spectrogram (dB re. 1, fixed scale ``DB_RANGE``, 0..8 kHz) as a PNG."""
     plt = _plt()
     wav = np.asarray(wav, dtype=np.float64).ravel()
     n_fft, hop = 512, 128
@@ -59,7 +62,7 @@ def spectrogram_png(wav: np.ndarray, path: str, title: str = "", sr: int = 16000
     idx = np.arange(n_fft)[None] + hop * np.arange(n)[:, None]
     spec = 20 * np.log10(np.abs(np.fft.rfft(x[idx] * np.hanning(n_fft), axis=1)).T + 1e-6)
     fig, ax = plt.subplots(figsize=size)
-    ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=spec.max() - 80, vmax=spec.max(),
+    ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=DB_RANGE[0], vmax=DB_RANGE[1],
               extent=(0, len(wav) / sr, 0, sr / 2000))
     ax.set_ylabel("kHz", fontsize=7)
     ax.tick_params(labelsize=7)

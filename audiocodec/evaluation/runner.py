@@ -35,6 +35,18 @@ def collect_inputs(paths: list[str]) -> list[str]:
     return out
 
 
+def fixed_test_clips(n: int, seed: int = 0) -> list[str]:
+    """``n`` clips of the shared test split, drawn with a fixed seed (the same clips on every machine)."""
+    from ..dataset import list_clips
+
+    try:
+        clips = list_clips(split="test")
+    except OSError as exc:
+        raise CodecError(f"shared test split not found ({exc.filename}); pass clips or folders instead") from None
+    pick = np.sort(np.random.default_rng(seed).choice(len(clips), size=min(n, len(clips)), replace=False))
+    return [clips[i] for i in pick]
+
+
 def clip_names(paths: list[str]) -> list[str]:
     """Short unique names for clips (file stem, prefixed by parent folders when stems repeat)."""
     stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
