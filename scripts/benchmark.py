@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import sys
@@ -24,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from audiocodec.evaluation.codecs import make_codecs, parse_list  # noqa: E402
 from audiocodec.evaluation.plots import rd_plot  # noqa: E402
-from audiocodec.evaluation.report import model_info, summary_rows  # noqa: E402
+from audiocodec.evaluation.report import model_info, summary_rows, write_json  # noqa: E402
 from audiocodec.evaluation.runner import collect_inputs, evaluate, fixed_test_clips  # noqa: E402
 
 
@@ -86,8 +85,7 @@ def main() -> int:
     results["created"] = datetime.datetime.now().isoformat(timespec="seconds")
     results["clip_set"] = desc
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    write_json(results, os.path.join(args.out, "results.json"))
     rd_plot(results["summary"], os.path.join(args.out, "rd.png"), metrics=("pesq_wb", "stoi"))
     text = markdown(results, desc)
     with open(os.path.join(args.out, "benchmark.md"), "w") as f:

@@ -130,3 +130,16 @@ def test_report_loads_in_a_browser(report, tmp_path):
     os.remove(broken / "clips" / "speech_male" / "pca-6.wav")
     st = _load_status(_chromium(["--dump-dom", "file://" + str(broken / "index.html")], tmp_path / "profile").stdout)
     assert st["images_ok"] == st["images"] - 1 and st["audio_ok"] == st["audio"] - 1, st
+
+
+def test_silence_gives_null_pesq_and_strict_json(tmp_path):
+    from audiocodec.audio import save
+
+    save(str(tmp_path / "silence.wav"), np.zeros(8000, dtype=np.float32))
+    out = tmp_path / "r"
+    assert main(["evaluate", str(tmp_path / "silence.wav"), "--bitrates", "1.5", "--against", "pca", "--report", str(out), "-q"]) == 0
+    text = (out / "results.json").read_text()
+    assert "NaN" not in text
+    res = json.loads(text)
+    assert all(r["pesq_wb"] is None for r in res["rows"]) and res["summary"][0]["pesq_wb_n"] == 0
+    assert "n/a" in (out / "index.html").read_text()

@@ -22,7 +22,8 @@ what it writes in REPORT/:
 Bitrates are measured, not nominal: bits of codec payload / seconds of audio (the neural codec through
 real compress/decompress; Opus packets without the Ogg container; Codec2's bit file; the PCA codec's
 packed indices). Opus (6, 8, 12, 16 kbps) and Codec2 (3200, 1200) need opus-tools and codec2 installed;
-without them they are skipped with a note. pca is the linear baseline (audiocodec/weights/pca.npz)."""
+without them they are skipped with a note. pca is the linear baseline (audiocodec/weights/pca.npz).
+RTF (real-time factor) = (encode + decode seconds) / audio seconds, measured on one thread."""
 
 LATENTS_EPILOG = """examples:
   audiocodec encode-latents talk.wav talk.npz
@@ -47,6 +48,9 @@ def cmd_evaluate(args) -> int:
     from .report import model_info, run_report
     from .runner import collect_inputs
 
+    import torch
+
+    torch.set_num_threads(1)  # the RTF column is single-threaded, as in scripts/benchmark.py
     bitrates = _floats(args.bitrates)
     for k in bitrates:
         n_q_for(k)

@@ -27,7 +27,8 @@ def rd_plot(summary: list[dict], path: str, metrics=("pesq_wb", "stoi"), title: 
     families = [f for f in STYLE if any(s["family"] == f for s in summary)]
     for ax, m in zip(axes[0], metrics):
         for fam in families:
-            pts = sorted((s["kbps"], s[m]) for s in summary if s["family"] == fam and math.isfinite(s[m]))
+            pts = sorted((s["kbps"], s[m]) for s in summary
+                         if s["family"] == fam and s.get(m) is not None and math.isfinite(s[m]))
             if not pts:
                 continue
             color, marker, label = STYLE[fam]
@@ -40,7 +41,8 @@ def rd_plot(summary: list[dict], path: str, metrics=("pesq_wb", "stoi"), title: 
         ax.set_xlabel("actual bitrate (kbps, payload)")
         ax.set_ylabel(M.LABELS[m] + ("" if M.HIGHER_IS_BETTER[m] else " (lower is better)"))
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8, loc="best")
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(fontsize=8, loc="best")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

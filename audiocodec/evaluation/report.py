@@ -51,9 +51,24 @@ def summary_rows(summary: list[dict]) -> list[list[str]]:
     return [head] + body
 
 
+def strict_json(obj):
+    """NaN/inf -> None, so results.json is strict JSON (readable by browsers and jq)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
+def write_json(results: dict, path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(strict_json(results), f, indent=1, allow_nan=False)
+
+
 def write_tables(results: dict, out: str) -> None:
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump(results, f, indent=1, allow_nan=True)
+    write_json(results, os.path.join(out, "results.json"))
     with open(os.path.join(out, "results.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
         w.writeheader()
