@@ -52,7 +52,9 @@ def markdown(results: dict, clip_desc: str) -> str:
               ".acdc chunks without the 40-byte header and 12-byte chunk headers; Opus: audio packets without Ogg "
               "pages and header packets; Codec2: headerless bit file; PCA: packed indices). **file kbps**: whole files. "
               "Metrics: means over clips; PESQ-WB skips clips where it detects no speech (it scored "
-              f"{min(s['pesq_wb_n'] for s in results['summary'])} of {len(results['clips'])} clips). "
+              f"{min(s['pesq_wb_n'] for s in results['summary'])} of {len(results['clips'])} clips), computed after removing "
+              "each codec's constant delay (**delay ms**: median over clips of the lag estimated per clip from the "
+              "log-mel envelope, refined on the waveform). "
               "**RTF**: (encode + decode seconds) / audio seconds on one thread; Opus and Codec2 include starting "
               "their command-line programs, so theirs is an upper bound.", "", "![rate-distortion](rd.png)", ""]
     return "\n".join(lines)

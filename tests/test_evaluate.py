@@ -39,6 +39,9 @@ def test_evaluate_writes_consistent_json_csv_html(report):
         assert r["payload_bytes"] > 0 and r["file_bytes"] >= r["payload_bytes"]
         assert r["kbps"] == pytest.approx(8 * r["payload_bytes"] / r["duration_s"] / 1000)
         assert 0 <= r["stoi"] <= 1 and np.isfinite(r["si_sdr"]) and r["mel_distance"] >= 0
+        assert 0 <= r["delay_ms"] <= 100
+        if r["family"] in ("opus", "pca"):  # waveform codecs with their delay already compensated
+            assert r["delay_ms"] < 1
     neural = {s["codec"]: s for s in res["summary"] if s["family"] == "neural"}
     # entropy coding never spends more than the fixed rate (plus a byte of range-coder flush per chunk)
     assert neural["neural-1.5"]["kbps"] <= 1.5 * 1.05 and neural["neural-6"]["kbps"] <= 6 * 1.05

@@ -38,6 +38,16 @@ def test_si_sdr_ignores_scale_and_lengths_are_trimmed(speech):
     assert M.mel_distance(speech, np.concatenate([speech, np.zeros(500, np.float32)])) == 0.0
 
 
+def test_delay_is_found_and_removed(speech, rng):
+    for delay in (0, 1, 320, 1234):
+        late = np.concatenate([np.zeros(delay, np.float32), speech])[:len(speech)]
+        late = late + 0.003 * rng.standard_normal(len(late)).astype(np.float32)
+        assert M.estimate_delay(speech, late) == delay
+        ref, deg = M.align(speech, late, delay)
+        assert len(ref) == len(deg) == len(speech) - delay and M.si_sdr(ref, deg) > 20
+    assert M.estimate_delay(speech[:30], speech[:30]) == 0
+
+
 def test_pesq_without_speech_is_nan_and_skipped():
     silence = np.zeros(16000, dtype=np.float32)
     assert math.isnan(M.pesq_wb(silence, silence))
@@ -85,6 +95,7 @@ def test_codec2_bits_equal_the_mode(speech):
     from audiocodec.evaluation.baselines import Codec2Codec
 
     out = Codec2Codec(3200).run(speech)
+    assert 10 < 1000 * M.estimate_delay(speech, out.decoded) / 16000 < 40  # Codec2 lags by about 20 ms
     assert out.decoded.shape == speech.shape
     frames = -(-len(speech) // 320)
     assert 8 * frames <= out.payload_bytes <= 8 * (frames + 1)  # 64 bits per 20 ms frame, the last one padded

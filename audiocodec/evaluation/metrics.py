@@ -103,6 +103,35 @@ def mel_distance(ref, deg, sr: int = SAMPLE_RATE) -> float:
     return float(np.mean(np.abs(log_mel(ref, sr=sr) - log_mel(deg, sr=sr))))
 
 
+def estimate_delay(ref, deg, max_ms: float = 100.0, sr: int = SAMPLE_RATE) -> int:
+    """How many samples ``deg`` lags ``ref`` (0 .. max_ms): a codec's constant algorithmic delay.
+
+    Coarse step, phase-blind (works for vocoders and neural decoders too): the lag, in 1 ms steps, that
+    minimises the log-mel distance between ``ref`` and the shifted ``deg``. Fine step: the waveform
+    cross-correlation peak within +-1 ms of it (exact for waveform codecs such as Opus)."""
+    ref, deg = _pair(ref, deg)
+    hop = sr // 1000
+    if len(ref) < 4 * hop:
+        return 0
+    a, b = log_mel(ref, n_fft=512, hop=hop, sr=sr), log_mel(deg, n_fft=512, hop=hop, sr=sr)
+    n = a.shape[1]
+    lags = range(0, min(int(max_ms), n // 2) + 1)
+    coarse = min(lags, key=lambda k: float(np.mean(np.abs(a[:, :n - k] - b[:, k:]))))
+    best, best_c = 0, -np.inf
+    for lag in range(max(0, coarse * hop - hop), coarse * hop + hop + 1):
+        x, y = ref[:len(ref) - lag], deg[lag:]
+        c = abs(float(x @ y)) / (np.sqrt(float(x @ x) * float(y @ y)) + 1e-12)
+        if c > best_c:
+            best, best_c = lag, c
+    return best
+
+
+def align(ref, deg, delay: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ref, deg) with ``deg``'s first ``delay`` samples and ``ref``'s last ``delay`` samples dropped."""
+    ref, deg = _pair(ref, deg)
+    return (ref[:len(ref) - delay], deg[delay:]) if delay > 0 else (ref, deg)
+
+
 def all_metrics(ref, deg, sr: int = SAMPLE_RATE, which=METRICS) -> dict[str, float]:
     """Every metric in ``which`` for one (reference, degraded) pair."""
     fns = {"pesq_wb": lambda: pesq_wb(ref, deg, sr), "stoi": lambda: stoi(ref, deg, sr), "estoi": lambda: estoi(ref, deg, sr),

@@ -21,7 +21,7 @@ from .plots import rd_plot, spectrogram_png
 from .runner import evaluate
 
 CSV_FIELDS = ["clip", "codec", "family", "nominal_kbps", "kbps", "file_kbps", "payload_bytes", "file_bytes", "duration_s",
-              *M.METRICS, "encode_s", "decode_s", "rtf"]
+              *M.METRICS, "delay_ms", "encode_s", "decode_s", "rtf"]
 
 
 def model_info(weights: str | None = None) -> dict:
@@ -44,9 +44,10 @@ def _fmt(v, digits=2) -> str:
 
 def summary_rows(summary: list[dict]) -> list[list[str]]:
     """The summary as table cells (header first), shared by the HTML page and the benchmark's markdown."""
-    head = ["codec", "nominal kbps", "actual kbps", "file kbps", *(M.LABELS[m] for m in M.METRICS), "RTF (1 thread)"]
+    head = ["codec", "nominal kbps", "actual kbps", "file kbps", *(M.LABELS[m] for m in M.METRICS), "delay ms", "RTF (1 thread)"]
     body = [[s["codec"], f"{s['nominal_kbps']:g}", _fmt(s["kbps"]), _fmt(s["file_kbps"]),
-             *(_fmt(s.get(m), 3 if m in ("stoi", "estoi") else 2) for m in M.METRICS), _fmt(s["rtf"], 3)]
+             *(_fmt(s.get(m), 3 if m in ("stoi", "estoi") else 2) for m in M.METRICS), _fmt(s.get("delay_ms"), 0),
+             _fmt(s["rtf"], 3)]
             for s in summary]
     return [head] + body
 
@@ -150,7 +151,9 @@ def render_html(results: dict, max_clips: int) -> str:
              "<p><b>actual kbps</b> = codec payload bits / seconds of audio, counted from real encoder output: the neural "
              "codec's range-coded chunks (without the 40-byte .acdc header and 12-byte chunk headers), Opus packets "
              "(without Ogg pages and the two header packets), Codec2's headerless bit file, the PCA codec's packed indices. "
-             "<b>file kbps</b> counts the whole file. Metrics are means over clips (PESQ skips clips where it finds no speech); "
+             "<b>file kbps</b> counts the whole file. Metrics are means over clips (PESQ skips clips where it finds no speech), "
+             "computed after removing each codec's constant delay (<b>delay ms</b>, median over clips, estimated per clip "
+             "from the log-mel envelope and the waveform; the players below play the decoder output as is); "
              "RTF = (encode + decode time) / audio time in this process (Opus and Codec2 include starting their programs).</p>",
              "<h2>Summary</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in rows[0]) + "</tr>"]
     for r in rows[1:]:

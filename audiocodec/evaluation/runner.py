@@ -60,9 +60,12 @@ def clip_names(paths: list[str]) -> list[str]:
 
 def evaluate(paths: list[str], codecs: list[Codec], which=M.METRICS,
              on_decoded: Callable[[int, str, np.ndarray, np.ndarray], None] | None = None,
-             progress: bool = True) -> dict:
+             progress: bool = True, align: bool = True) -> dict:
     """Every codec on every clip. ``on_decoded(clip_index, codec_name, original, decoded)`` is called
-    after each run (the report writes audio and spectrograms there, so nothing is kept in memory)."""
+    after each run (the report writes audio and spectrograms there, so nothing is kept in memory).
+
+    With ``align``, each decoded clip is first shifted by the codec's delay (``metrics.estimate_delay``,
+    0-100 ms; Codec2 lags by about 20 ms), so STOI and SI-SDR judge the audio, not the latency."""
     from tqdm import tqdm
 
     names = clip_names(paths)
@@ -81,7 +84,9 @@ def evaluate(paths: list[str], codecs: list[Codec], which=M.METRICS,
                        "kbps": 8 * coded.payload_bytes / duration / 1000, "file_kbps": 8 * coded.file_bytes / duration / 1000,
                        "encode_s": coded.encode_s, "decode_s": coded.decode_s,
                        "rtf": (coded.encode_s + coded.decode_s) / duration}
-                row.update(M.all_metrics(wav, coded.decoded, which=which))
+                delay = M.estimate_delay(wav, coded.decoded) if align else 0
+                row["delay_ms"] = 1000 * delay / SAMPLE_RATE
+                row.update(M.all_metrics(*M.align(wav, coded.decoded, delay), which=which))
                 rows.append(row)
                 if on_decoded is not None:
                     on_decoded(ci, codec.name, wav, coded.decoded)
@@ -105,7 +110,8 @@ def summarize(rows: list[dict], order: list[str], which=M.METRICS) -> list[dict]
              "seconds": seconds,
              "kbps": 8 * sum(r["payload_bytes"] for r in rs) / seconds / 1000,
              "file_kbps": 8 * sum(r["file_bytes"] for r in rs) / seconds / 1000,
-             "rtf": sum(r["encode_s"] + r["decode_s"] for r in rs) / seconds}
+             "rtf": sum(r["encode_s"] + r["decode_s"] for r in rs) / seconds,
+             "delay_ms": float(np.median([r["delay_ms"] for r in rs]))}
         for m in which:
             s[m] = M.mean_ignoring_nan(r[m] for r in rs)
             s[m + "_n"] = int(sum(np.isfinite(r[m]) for r in rs))
