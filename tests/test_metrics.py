@@ -46,6 +46,9 @@ def test_delay_is_found_and_removed(speech, rng):
         ref, deg = M.align(speech, late, delay)
         assert len(ref) == len(deg) == len(speech) - delay and M.si_sdr(ref, deg) > 20
     assert M.estimate_delay(speech[:30], speech[:30]) == 0
+    half = len(speech) // 2
+    pairs = [(x, np.concatenate([np.zeros(160, np.float32), x])[:len(x)]) for x in (speech[:half], speech[half:])]
+    assert M.common_delay(pairs) == 160
 
 
 def test_pesq_without_speech_is_nan_and_skipped():

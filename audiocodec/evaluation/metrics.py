@@ -104,23 +104,40 @@ def mel_distance(ref, deg, sr: int = SAMPLE_RATE) -> float:
 
 
 def estimate_delay(ref, deg, max_ms: float = 100.0, sr: int = SAMPLE_RATE) -> int:
-    """How many samples ``deg`` lags ``ref`` (0 .. max_ms): a codec's constant algorithmic delay.
+    """How many samples ``deg`` lags ``ref`` (0 .. max_ms): a codec's constant algorithmic delay."""
+    return common_delay([(ref, deg)], max_ms, sr)
+
+
+def common_delay(pairs, max_ms: float = 100.0, sr: int = SAMPLE_RATE) -> int:
+    """The one delay (samples, 0 .. max_ms) that best aligns every (reference, degraded) pair.
 
     Coarse step, phase-blind (works for vocoders and neural decoders too): the lag, in 1 ms steps, that
-    minimises the log-mel distance between ``ref`` and the shifted ``deg``. Fine step: the waveform
-    cross-correlation peak within +-1 ms of it (exact for waveform codecs such as Opus)."""
-    ref, deg = _pair(ref, deg)
+    minimises the log-mel distance summed over all frames of all pairs. Fine step: the peak of the
+    pooled waveform cross-correlation within +-1 ms of it (exact for waveform codecs such as Opus)."""
     hop = sr // 1000
-    if len(ref) < 4 * hop:
+    pairs = [_pair(r, d) for r, d in pairs]
+    pairs = [(r, d) for r, d in pairs if len(r) >= 4 * hop]
+    if not pairs:
         return 0
-    a, b = log_mel(ref, n_fft=512, hop=hop, sr=sr), log_mel(deg, n_fft=512, hop=hop, sr=sr)
-    n = a.shape[1]
-    lags = range(0, min(int(max_ms), n // 2) + 1)
-    coarse = min(lags, key=lambda k: float(np.mean(np.abs(a[:, :n - k] - b[:, k:]))))
+    max_lag = min(int(max_ms), max(len(r) for r, _ in pairs) // hop // 2)
+    cost = np.zeros(max_lag + 1)
+    count = np.zeros(max_lag + 1)
+    for r, d in pairs:
+        a, b = log_mel(r, n_fft=512, hop=hop, sr=sr), log_mel(d, n_fft=512, hop=hop, sr=sr)
+        n = a.shape[1]
+        for k in range(min(max_lag, n - 1) + 1):
+            diff = np.abs(a[:, :n - k] - b[:, k:])
+            cost[k] += diff.sum()
+            count[k] += diff.size
+    coarse = int(np.argmin(np.where(count > 0, cost / np.maximum(count, 1), np.inf)))
     best, best_c = 0, -np.inf
     for lag in range(max(0, coarse * hop - hop), coarse * hop + hop + 1):
-        x, y = ref[:len(ref) - lag], deg[lag:]
-        c = abs(float(x @ y)) / (np.sqrt(float(x @ x) * float(y @ y)) + 1e-12)
+        xy = xx = yy = 0.0
+        for r, d in pairs:
+            if lag < len(r):
+                x, y = r[:len(r) - lag], d[lag:]
+                xy, xx, yy = xy + float(x @ y), xx + float(x @ x), yy + float(y @ y)
+        c = abs(xy) / (np.sqrt(xx * yy) + 1e-12)
         if c > best_c:
             best, best_c = lag, c
     return best

@@ -58,41 +58,64 @@ def clip_names(paths: list[str]) -> list[str]:
     return names
 
 
+DELAY_CLIPS, DELAY_SECONDS = 5, 15.0  # a codec's delay is estimated on its first clips (up to 5, or 15 s)
+
+
+def _row(name: str, codec: Codec, coded, duration: float) -> dict:
+    return {"clip": name, "codec": codec.name, "family": codec.family, "nominal_kbps": codec.nominal_kbps,
+            "duration_s": duration, "payload_bytes": coded.payload_bytes, "file_bytes": coded.file_bytes,
+            "kbps": 8 * coded.payload_bytes / duration / 1000, "file_kbps": 8 * coded.file_bytes / duration / 1000,
+            "encode_s": coded.encode_s, "decode_s": coded.decode_s, "rtf": (coded.encode_s + coded.decode_s) / duration}
+
+
 def evaluate(paths: list[str], codecs: list[Codec], which=M.METRICS,
              on_decoded: Callable[[int, str, np.ndarray, np.ndarray], None] | None = None,
              progress: bool = True, align: bool = True) -> dict:
     """Every codec on every clip. ``on_decoded(clip_index, codec_name, original, decoded)`` is called
-    after each run (the report writes audio and spectrograms there, so nothing is kept in memory).
+    after each run (the report writes audio and spectrograms there, so little is kept in memory).
 
-    With ``align``, each decoded clip is first shifted by the codec's delay (``metrics.estimate_delay``,
-    0-100 ms; Codec2 lags by about 20 ms), so STOI and SI-SDR judge the audio, not the latency."""
+    With ``align``, each codec's constant delay is removed before scoring (so STOI and SI-SDR judge the
+    audio, not the latency; Codec2 lags by about 20 ms): ``metrics.common_delay`` of the codec's first
+    clips (up to 5 clips or 15 s, held in memory until then), applied to all its clips."""
     from tqdm import tqdm
 
     names = clip_names(paths)
     clips, rows = [], []
+    delay: dict[str, int | None] = {c.name: None if align else 0 for c in codecs}
+    pending: dict[str, list] = {c.name: [] for c in codecs}
+
+    def score(key, row, wav, decoded, d):
+        row["delay_ms"] = 1000 * d / SAMPLE_RATE
+        row.update(M.all_metrics(*M.align(wav, decoded, d), which=which))
+        rows.append((key, row))
+
     bar = tqdm(total=len(paths) * len(codecs), desc="evaluating", unit="run", disable=not progress, file=sys.stderr)
     try:
         for ci, (path, name) in enumerate(zip(paths, names)):
             wav = audio.load(path)
             duration = len(wav) / SAMPLE_RATE
             clips.append({"name": name, "path": os.path.abspath(path), "duration_s": duration})
-            for codec in codecs:
+            last = ci == len(paths) - 1
+            for ki, codec in enumerate(codecs):
                 bar.set_postfix_str(f"{name} {codec.name}", refresh=False)
                 coded = codec.run(wav)
-                row = {"clip": name, "codec": codec.name, "family": codec.family, "nominal_kbps": codec.nominal_kbps,
-                       "duration_s": duration, "payload_bytes": coded.payload_bytes, "file_bytes": coded.file_bytes,
-                       "kbps": 8 * coded.payload_bytes / duration / 1000, "file_kbps": 8 * coded.file_bytes / duration / 1000,
-                       "encode_s": coded.encode_s, "decode_s": coded.decode_s,
-                       "rtf": (coded.encode_s + coded.decode_s) / duration}
-                delay = M.estimate_delay(wav, coded.decoded) if align else 0
-                row["delay_ms"] = 1000 * delay / SAMPLE_RATE
-                row.update(M.all_metrics(*M.align(wav, coded.decoded, delay), which=which))
-                rows.append(row)
+                row = _row(name, codec, coded, duration)
                 if on_decoded is not None:
                     on_decoded(ci, codec.name, wav, coded.decoded)
+                if delay[codec.name] is not None:
+                    score((ci, ki), row, wav, coded.decoded, delay[codec.name])
+                else:
+                    held = pending[codec.name]
+                    held.append(((ci, ki), row, wav, coded.decoded))
+                    if last or len(held) >= DELAY_CLIPS or sum(h[1]["duration_s"] for h in held) >= DELAY_SECONDS:
+                        delay[codec.name] = M.common_delay([(w, y) for _, _, w, y in held])
+                        for key, r, w, y in held:
+                            score(key, r, w, y, delay[codec.name])
+                        held.clear()
                 bar.update(1)
     finally:
         bar.close()
+    rows = [r for _, r in sorted(rows, key=lambda kr: kr[0])]
     return {"clips": clips, "codecs": [c.name for c in codecs], "metrics": list(which), "rows": rows,
             "summary": summarize(rows, [c.name for c in codecs], which)}
 
@@ -111,7 +134,7 @@ def summarize(rows: list[dict], order: list[str], which=M.METRICS) -> list[dict]
              "kbps": 8 * sum(r["payload_bytes"] for r in rs) / seconds / 1000,
              "file_kbps": 8 * sum(r["file_bytes"] for r in rs) / seconds / 1000,
              "rtf": sum(r["encode_s"] + r["decode_s"] for r in rs) / seconds,
-             "delay_ms": float(np.median([r["delay_ms"] for r in rs]))}
+             "delay_ms": rs[0]["delay_ms"]}
         for m in which:
             s[m] = M.mean_ignoring_nan(r[m] for r in rs)
             s[m + "_n"] = int(sum(np.isfinite(r[m]) for r in rs))
