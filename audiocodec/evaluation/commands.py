@@ -12,7 +12,7 @@ EVALUATE_EPILOG = """examples:
   audiocodec evaluate a.wav b.flac --bitrates 1.5,6 --against opus --report /tmp/eval
   audiocodec evaluate ../shared/data/speech/test --bitrates 6 --against pca --show 3 --report /tmp/eval
 
-what it writes in REPORT/:
+what it writes in OUT/:
   index.html      rate-distortion plot, summary table, per clip spectrograms + <audio> players
   results.json    every number (per clip and codec, and per-codec summaries)
   results.csv     one row per clip and codec
@@ -23,6 +23,7 @@ Bitrates are measured, not nominal: bits of codec payload / seconds of audio (th
 real compress/decompress; Opus packets without the Ogg container; Codec2's bit file; the PCA codec's
 packed indices). Opus (6, 8, 12, 16 kbps) and Codec2 (3200, 1200) need opus-tools and codec2 installed;
 without them they are skipped with a note. pca is the linear baseline (audiocodec/weights/pca.npz).
+Metrics are scored after removing each codec's constant delay (column "delay ms"; Codec2 lags ~20 ms).
 RTF (real-time factor) = (encode + decode seconds) / audio seconds, measured on one thread."""
 
 LATENTS_EPILOG = """examples:
