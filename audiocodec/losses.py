@@ -55,24 +55,48 @@ class MultiScaleMelLoss(nn.Module):
         return loss / len(self.scales)
 
 
-class SpecDiscriminator(nn.Module):
-    """2-D conv net over one STFT resolution's log magnitude. wav (B, T) -> (logits, feature maps)."""
+class ComplexSTFTLoss(nn.Module):
+    """Mean over resolutions of |S(x_hat) - S(x)| / mean |S(x)| on complex spectra.
 
-    def __init__(self, n_fft: int, channels: int = 32):
+    Unlike the mel loss it also sees the phase, which teaches the iSTFT head coherent harmonics early on
+    (without it the decoder keeps the spectral envelope but smears pitch into noise)."""
+
+    def __init__(self, resolutions=(256, 640, 1024)):
+        super().__init__()
+        self.resolutions = resolutions
+
+    def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        x_hat, x = x_hat.flatten(0, 1), x.flatten(0, 1)
+        loss = 0.0
+        for n in self.resolutions:
+            win = torch.hann_window(n, device=x.device)
+            s_hat = torch.stft(x_hat, n, n // 4, window=win, return_complex=True)
+            s = torch.stft(x, n, n // 4, window=win, return_complex=True)
+            loss = loss + (s_hat - s).abs().mean() / (s.abs().mean() + 1e-5)
+        return loss / len(self.resolutions)
+
+
+class SpecDiscriminator(nn.Module):
+    """Judges one STFT resolution's log magnitude, frequency bins as channels, 1-D convs over time.
+
+    The first layer sees every bin of a frame at once, so it can learn comb-like filters that tell
+    harmonic speech from noise-excited envelopes; all of it costs a few MFLOPs per second of audio.
+    wav (B, T) -> (logits (B, 1, frames), feature maps)."""
+
+    def __init__(self, n_fft: int, channels: int = 64):
         super().__init__()
         self.n_fft = n_fft
         c = channels
         self.convs = nn.ModuleList([
-            nn.Conv2d(1, c, (7, 5), padding=(3, 2)),
-            nn.Conv2d(c, c, (5, 3), stride=(2, 1), padding=(2, 1)),
-            nn.Conv2d(c, c, (5, 3), stride=(2, 1), padding=(2, 1)),
-            nn.Conv2d(c, c, (5, 3), stride=(2, 1), padding=(2, 1)),
-            nn.Conv2d(c, c, (3, 3), padding=(1, 1)),
+            nn.Conv1d(n_fft // 2 + 1, c, 3, padding=1),
+            nn.Conv1d(c, c, 3, padding=2, dilation=2),
+            nn.Conv1d(c, c, 3, padding=4, dilation=4),
+            nn.Conv1d(c, c, 3, padding=1),
         ])
-        self.out = nn.Conv2d(c, 1, (3, 3), padding=(1, 1))
+        self.out = nn.Conv1d(c, 1, 3, padding=1)
 
     def forward(self, x: torch.Tensor):
-        m = torch.log1p(stft_mag(x, self.n_fft, self.n_fft // 4))[:, None]
+        m = torch.log(stft_mag(x, self.n_fft, self.n_fft // 2) + 1e-5)
         feats = []
         for conv in self.convs:
             m = F.leaky_relu(conv(m), 0.1)
@@ -81,7 +105,7 @@ class SpecDiscriminator(nn.Module):
 
 
 class MultiResolutionDiscriminator(nn.Module):
-    def __init__(self, resolutions=(256, 512, 1024)):
+    def __init__(self, resolutions=(512, 1024, 2048)):
         super().__init__()
         self.discs = nn.ModuleList(SpecDiscriminator(n) for n in resolutions)
 

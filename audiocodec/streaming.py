@@ -112,6 +112,7 @@ class StreamingDecoder:
         self.tail = torch.zeros(self.n_fft - self.hop)  # overlap-add accumulator for samples not yet final
         self.position = -(self.n_fft - self.hop)        # timeline index of tail[0]
         self.last_latent: torch.Tensor | None = None
+        self.phase: torch.Tensor | None = None          # running phase of the iSTFT head
 
     def latent_of(self, codes: np.ndarray) -> torch.Tensor:
         """codes (n_q,) -> quantized latent (latent_dim,)."""
@@ -133,7 +134,8 @@ class StreamingDecoder:
         z = z[:, None] if z.dim() == 1 else z
         self.last_latent = z[:, -1]
         feats = decoder_step(self.codec.decoder, z[None], self.state)
-        frames = self.codec.head.frames(feats)[0]  # (J, n_fft) windowed frames
+        frames, self.phase = self.codec.head.frames(feats, self.phase)
+        frames = frames[0]  # (J, n_fft) windowed frames
         j = frames.shape[0]
         ola = F.fold(frames.T[None], output_size=(1, (j - 1) * self.hop + self.n_fft),
                      kernel_size=(1, self.n_fft), stride=(1, self.hop)).flatten()

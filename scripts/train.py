@@ -5,7 +5,7 @@
     python scripts/train.py --out runs/main --export audiocodec/weights/default.safetensors   # ship weights
 
 Each step draws random 1 s crops of the train split, keeps 3/6/12/24 codebooks per clip (quantizer
-dropout), and minimises a multi-scale log-mel loss + RVQ commitment; after ``adv_start`` steps a light
+dropout), and minimises a multi-scale log-mel loss + a complex-STFT loss (phase) + RVQ commitment; after ``adv_start`` steps a light
 multi-resolution STFT discriminator adds adversarial and feature-matching terms. Every ``eval_every``
 steps it measures PESQ-WB at 6 kbps on fixed test clips and writes a resumable checkpoint.
 """
@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.dataset import DEFAULT_ROOT, load_split  # noqa: E402
-from audiocodec.losses import MultiResolutionDiscriminator, MultiScaleMelLoss, discriminator_loss, generator_losses  # noqa: E402
+from audiocodec.losses import ComplexSTFTLoss, MultiResolutionDiscriminator, MultiScaleMelLoss, discriminator_loss, generator_losses  # noqa: E402
 from audiocodec.model import BITRATES, Codec, CodecConfig  # noqa: E402
 
 
@@ -46,6 +46,7 @@ class Settings:
     adv_weight: float = 1.0
     fm_weight: float = 2.0
     mel_weight: float = 15.0
+    phase_weight: float = 1.0    # complex-STFT loss (teaches coherent phase / harmonics)
     eval_every: int = 500
     eval_clips: int = 12
     log_every: int = 50
@@ -118,13 +119,17 @@ def main() -> None:
     model = Codec(CodecConfig()).to(s.device)
     disc = MultiResolutionDiscriminator().to(s.device)
     mel_loss = MultiScaleMelLoss().to(s.device)
+    phase_loss = ComplexSTFTLoss().to(s.device)
     opt_g = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     step, best = 0, -1.0
     if os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, map_location=s.device, weights_only=False)
-        model.load_state_dict(ck["model"]), disc.load_state_dict(ck["disc"])
-        opt_g.load_state_dict(ck["opt_g"]), opt_d.load_state_dict(ck["opt_d"])
+        model.load_state_dict(ck["model"]), opt_g.load_state_dict(ck["opt_g"])
+        try:
+            disc.load_state_dict(ck["disc"]), opt_d.load_state_dict(ck["opt_d"])
+        except (RuntimeError, ValueError, KeyError):
+            print("discriminator in the checkpoint has another shape: starting it afresh")
         for stage, st in zip(model.quantizer.stages, ck["ema"]):
             stage.ema_sum.copy_(st["sum"]), stage.ema_count.copy_(st["count"]), stage.initialized.fill_(True)
         step, best = ck["step"], ck.get("best", -1.0)
@@ -181,6 +186,10 @@ def main() -> None:
 
         mel = mel_loss(x_hat, x)
         loss = s.mel_weight * mel + s.commit_weight * q.commit_loss
+        if s.phase_weight:
+            cplx = phase_loss(x_hat, x)
+            loss = loss + s.phase_weight * cplx
+            acc["cplx"] = acc.get("cplx", 0.0) + cplx.item()
         if adv_on:
             adv, fm = generator_losses(disc(x), disc(x_hat))
             loss = loss + s.adv_weight * adv + s.fm_weight * fm

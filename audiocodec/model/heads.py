@@ -4,8 +4,15 @@ Each 20 ms latent frame predicts ``frames_per_latent`` STFT frames (hop 160 = 10
 The window of STFT frame ``j`` covers samples ``[hop*(j+1) - n_fft, hop*(j+1))``: it ends where its latent
 frame ends, so the head is causal. A sample is final once every window over it has arrived, which is
 ``n_fft - hop`` = 480 samples (30 ms) after the end of the latent frame that covers it.
+
+Phase is predicted as an *instantaneous frequency*: per bin, a deviation from the bin's centre frequency,
+integrated (summed) over frames. A convolutional network sees no absolute time, so it cannot output the
+ever-advancing phase of a steady tone directly; a steady tone is just a constant instantaneous frequency.
+Bins start at phase ``pi * k``, the alternating pattern a windowed sinusoid has in neighbouring bins.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -13,21 +20,32 @@ from torch.nn import functional as F
 
 
 class ISTFTHead(nn.Module):
-    """features (B, T, dim) -> frames (B, T * frames_per_latent, n_fft), windowed, ready to overlap-add."""
+    """features (B, T, dim) -> waveform (B, T * frames_per_latent * hop)."""
 
     def __init__(self, dim: int, n_fft: int = 640, hop: int = 160, frames_per_latent: int = 2):
         super().__init__()
         self.n_fft, self.hop, self.k = n_fft, hop, frames_per_latent
         self.bins = n_fft // 2 + 1
         self.out = nn.Linear(dim, frames_per_latent * 2 * self.bins)
+        bins = torch.arange(self.bins, dtype=torch.float64)
+        self.register_buffer("centre", 2 * math.pi * bins * hop / n_fft, persistent=False)  # phase advance per frame
+        self.register_buffer("phase0", math.pi * bins, persistent=False)
         self.register_buffer("window", torch.hann_window(n_fft, periodic=True) * (hop * 2 / n_fft), persistent=False)
 
-    def frames(self, x: torch.Tensor) -> torch.Tensor:
+    def frames(self, x: torch.Tensor, phase: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """features (B, T, dim) -> (windowed frames (B, T*k, n_fft), phase after the last frame (B, bins) float64).
+
+        ``phase`` continues the running phase of an earlier call (streaming); None starts a new signal."""
         b, t, _ = x.shape
         y = self.out(x).view(b, t * self.k, 2, self.bins)
         mag = torch.exp(y[:, :, 0]).clamp(max=100.0)
-        spec = torch.polar(mag, y[:, :, 1])
-        return torch.fft.irfft(spec, n=self.n_fft) * self.window
+        advance = (math.pi * torch.tanh(y[:, :, 1])).double() + self.centre
+        start = self.phase0.expand(b, -1) if phase is None else phase
+        # phase of frame j = start + advances of frames 0..j-1 (cumulative sum, wrapped to [0, 2 pi))
+        total = torch.remainder(start[:, None] + torch.cumsum(advance, 1) - advance, 2 * math.pi)
+        last = torch.remainder(total[:, -1] + advance[:, -1], 2 * math.pi)
+        spec = torch.polar(mag, total.float())
+        return torch.fft.irfft(spec, n=self.n_fft) * self.window, last
 
     def overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, J, n_fft) -> (B, J * hop): sum of shifted frames, the first n_fft - hop samples cut."""
@@ -37,4 +55,4 @@ class ISTFTHead(nn.Module):
         return out.view(b, -1)[:, n - self.hop:]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.overlap_add(self.frames(x))
+        return self.overlap_add(self.frames(x)[0])
