@@ -6,7 +6,7 @@ SAMPLE  ?= samples/speech_female.wav
 BITRATE ?= 6
 OUT     ?= /tmp/audiocodec-demo
 
-.PHONY: setup tools demo test benchmark train clean
+.PHONY: setup tools demo test benchmark figures train clean
 
 $(BIN)/audiocodec: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -37,6 +37,9 @@ test: setup tools
 
 benchmark: setup tools
 	$(BIN)/python scripts/benchmark.py --out reports/benchmark
+
+figures: setup
+	$(BIN)/python scripts/make_figures.py
 
 train: setup
 	$(BIN)/python scripts/train.py --out runs/main
