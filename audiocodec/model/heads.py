@@ -5,10 +5,12 @@ The window of STFT frame ``j`` covers samples ``[hop*(j+1) - n_fft, hop*(j+1))``
 frame ends, so the head is causal. A sample is final once every window over it has arrived, which is
 ``n_fft - hop`` = 480 samples (30 ms) after the end of the latent frame that covers it.
 
-Phase is predicted as an *instantaneous frequency*: per bin, a deviation from the bin's centre frequency,
-integrated (summed) over frames. A convolutional network sees no absolute time, so it cannot output the
-ever-advancing phase of a steady tone directly; a steady tone is just a constant instantaneous frequency.
-Bins start at phase ``pi * k``, the alternating pattern a windowed sinusoid has in neighbouring bins.
+Phase has two parts. An *instantaneous frequency*: per bin, a deviation from the bin's centre frequency,
+integrated (summed) over frames -- a convolutional network sees no absolute time, so it cannot output the
+ever-advancing phase of a steady tone directly, but a steady tone is just a constant instantaneous
+frequency (bins start at phase ``pi * k``, the alternating pattern a windowed sinusoid has in neighbouring
+bins). Plus a per-frame phase *offset* as in Vocos, which draws noise and onsets that a smooth integrated
+phase cannot.
 """
 from __future__ import annotations
 
@@ -20,13 +22,20 @@ from torch.nn import functional as F
 
 
 class ISTFTHead(nn.Module):
-    """features (B, T, dim) -> waveform (B, T * frames_per_latent * hop)."""
+    """features (B, T, dim) -> waveform (B, T * frames_per_latent * hop).
 
-    def __init__(self, dim: int, n_fft: int = 640, hop: int = 160, frames_per_latent: int = 2):
+    Each latent frame's features are first expanded into ``frames_per_latent`` hidden vectors (one per STFT
+    frame, GELU), then read out linearly as log-magnitude and phase advance: a plain linear read-out of all
+    frames from ``dim`` features is too low-rank to draw the harmonic fine structure of voiced speech."""
+
+    def __init__(self, dim: int, n_fft: int = 640, hop: int = 160, frames_per_latent: int = 2, hidden: int = 384):
         super().__init__()
-        self.n_fft, self.hop, self.k = n_fft, hop, frames_per_latent
+        self.n_fft, self.hop, self.k, self.hidden = n_fft, hop, frames_per_latent, hidden
         self.bins = n_fft // 2 + 1
-        self.out = nn.Linear(dim, frames_per_latent * 2 * self.bins)
+        self.up = nn.Linear(dim, frames_per_latent * hidden)
+        self.out = nn.Linear(hidden, 3 * self.bins)  # log-magnitude, phase advance, phase offset
+        with torch.no_grad():  # start as steady tones at the bin centres: zero deviation and offset
+            self.out.weight[self.bins:].zero_(), self.out.bias[self.bins:].zero_()
         bins = torch.arange(self.bins, dtype=torch.float64)
         self.register_buffer("centre", 2 * math.pi * bins * hop / n_fft, persistent=False)  # phase advance per frame
         self.register_buffer("phase0", math.pi * bins, persistent=False)
@@ -37,14 +46,15 @@ class ISTFTHead(nn.Module):
 
         ``phase`` continues the running phase of an earlier call (streaming); None starts a new signal."""
         b, t, _ = x.shape
-        y = self.out(x).view(b, t * self.k, 2, self.bins)
+        h = F.gelu(self.up(x)).view(b, t * self.k, self.hidden)
+        y = self.out(h).view(b, t * self.k, 3, self.bins)
         mag = torch.exp(y[:, :, 0]).clamp(max=100.0)
         advance = (math.pi * torch.tanh(y[:, :, 1])).double() + self.centre
         start = self.phase0.expand(b, -1) if phase is None else phase
         # phase of frame j = start + advances of frames 0..j-1 (cumulative sum, wrapped to [0, 2 pi))
         total = torch.remainder(start[:, None] + torch.cumsum(advance, 1) - advance, 2 * math.pi)
         last = torch.remainder(total[:, -1] + advance[:, -1], 2 * math.pi)
-        spec = torch.polar(mag, total.float())
+        spec = torch.polar(mag, total.float() + y[:, :, 2])
         return torch.fft.irfft(spec, n=self.n_fft) * self.window, last
 
     def overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
