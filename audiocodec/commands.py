@@ -75,7 +75,7 @@ def cmd_compress(args) -> int:
     i = read_info(io.BytesIO(data))
     if not args.quiet:
         print(f"{args.input} -> {args.output}: {i['duration_s']:.2f} s at {args.bitrate:g} kbps ({i['codebooks']} codebooks"
-              f"{', entropy-coded' if i['entropy_coded'] else ', fixed-rate'}), {i['size_bytes']} bytes = "
+              f", {i['range_coded_chunks']}/{i['chunks']} chunks range-coded), {i['size_bytes']} bytes = "
               f"{i['actual_kbps']:.2f} kbps actual", file=sys.stderr)
     return 0
 
@@ -159,7 +159,7 @@ def cmd_info(args) -> int:
     else:
         print(f"format version  {i['format_version']}\nmodel           {i['model']}\n"
               f"bitrate         {i['bitrate_kbps']:g} kbps mode ({i['codebooks']} codebooks x 10 bits x 50 frames/s)\n"
-              f"coding          {'entropy-coded (range coder)' if i['entropy_coded'] else 'fixed-rate'}\n"
+              f"coding          {i['range_coded_chunks']} of {i['chunks']} chunks range-coded, the rest fixed-rate 10-bit\n"
               f"audio           {i['sample_rate']} Hz mono, {i['samples']} samples = {i['duration_s']:.2f} s\n"
               f"size            {i['size_bytes']} bytes = {i['actual_kbps']:.2f} kbps actual (header and chunk framing included)")
     return 0

@@ -68,8 +68,17 @@ def encode_blocks(blocks: Iterable[np.ndarray], kbps: float, engine: Engine, ent
     pending = np.zeros((n_q, 0), dtype=np.int64)
     num_samples = 0
 
+    used_range = False
+
     def emit(codes: np.ndarray) -> None:
-        payload = engine.entropy.encode(codes) if use_entropy else encode_fixed(codes, cfg.bits_per_code)
+        nonlocal used_range
+        payload = encode_fixed(codes, cfg.bits_per_code)
+        if use_entropy:  # range-code the chunk only where that is smaller than the fixed-rate codes
+            ranged = engine.entropy.encode(codes)
+            if len(ranged) < len(payload):
+                chunks.append(encode_chunk(codes.shape[1], ranged, range_coded=True))
+                used_range = True
+                return
         chunks.append(encode_chunk(codes.shape[1], payload))
 
     for block in blocks:
@@ -85,7 +94,7 @@ def encode_blocks(blocks: Iterable[np.ndarray], kbps: float, engine: Engine, ent
         emit(pending[:, :FRAMES_PER_CHUNK])
         pending = pending[:, FRAMES_PER_CHUNK:]
     header = Header(cfg.sample_rate, 1, n_q, cfg.bits_per_code, cfg.frame_size, num_samples, engine.model_id,
-                    FRAMES_PER_CHUNK, FLAG_ENTROPY if use_entropy else 0)
+                    FRAMES_PER_CHUNK, FLAG_ENTROPY if used_range else 0)
     return encode_header(header) + b"".join(chunks)
 
 
@@ -107,8 +116,8 @@ def decode_stream(f: BinaryIO, engine: Engine) -> tuple[Header, Iterator[np.ndar
     def blocks() -> Iterator[np.ndarray]:
         dec = StreamingDecoder(engine.codec)
         left = header.num_samples
-        for n_frames, payload in read_chunks(f, header):
-            if header.entropy_coded:
+        for n_frames, payload, ranged in read_chunks(f, header):
+            if ranged:
                 codes = engine.entropy.decode(payload, header.n_q, n_frames)
             else:
                 codes = decode_fixed(payload, header.n_q, n_frames, header.bits)
@@ -138,7 +147,8 @@ def decompress(data: bytes, engine: Engine | None = None) -> np.ndarray:
 def read_info(f: BinaryIO) -> dict:
     """Header fields and sizes of a .acdc stream (validates every chunk's checksum; needs no model)."""
     header = read_header(f)
-    payload = sum(len(p) + 12 for _, p in read_chunks(f, header))
+    chunks = list((len(p), r) for _, p, r in read_chunks(f, header))
+    payload = sum(n + 12 for n, _ in chunks)
     size = HEADER_SIZE + payload
     return {
         "format_version": header.version,
@@ -146,6 +156,8 @@ def read_info(f: BinaryIO) -> dict:
         "codebooks": header.n_q,
         "bitrate_kbps": header.n_q * header.bits * header.sample_rate / header.frame_size / 1000,
         "entropy_coded": header.entropy_coded,
+        "chunks": len(chunks),
+        "range_coded_chunks": sum(r for _, r in chunks),
         "sample_rate": header.sample_rate,
         "channels": header.channels,
         "samples": header.num_samples,

@@ -5,8 +5,9 @@
     python scripts/train.py --out runs/main --export audiocodec/weights/default.safetensors   # ship weights
 
 Each step draws random 1 s crops of the train split, keeps 3/6/12/24 codebooks per clip (quantizer
-dropout), and minimises a multi-scale log-mel loss + a complex-STFT loss (phase) + RVQ commitment; after ``adv_start`` steps a light
-multi-resolution STFT discriminator adds adversarial and feature-matching terms. Every ``eval_every``
+dropout), and minimises a multi-scale log-mel loss + RVQ commitment (optionally a complex-STFT loss);
+after ``adv_start`` steps light 1-D spectral discriminators at three resolutions add adversarial (hinge)
+and feature-matching terms. Every ``eval_every``
 steps it measures PESQ-WB at 6 kbps on fixed test clips and writes a resumable checkpoint.
 """
 from __future__ import annotations
@@ -42,11 +43,11 @@ class Settings:
     warmup: int = 500
     min_lr_frac: float = 0.05
     commit_weight: float = 0.25
-    adv_start: int = 20000       # step at which the discriminator joins (0 = from the start)
+    adv_start: int = 6000        # step at which the discriminator joins (0 = from the start)
     adv_weight: float = 1.0
     fm_weight: float = 2.0
-    mel_weight: float = 15.0
-    phase_weight: float = 1.0    # complex-STFT loss (teaches coherent phase / harmonics)
+    mel_weight: float = 30.0
+    phase_weight: float = 0.0    # complex-STFT loss (tried for 500 steps: no gain; off)
     eval_every: int = 500
     eval_clips: int = 12
     log_every: int = 50

@@ -71,7 +71,8 @@ def test_container_round_trip(rng):
     f = io.BytesIO(data)
     assert read_header(f) == h
     chunks = list(read_chunks(f, h))
-    assert [n for n, _ in chunks] == [4, 4, 2] and container.HEADER_SIZE == 40
+    assert [n for n, _, _ in chunks] == [4, 4, 2] and container.HEADER_SIZE == 40
+    assert not any(r for _, _, r in chunks)
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -116,9 +117,17 @@ def test_absurd_header_values(kw, message):
     assert message in str(e.value)
 
 
+def test_range_chunk_needs_the_flag(rng):
+    h = _header()
+    data = encode_header(h) + encode_chunk(4, b"\0" * 8, range_coded=True)
+    f = io.BytesIO(data)
+    with pytest.raises(FormatError, match="bad chunk marker"):
+        list(read_chunks(f, read_header(f)))
+
+
 def test_absurd_chunk_length_is_not_allocated():
     h = _header(flags=1)
-    data = encode_header(h) + struct.pack("<2sHI", b"CK", 4, 2 ** 31) + b"\0" * 4
+    data = encode_header(h) + struct.pack("<2sHI", b"CR", 4, 2 ** 31) + b"\0" * 4
     f = io.BytesIO(data)
     with pytest.raises(FormatError, match="bad payload length"):
         list(read_chunks(f, read_header(f)))

@@ -33,12 +33,13 @@ def test_round_trip_every_bitrate(tmp_path, kbps, capsys):
     assert os.path.getsize(acdc) * 8 / (len(x) / 16000) < float(kbps) * 1000 + 200
 
 
-def test_entropy_coding_saves_bytes(tmp_path, engine):
+def test_entropy_coding_never_costs_bytes(tmp_path, engine):
+    """Each chunk is range-coded only where that is smaller, so the default is never larger than --fixed-rate."""
     a, b = str(tmp_path / "e.acdc"), str(tmp_path / "f.acdc")
     assert engine.entropy is not None
     assert run("compress", SAMPLE, a, "-b", "6") == 0
     assert run("compress", SAMPLE, b, "-b", "6", "--fixed-rate") == 0
-    assert os.path.getsize(a) < os.path.getsize(b)
+    assert os.path.getsize(a) <= os.path.getsize(b)
     ya, yb = str(tmp_path / "a.wav"), str(tmp_path / "b.wav")
     assert run("decompress", a, ya) == 0 and run("decompress", b, yb) == 0
     assert np.array_equal(sf.read(ya)[0], sf.read(yb)[0])  # same codes, same audio
@@ -137,3 +138,14 @@ def test_help_teaches(capsys):
     with pytest.raises(SystemExit):
         run("compress", "--help")
     assert "examples:" in capsys.readouterr().out
+
+
+def test_silence_is_range_coded(tmp_path, capsys):
+    """Quiet frames use frequent codes, so their chunk is range-coded and smaller than fixed-rate."""
+    quiet = str(tmp_path / "quiet.wav")
+    sf.write(quiet, np.random.default_rng(0).normal(0, 1e-4, 16000 * 3), 16000)
+    a, b = str(tmp_path / "q.acdc"), str(tmp_path / "qf.acdc")
+    assert run("compress", quiet, a, "-b", "6", "-q") == 0 and run("compress", quiet, b, "-b", "6", "-q", "--fixed-rate") == 0
+    assert run("info", a, "--json") == 0
+    assert '"range_coded_chunks": 1' in capsys.readouterr().out
+    assert os.path.getsize(a) < os.path.getsize(b)

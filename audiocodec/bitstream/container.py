@@ -15,15 +15,16 @@ from .packing import packed_size
 MAGIC = b"ACDC"
 VERSION = 1                      # the format version this code writes
 READABLE_VERSIONS = (1,)         # versions this code reads
-FLAG_ENTROPY = 0x01              # payloads are range-coded (else fixed-rate packed codes)
+FLAG_ENTROPY = 0x01              # some chunks are range-coded: the model's entropy tables are needed
 KNOWN_FLAGS = FLAG_ENTROPY
 
 # magic, version, header_len, flags, sample_rate, channels, n_q, bits, frame_size, num_samples,
 # model_id, frames_per_chunk, reserved (0); then crc32 of everything before it
 _HEADER = struct.Struct("<4sBHBIBBBHQ8sHx")
 HEADER_SIZE = _HEADER.size + 4   # 40 bytes
-_CHUNK = struct.Struct("<2sHI")  # b"CK", n_frames, payload_len; then crc32, then payload
-CHUNK_MAGIC = b"CK"
+_CHUNK = struct.Struct("<2sHI")  # marker, n_frames, payload_len; then crc32, then payload
+CHUNK_FIXED = b"CF"              # payload: fixed-rate packed codes
+CHUNK_RANGE = b"CR"              # payload: range-coded codes (only in files with FLAG_ENTROPY)
 
 MAX_SAMPLES = 16000 * 3600 * 24  # one day of 16 kHz audio
 MAX_FRAMES_PER_CHUNK = 3000      # one minute of 20 ms frames
@@ -59,10 +60,8 @@ class Header:
     def duration(self) -> float:
         return self.num_samples / self.sample_rate
 
-    def max_payload(self, n_frames: int) -> int:
-        """Upper bound for one chunk's payload: fixed-rate size, or twice that (plus slack) if entropy-coded."""
-        fixed = packed_size(n_frames * self.n_q, self.bits)
-        return 2 * fixed + 64 if self.entropy_coded else fixed
+    def fixed_payload(self, n_frames: int) -> int:
+        return packed_size(n_frames * self.n_q, self.bits)
 
 
 def encode_header(h: Header) -> bytes:
@@ -118,29 +117,31 @@ def _check(h: Header) -> None:
         raise FormatError(f"absurd chunk size of {h.frames_per_chunk} frames")
 
 
-def encode_chunk(n_frames: int, payload: bytes) -> bytes:
-    head = _CHUNK.pack(CHUNK_MAGIC, n_frames, len(payload))
+def encode_chunk(n_frames: int, payload: bytes, range_coded: bool = False) -> bytes:
+    head = _CHUNK.pack(CHUNK_RANGE if range_coded else CHUNK_FIXED, n_frames, len(payload))
     return head + struct.pack("<I", zlib.crc32(head + payload)) + payload
 
 
 def read_chunks(f, h: Header):
-    """Yield (n_frames, payload) for every chunk, checking sizes, checksums and the frame total."""
+    """Yield (n_frames, payload, range_coded) for every chunk, checking sizes, checksums and the frame total."""
     remaining, index = h.num_frames, 0
     while remaining > 0:
         head = f.read(_CHUNK.size + 4)
         if len(head) < _CHUNK.size + 4:
             raise FormatError(f"truncated file: chunk {index} missing ({remaining} frames short)")
         magic, n_frames, plen = _CHUNK.unpack_from(head)
-        if magic != CHUNK_MAGIC:
+        ranged = magic == CHUNK_RANGE
+        if magic not in (CHUNK_FIXED, CHUNK_RANGE) or (ranged and not h.entropy_coded):
             raise FormatError(f"chunk {index}: bad chunk marker (file is corrupted)")
         if not 1 <= n_frames <= min(h.frames_per_chunk, remaining):
             raise FormatError(f"chunk {index}: bad frame count {n_frames}")
-        if plen > h.max_payload(n_frames) or (not h.entropy_coded and plen != h.max_payload(n_frames)):
+        fixed = h.fixed_payload(n_frames)
+        if (ranged and (plen >= fixed or plen % 4)) or (not ranged and plen != fixed):
             raise FormatError(f"chunk {index}: bad payload length {plen}")
         payload = _read_exact(f, plen, f"chunk {index}")
         if zlib.crc32(head[:_CHUNK.size] + payload) != struct.unpack_from("<I", head, _CHUNK.size)[0]:
             raise FormatError(f"chunk {index}: checksum mismatch (file is corrupted)")
-        yield n_frames, payload
+        yield n_frames, payload, ranged
         remaining -= n_frames
         index += 1
     if f.read(1):
