@@ -131,17 +131,12 @@ def cmd_decompress(args) -> int:
 
 
 def _report_quality(reference: str, decoded: np.ndarray) -> None:
-    from pesq import pesq
-    from pystoi import stoi
+    from .evaluation.metrics import pesq_wb, stoi
 
     ref = audio.load(reference)
-    n = min(len(ref), len(decoded))
-    try:
-        p = f"{pesq(audio.SAMPLE_RATE, ref[:n], decoded[:n], 'wb'):.2f}"
-    except Exception:
-        p = "n/a (no speech detected)"
-    s = stoi(ref[:n], decoded[:n], audio.SAMPLE_RATE, extended=False)
-    print(f"quality vs {reference}: PESQ-WB {p}, STOI {s:.3f}", file=sys.stderr)
+    p = pesq_wb(ref, decoded)
+    p = "n/a (no speech detected)" if np.isnan(p) else f"{p:.2f}"
+    print(f"quality vs {reference}: PESQ-WB {p}, STOI {stoi(ref, decoded):.3f}", file=sys.stderr)
 
 
 def cmd_info(args) -> int:

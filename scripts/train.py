@@ -2,7 +2,7 @@
 
     python scripts/train.py --out runs/main                # CPU, resumes from runs/main/ckpt.pt if present
     python scripts/train.py --out runs/main --device cuda  # same on a GPU
-    python scripts/train.py --out runs/main --export audiocodec/weights/default.safetensors   # ship weights
+    python scripts/export.py runs/main/best.pt                 # ship weights + entropy model
 
 Each step draws random 1 s crops of the train split, keeps 3/6/12/24 codebooks per clip (quantizer
 dropout), and minimises a multi-scale log-mel loss + RVQ commitment (optionally a complex-STFT loss);
@@ -52,7 +52,6 @@ class Settings:
     eval_clips: int = 12
     log_every: int = 50
     seed: int = 0
-    export: str = ""             # if set: write inference weights from the checkpoint and exit
     init: str = ""               # with no checkpoint yet: start from these safetensors weights (e.g. the shipped model)
     init_step: int = 0           # ... and continue the schedule from this step (default: the step stored in the file)
 
@@ -141,11 +140,6 @@ def main() -> None:
             stage.ema_sum.copy_(stage.codebook), stage.initialized.fill_(True)
         step = s.init_step or int(model.metadata(s.init).get("steps", 0))
         print(f"initialised from {s.init}, schedule continues at step {step}")
-
-    if s.export:
-        model.save(s.export, {"steps": step, "trained_on": "shared/data/speech train split"})
-        print(f"wrote {s.export} ({os.path.getsize(s.export) / 1e6:.1f} MB) from step {step}")
-        return
 
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params; settings: {json.dumps(dataclasses.asdict(s))}")
     audio, _ = load_split(s.data, "train")

@@ -140,7 +140,8 @@ class Codec(nn.Module):
         codec.model_id = digest[:16]
         return codec.eval()
 
-    def metadata(self, path: str) -> dict:
+    @staticmethod
+    def metadata(path: str) -> dict:
         from safetensors import safe_open
 
         with safe_open(path, framework="pt") as f:
