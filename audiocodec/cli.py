@@ -20,18 +20,13 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    from . import commands  # file commands: compress, decompress, info
+    from . import commands  # compress, decompress, info
+    from .evaluation import commands as evaluation_commands  # evaluate, encode-latents
+    from .transport import commands as transport_commands  # send, receive, simulate
+
     commands.add_commands(sub)
-    try:
-        from .transport import commands as transport_commands  # send, receive, simulate
-        transport_commands.add_commands(sub)
-    except ImportError:
-        pass
-    try:
-        from .evaluation import commands as evaluation_commands  # evaluate, encode-latents
-        evaluation_commands.add_commands(sub)
-    except ImportError:
-        pass
+    transport_commands.add_commands(sub)
+    evaluation_commands.add_commands(sub)
     return p
 
 

@@ -173,7 +173,7 @@ def add_commands(sub) -> None:
     p.add_argument("output", help=".acdc file, or - for stdout")
     p.add_argument("-b", "--bitrate", type=float, default=6.0, help="1.5, 3, 6 or 12 kbps (default 6)")
     p.add_argument("--fixed-rate", action="store_true", help="store plain 10-bit codes instead of range-coding them")
-    _common(p)
+    add_output_options(p)
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help=".acdc -> 16-bit wav", formatter_class=fmt,
@@ -184,7 +184,7 @@ def add_commands(sub) -> None:
     p.add_argument("input", help=".acdc file, or - for stdin")
     p.add_argument("output", help="wav file, or - for stdout")
     p.add_argument("--reference", help="original audio: print PESQ-WB and STOI of the result against it")
-    _common(p)
+    add_output_options(p)
     p.set_defaults(func=cmd_decompress)
 
     p = sub.add_parser("info", help="describe a .acdc file", formatter_class=fmt,
@@ -196,7 +196,8 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_info)
 
 
-def _common(p) -> None:
+def add_output_options(p) -> None:
+    """-f/--force, -q/--quiet and --model, shared by every subcommand that writes a file."""
     p.add_argument("-f", "--force", action="store_true", help="overwrite the output file if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--model", help="weights file (default: the shipped model)")

@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 
+from ..commands import add_output_options
 from ..errors import CodecError
 
 EVALUATE_EPILOG = """examples:
@@ -113,7 +114,5 @@ def add_commands(sub) -> None:
     p.add_argument("input", help="audio file (any rate/channels; mixed to mono 16 kHz)")
     p.add_argument("output", help="output .npz archive")
     p.add_argument("-b", "--bitrate", type=float, default=6.0, help="which codes to include: 1.5, 3, 6 or 12 kbps (default 6)")
-    p.add_argument("--model", help="weights file (default: the shipped model)")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite the output file if it exists")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    add_output_options(p)
     p.set_defaults(func=cmd_encode_latents)

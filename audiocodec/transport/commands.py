@@ -11,6 +11,7 @@ import sys
 import numpy as np
 
 from .. import audio
+from ..commands import add_output_options
 from ..errors import CodecError
 from .packets import MAX_FRAMES
 
@@ -316,9 +317,7 @@ def add_commands(sub) -> None:
     p.add_argument("--fast", action="store_true", help="play out on the stream's clock, not the wall clock")
     p.add_argument("--session", metavar="HEX", help="accept only this session id (default: the first heard)")
     p.add_argument("--json", action="store_true", help="statistics as JSON on stdout")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite the output file if it exists")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    p.add_argument("--model", help="weights file (default: the shipped model)")
+    add_output_options(p)
     p.set_defaults(func=cmd_receive)
 
     p = sub.add_parser("simulate", help="send -> lossy network -> receive on loopback, with quality",
@@ -339,9 +338,7 @@ def add_commands(sub) -> None:
     p.add_argument("--buffer-ms", type=float, default=80.0, help="receiver jitter buffer depth (default 80)")
     p.add_argument("--realtime", action="store_true", help="pace everything on the wall clock")
     p.add_argument("--json", action="store_true", help="statistics and quality as JSON on stdout")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite the output file if it exists")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    p.add_argument("--model", help="weights file (default: the shipped model)")
+    add_output_options(p)
     p.set_defaults(func=cmd_simulate)
 
 
