@@ -36,11 +36,12 @@ def _short(exc: Exception) -> str:
     return msg[-1] if msg else type(exc).__name__
 
 
-def _check_path(path: str) -> None:
+def check_path(path: str, expected: str = "an audio file") -> None:
+    """CodecError unless ``path`` is an existing, non-empty file."""
     if not os.path.exists(path):
         raise CodecError(f"{path}: no such file")
     if os.path.isdir(path):
-        raise CodecError(f"{path}: is a directory, expected an audio file")
+        raise CodecError(f"{path}: is a directory, expected {expected}")
     if os.path.getsize(path) == 0:
         raise CodecError(f"{path}: empty file")
 
@@ -71,7 +72,7 @@ def load(src) -> np.ndarray:
     """
     name = _describe(src)
     if isinstance(src, str):
-        _check_path(src)
+        check_path(src)
     try:
         with sf.SoundFile(src) as f:
             if f.frames > MAX_SECONDS * f.samplerate:
@@ -101,7 +102,7 @@ def iter_blocks(path: str, block_seconds: float = 10.0):
 
     Resampling is streamed with soxr's ResampleStream so block edges leave no seams.
     """
-    _check_path(path)
+    check_path(path)
     try:
         f = sf.SoundFile(path)
     except Exception as exc:

@@ -39,6 +39,14 @@ def _read_stdin() -> bytes:
     return data
 
 
+def _open_acdc(path: str):
+    """A binary file object for a .acdc path, or for stdin when the path is -."""
+    if path == "-":
+        return io.BytesIO(_read_stdin())
+    audio.check_path(path, "a .acdc file")
+    return open(path, "rb")
+
+
 def _write_output(path: str, data: bytes) -> None:
     if path == "-":
         sys.stdout.buffer.write(data)
@@ -86,13 +94,8 @@ def cmd_decompress(args) -> int:
     from .compress import decode_stream, load_engine
 
     _check_output(args.output, args.force)
-    if args.input != "-":
-        if not os.path.exists(args.input):
-            raise CodecError(f"{args.input}: no such file")
-        if os.path.isdir(args.input):
-            raise CodecError(f"{args.input}: is a directory")
+    src = _open_acdc(args.input)
     engine = load_engine(args.model)
-    src = io.BytesIO(_read_stdin()) if args.input == "-" else open(args.input, "rb")
     tmp = None
     try:
         header, blocks = decode_stream(src, engine)
@@ -142,12 +145,7 @@ def _report_quality(reference: str, decoded: np.ndarray) -> None:
 def cmd_info(args) -> int:
     from .compress import read_info
 
-    if args.input != "-":
-        if not os.path.exists(args.input):
-            raise CodecError(f"{args.input}: no such file")
-        if os.path.isdir(args.input):
-            raise CodecError(f"{args.input}: is a directory")
-    with (io.BytesIO(_read_stdin()) if args.input == "-" else open(args.input, "rb")) as f:
+    with _open_acdc(args.input) as f:
         i = read_info(f)
     if args.json:
         print(json.dumps(i, indent=2))
