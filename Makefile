@@ -42,6 +42,7 @@ figures: setup
 	$(BIN)/python scripts/make_figures.py
 
 train: setup
+	$(BIN)/pip install -q -e '.[train]'
 	$(BIN)/python scripts/train.py --out runs/main
 
 clean:

@@ -5,7 +5,8 @@
     python scripts/export.py runs/main/best.pt                 # ship weights + entropy model
 
 Each step draws random 1 s crops of the train split, keeps 3/6/12/24 codebooks per clip (quantizer
-dropout), and minimises a multi-scale log-mel loss + RVQ commitment (optionally a complex-STFT loss);
+dropout), and minimises a multi-scale log-mel loss + RVQ commitment + the harmonic head's pitch error
+against a pitch tracker (WORLD DIO, cached once: ``pip install -e '.[train]'``; optionally a complex-STFT loss);
 from ``--adv-start`` on, light 1-D spectral discriminators at three resolutions add adversarial (hinge)
 and feature-matching terms (off by default: in 5,000 CPU steps they lowered PESQ). Every ``eval_every``
 steps it measures PESQ-WB at 6 kbps on fixed test clips and writes a resumable checkpoint.
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from audiocodec.dataset import DEFAULT_ROOT, load_split  # noqa: E402
+from audiocodec.dataset import DEFAULT_ROOT, F0_HOP, load_f0, load_split  # noqa: E402
 from audiocodec.losses import ComplexSTFTLoss, MultiResolutionDiscriminator, MultiScaleMelLoss, discriminator_loss, generator_losses  # noqa: E402
 from audiocodec.model import BITRATES, Codec, CodecConfig  # noqa: E402
 
@@ -48,6 +49,10 @@ class Settings:
     fm_weight: float = 2.0
     mel_weight: float = 30.0
     phase_weight: float = 0.0    # complex-STFT loss (tried for 500 steps: no gain; off)
+    pitch_source: bool = True    # harmonic excitation at a predicted pitch (the shipped model up to step 12,250 had none)
+    f0_weight: float = 20.0      # L1 of the predicted pitch in octaves, on voiced frames
+    voicing_weight: float = 1.0  # binary cross-entropy of the predicted voicing
+    teacher_until: int = 2000    # before this step the excitation follows the tracker's pitch, not the predicted one
     eval_every: int = 500
     eval_clips: int = 12
     log_every: int = 50
@@ -59,7 +64,8 @@ class Settings:
 def parse() -> Settings:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in dataclasses.fields(Settings):
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+        kind = (lambda v: v.lower() in ("1", "true", "yes")) if isinstance(f.default, bool) else type(f.default)
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default)
     return Settings(**vars(p.parse_args()))
 
 
@@ -70,11 +76,18 @@ def lr_at(step: int, s: Settings) -> float:
     return s.lr * (s.min_lr_frac + (1 - s.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def batch_of_crops(audio: np.ndarray, n: int, length: int, rng: np.random.Generator) -> torch.Tensor:
-    starts = rng.integers(0, len(audio) - length, n)
+def batch_of_crops(audio: np.ndarray, n: int, length: int, rng: np.random.Generator,
+                   f0: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """n random crops (n, 1, length) and, given the split's pitch track, their pitch targets (n, length / 160):
+    value j is the pitch at the end of 10 ms frame j (crops start on the pitch grid)."""
+    starts = rng.integers(0, (len(audio) - length) // F0_HOP, n) * F0_HOP
     x = np.stack([audio[s:s + length] for s in starts]).astype(np.float32) / 32768.0
     gain = 10 ** (rng.uniform(-12, 4, (n, 1)) / 20)        # level augmentation
-    return torch.from_numpy(np.clip(x * gain, -1, 1).astype(np.float32))[:, None]
+    wav = torch.from_numpy(np.clip(x * gain, -1, 1).astype(np.float32))[:, None]
+    if f0 is None:
+        return wav, None
+    idx = np.minimum(starts[:, None] // F0_HOP + 1 + np.arange(length // F0_HOP), len(f0) - 1)
+    return wav, torch.from_numpy(f0[idx])
 
 
 def eval_clips(root: str, n: int) -> list[np.ndarray]:
@@ -116,7 +129,7 @@ def main() -> None:
     os.makedirs(s.out, exist_ok=True)
     ckpt_path = os.path.join(s.out, "ckpt.pt")
 
-    model = Codec(CodecConfig()).to(s.device)
+    model = Codec(CodecConfig(pitch_source=s.pitch_source)).to(s.device)
     disc = MultiResolutionDiscriminator().to(s.device)
     mel_loss = MultiScaleMelLoss().to(s.device)
     phase_loss = ComplexSTFTLoss().to(s.device)
@@ -135,7 +148,9 @@ def main() -> None:
         step, best = ck["step"], ck.get("best", -1.0)
         print(f"resumed from {ckpt_path} at step {step}")
     elif s.init:  # carry training over from shipped weights when the checkpoint folder is gone
-        model.load_state_dict(Codec.load(s.init).state_dict())
+        missing, _ = model.load_state_dict(Codec.load(s.init).state_dict(), strict=False)
+        if missing:
+            print("not in the init weights, starting afresh:", ", ".join(sorted({k.split('.')[0] for k in missing})))
         for stage in model.quantizer.stages:
             stage.ema_sum.copy_(stage.codebook), stage.initialized.fill_(True)
         step = s.init_step or int(model.metadata(s.init).get("steps", 0))
@@ -143,6 +158,7 @@ def main() -> None:
 
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params; settings: {json.dumps(dataclasses.asdict(s))}")
     audio, _ = load_split(s.data, "train")
+    f0 = load_f0(s.data, "train") if s.pitch_source else None
     clips = eval_clips(s.data, s.eval_clips)
     rng = np.random.default_rng(s.seed + step)
     length = int(s.seconds * 16000) // model.cfg.frame_size * model.cfg.frame_size
@@ -150,7 +166,7 @@ def main() -> None:
 
     def save(tag: str = "ckpt.pt") -> None:
         ema = [{"sum": st.ema_sum, "count": st.ema_count} for st in model.quantizer.stages]
-        state = {"model": model.state_dict(), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(),
+        state = {"model": model.state_dict(), "config": dataclasses.asdict(model.cfg), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(),
                  "opt_d": opt_d.state_dict(), "ema": ema, "step": step, "best": best, "settings": dataclasses.asdict(s)}
         torch.save(state, os.path.join(s.out, tag + ".tmp"))
         os.replace(os.path.join(s.out, tag + ".tmp"), os.path.join(s.out, tag))
@@ -158,7 +174,7 @@ def main() -> None:
     if step == 0:  # seed the codebooks by k-means on a large first batch
         with torch.no_grad():
             model.train()
-            model(batch_of_crops(audio, 64, length, rng).to(s.device), torch.full((64,), model.cfg.n_codebooks))
+            model(batch_of_crops(audio, 64, length, rng)[0].to(s.device), torch.full((64,), model.cfg.n_codebooks))
 
     log = open(os.path.join(s.out, "log.jsonl"), "a")
     t0, acc = time.time(), {}
@@ -167,9 +183,10 @@ def main() -> None:
         lr = lr_at(step, s)
         for g in opt_g.param_groups + opt_d.param_groups:
             g["lr"] = lr
-        x = batch_of_crops(audio, s.batch, length, rng).to(s.device)
+        x, f0_target = batch_of_crops(audio, s.batch, length, rng, f0)
+        x, f0_target = x.to(s.device), f0_target.to(s.device) if f0_target is not None else None
         n_q = choices[torch.randint(0, len(choices), (s.batch,))].to(s.device)
-        x_hat, q = model(x, n_q)
+        x_hat, q, f0_hat = model(x, n_q, f0_target if step < s.teacher_until else None)
         adv_on = step >= s.adv_start
 
         if adv_on:  # discriminator step
@@ -189,6 +206,13 @@ def main() -> None:
             adv, fm = generator_losses(disc(x), disc(x_hat))
             loss = loss + s.adv_weight * adv + s.fm_weight * fm
             acc["adv"], acc["fm"] = acc.get("adv", 0.0) + adv.item(), acc.get("fm", 0.0) + fm.item()
+        if f0_hat is not None:
+            f0_hat, voicing = f0_hat
+            voiced = f0_target > 0
+            pitch = (torch.log2(f0_hat) - torch.log2(f0_target.clamp(min=1.0))).abs()[voiced].mean() if voiced.any() else f0_hat.sum() * 0
+            bce = torch.nn.functional.binary_cross_entropy_with_logits(voicing, voiced.float())
+            loss = loss + s.f0_weight * pitch + s.voicing_weight * bce
+            acc["f0_oct"], acc["voicing"] = acc.get("f0_oct", 0.0) + pitch.item(), acc.get("voicing", 0.0) + bce.item()
         opt_g.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

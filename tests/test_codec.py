@@ -65,7 +65,7 @@ def test_tiny_training_step_reduces_loss():
     n_q = torch.full((2,), 2)
     losses = []
     for _ in range(30):
-        y, q = model(x, n_q)
+        y, q, _ = model(x, n_q)
         loss = mel(y, x) + 0.25 * q.commit_loss
         opt.zero_grad()
         loss.backward()

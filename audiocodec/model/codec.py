@@ -17,7 +17,7 @@ from torch import nn
 
 from .decoder import Decoder
 from .encoder import Encoder
-from .heads import ISTFTHead
+from .heads import HarmonicSource, ISTFTHead
 from .quantizer import QuantizerOutput, ResidualVQ
 
 # kbps -> number of codebooks (each codebook: 10 bits per 20 ms frame = 0.5 kbps)
@@ -40,6 +40,7 @@ class CodecConfig:
     dec_blocks: int = 6
     n_fft: int = 640
     hop: int = 160
+    pitch_source: bool = False  # harmonic excitation at a predicted pitch for the iSTFT head (HarmonicSource)
 
     @property
     def frame_size(self) -> int:
@@ -71,13 +72,24 @@ class Codec(nn.Module):
         self.quantizer = ResidualVQ(cfg.latent_dim, cfg.n_codebooks, cfg.codebook_size, cfg.codebook_dim)
         self.decoder = Decoder(cfg.latent_dim, cfg.dec_dim, cfg.dec_hidden, cfg.dec_blocks)
         self.head = ISTFTHead(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop)
+        self.source = HarmonicSource(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop) if cfg.pitch_source else None
         self.model_id = "untrained"
 
     # ---- training path -------------------------------------------------------------------------
-    def forward(self, wav: torch.Tensor, n_q: torch.Tensor) -> tuple[torch.Tensor, QuantizerOutput]:
-        """wav (B, 1, T) with T a multiple of 320; n_q (B,) stages per clip -> (wav_hat (B, 1, T), quantizer output)."""
+    def forward(self, wav: torch.Tensor, n_q: torch.Tensor, f0: torch.Tensor | None = None):
+        """wav (B, 1, T) with T a multiple of 320; n_q (B,) stages per clip; f0 (B, T / 160) optional pitch
+        targets for teacher forcing -> (wav_hat (B, 1, T), quantizer output, None or the pitch source's
+        predicted (pitch, voicing logit), each (B, T / 160))."""
         q = self.quantizer(self.encoder(wav), n_q)
-        return self.head(self.decoder(q.z_q)).unsqueeze(1), q
+        wav_hat, pitch = self.synthesize(self.decoder(q.z_q), f0)
+        return wav_hat, q, pitch
+
+    def synthesize(self, feats: torch.Tensor, f0: torch.Tensor | None = None):
+        """decoder features (B, T, dim) -> (wav (B, 1, T * 320), the source's (pitch, voicing logit) or None)."""
+        if self.source is None:
+            return self.head(feats).unsqueeze(1), None
+        source, voicing, pitch, _ = self.source(feats, f0)
+        return self.head(feats, source, voicing).unsqueeze(1), pitch
 
     # ---- public API ----------------------------------------------------------------------------
     def _as_batch(self, wav: torch.Tensor) -> torch.Tensor:
@@ -105,7 +117,7 @@ class Codec(nn.Module):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (B, n_q, frames) -> wav (B, 1, frames * 320)."""
         codes = torch.as_tensor(codes, dtype=torch.long, device=self.device)
-        return self.head(self.decoder(self.quantizer.decode(codes))).unsqueeze(1)
+        return self.synthesize(self.decoder(self.quantizer.decode(codes)))[0]
 
     @property
     def device(self) -> torch.device:
