@@ -50,8 +50,8 @@ class Settings:
     mel_weight: float = 30.0
     phase_weight: float = 0.0    # complex-STFT loss (tried for 500 steps: no gain; off)
     pitch_source: bool = True    # harmonic excitation at a predicted pitch (the shipped model up to step 12,250 had none)
-    f0_weight: float = 20.0      # L1 of the predicted pitch in octaves, on voiced frames
-    voicing_weight: float = 1.0  # binary cross-entropy of the predicted voicing
+    f0_weight: float = 50.0      # L1 of the predicted pitch in octaves, on voiced frames
+    voicing_weight: float = 5.0  # binary cross-entropy of the predicted voicing
     teacher_until: int = 2000    # before this step the excitation follows the tracker's pitch, not the predicted one
     eval_every: int = 500
     eval_clips: int = 12

@@ -113,13 +113,13 @@ class HarmonicSource(nn.Module):
         b, j = f0.shape
         start = torch.cat([f0_prev, f0[:, :-1]], 1)
         f0_n = (start[..., None] + (f0 - start)[..., None] * self.ramp).reshape(b, j * self.hop)
-        phase = torch.remainder(phase0 + torch.cumsum(2 * math.pi * f0_n.double() / self.sr, 1), 2 * math.pi)
-        phi = phase.float()
-        n = torch.floor(0.95 * self.sr / 2 / f0_n)               # harmonics below 0.95 x Nyquist
+        # float64 throughout: the phase accumulates thousands of radians and the closed form divides by sin(phi/2)
+        phi = torch.remainder(phase0 + torch.cumsum(2 * math.pi * f0_n.double() / self.sr, 1), 2 * math.pi)
+        n = torch.floor(0.95 * self.sr / 2 / f0_n.double())      # harmonics below 0.95 x Nyquist
         half = torch.sin(phi / 2)
-        safe = torch.where(half.abs() < 1e-4, torch.ones_like(half), half)
-        wav = torch.where(half.abs() < 1e-4, torch.zeros_like(half), torch.sin(n * phi / 2) * torch.sin((n + 1) * phi / 2) / safe)
-        return wav, phase[:, -1:]
+        small = half.abs() < 1e-6
+        wav = torch.sin(n * phi / 2) * torch.sin((n + 1) * phi / 2) / torch.where(small, torch.ones_like(half), half)
+        return torch.where(small, torch.zeros_like(wav), wav).float(), phi[:, -1:]
 
     def forward(self, x: torch.Tensor, f0_target: torch.Tensor | None = None, state: dict | None = None):
         """features (B, T, dim) -> (source spectrum (B, J, bins) complex, voicing (B, J) in 0..1,
