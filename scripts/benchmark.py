@@ -21,6 +21,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from audiocodec.errors import CodecError  # noqa: E402
 from audiocodec.evaluation.codecs import make_codecs, parse_list  # noqa: E402
 from audiocodec.evaluation.plots import rd_plot  # noqa: E402
 from audiocodec.evaluation.report import model_info, summary_rows, write_json  # noqa: E402
@@ -67,7 +68,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed choosing the default clips (default 0)")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N clips (quick runs)")
     ap.add_argument("--bitrates", default="1.5,3,6,12")
-    ap.add_argument("--against", default="opus,codec2,pca")
+    ap.add_argument("--against", default="opus,codec2,pca", help="reference codecs, comma-separated; '' for none")
     ap.add_argument("--model", help="weights file (default: the shipped model)")
     ap.add_argument("--out", default="reports/benchmark", help="output folder (default reports/benchmark)")
     args = ap.parse_args()
@@ -98,4 +99,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except CodecError as e:
+        sys.exit(f"benchmark: {e}")
