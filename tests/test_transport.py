@@ -83,8 +83,12 @@ def test_ten_percent_loss_keeps_duration_and_conceals(codec, clip, offline):
     assert r.link.dropped > 5 and r.link.dropped - 5 <= st.lost <= r.link.dropped  # (end packets may be lost too)
     assert st.frames_concealed == st.lost + st.late and st.reordered > 0
     assert st.frames_decoded + st.frames_concealed == -(-len(clip) // 320)
-    # received frames still sound like the clean decode: the error stays well below the signal
-    assert np.mean((sink.audio - ref) ** 2) < np.mean(ref ** 2)
+    # it still sounds like the clean decode: its spectrum stays far closer to it than silence-level noise
+    # (a waveform comparison would not do: after a concealed frame the harmonic phases run on shifted)
+    from audiocodec.evaluation.metrics import mel_distance
+
+    noise = np.random.default_rng(0).normal(0, 1e-4, len(ref)).astype(np.float32)
+    assert mel_distance(ref, sink.audio) < 0.3 * mel_distance(ref, noise)
 
 
 def test_bad_network_everything_at_once(codec, clip):
