@@ -44,7 +44,7 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     ck = torch.load(a.checkpoint, map_location="cpu", weights_only=False)
-    model = Codec(CodecConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ck.get("config", {}).items()}))
+    model = Codec(CodecConfig.from_dict(ck.get("config", {})))  # checkpoints before the pitch source have none
     model.load_state_dict(ck["model"])
     weights = a.out + ".safetensors"
     model.save(weights, {"steps": ck["step"], "trained_on": "shared/data/speech train split"})

@@ -59,7 +59,11 @@ class CodecConfig:
 
     @staticmethod
     def from_json(text: str) -> "CodecConfig":
-        d = json.loads(text)
+        return CodecConfig.from_dict(json.loads(text))
+
+    @staticmethod
+    def from_dict(d: dict) -> "CodecConfig":
+        """The config of ``asdict(cfg)`` (lists back to tuples; unknown keys ignored, missing ones default)."""
         known = CodecConfig.__dataclass_fields__
         return CodecConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
 
