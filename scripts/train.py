@@ -27,7 +27,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.dataset import DEFAULT_ROOT, F0_HOP, load_f0, load_split  # noqa: E402
-from audiocodec.losses import ComplexSTFTLoss, MultiResolutionDiscriminator, MultiScaleMelLoss, discriminator_loss, generator_losses  # noqa: E402
+from audiocodec.losses import (ComplexSTFTLoss, MultiResolutionDiscriminator, MultiScaleMelLoss, PesqLoss,  # noqa: E402
+                               discriminator_loss, generator_losses)
 from audiocodec.model import BITRATES, Codec, CodecConfig  # noqa: E402
 
 
@@ -49,6 +50,8 @@ class Settings:
     fm_weight: float = 2.0
     mel_weight: float = 30.0
     phase_weight: float = 0.0    # complex-STFT loss (tried for 500 steps: no gain; off)
+    pesq_weight: float = 0.0     # differentiable PESQ-WB approximation (losses.PesqLoss): loudness in Bark bands
+    freeze_encoder: bool = False  # train only the decoder side (faster steps; the codes stay as they are)
     pitch_source: bool = True    # harmonic excitation at a predicted pitch (the shipped model up to step 12,250 had none)
     f0_weight: float = 50.0      # L1 of the predicted pitch in octaves, on voiced frames
     voicing_weight: float = 5.0  # binary cross-entropy of the predicted voicing
@@ -133,6 +136,7 @@ def main() -> None:
     disc = MultiResolutionDiscriminator().to(s.device)
     mel_loss = MultiScaleMelLoss().to(s.device)
     phase_loss = ComplexSTFTLoss().to(s.device)
+    pesq_loss = PesqLoss().to(s.device)
     opt_g = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     step, best = 0, -1.0
@@ -156,6 +160,8 @@ def main() -> None:
         step = s.init_step or int(model.metadata(s.init).get("steps", 0))
         print(f"initialised from {s.init}, schedule continues at step {step}")
 
+    if s.freeze_encoder:  # no gradient reaches the encoder, so autograd skips its (costly, 16 kHz) backward
+        model.encoder.requires_grad_(False)
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params; settings: {json.dumps(dataclasses.asdict(s))}")
     audio, _ = load_split(s.data, "train")
     f0 = load_f0(s.data, "train") if s.pitch_source else None
@@ -202,6 +208,10 @@ def main() -> None:
             cplx = phase_loss(x_hat, x)
             loss = loss + s.phase_weight * cplx
             acc["cplx"] = acc.get("cplx", 0.0) + cplx.item()
+        if s.pesq_weight:
+            perceptual = pesq_loss(x_hat, x)
+            loss = loss + s.pesq_weight * perceptual
+            acc["pesq_loss"] = acc.get("pesq_loss", 0.0) + perceptual.item()
         if adv_on:
             adv, fm = generator_losses(disc(x), disc(x_hat))
             loss = loss + s.adv_weight * adv + s.fm_weight * fm
