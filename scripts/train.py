@@ -32,6 +32,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.dataset import DEFAULT_ROOT, F0_HOP, load_f0, load_split  # noqa: E402
 from audiocodec.losses import (ComplexSTFTLoss, MultiResolutionDiscriminator, MultiScaleMelLoss, PesqLoss,  # noqa: E402
+                               StoiLoss,
                                discriminator_loss, generator_losses)
 from audiocodec.model import BITRATES, Codec, CodecConfig  # noqa: E402
 
@@ -55,6 +56,7 @@ class Settings:
     mel_weight: float = 30.0
     phase_weight: float = 0.0    # complex-STFT loss (tried for 500 steps: no gain; off)
     pesq_weight: float = 2.0     # differentiable PESQ-WB approximation (losses.PesqLoss): loudness in Bark bands
+    stoi_weight: float = 5.0     # 1 - a differentiable STOI (losses.StoiLoss): band envelopes over 384 ms
     freeze_encoder: bool = False  # train only the decoder side, on latents computed once (steps ~40 % faster)
     pitch_source: bool = True    # harmonic excitation at a predicted pitch (the shipped model up to step 12,250 had none)
     f0_weight: float = 50.0      # L1 of the predicted pitch in octaves, on voiced frames
@@ -156,6 +158,7 @@ def eval_clips(root: str, n: int) -> list[np.ndarray]:
 @torch.no_grad()
 def evaluate(model: Codec, clips: list[np.ndarray]) -> dict:
     from pesq import pesq
+    from pystoi import stoi
 
     model.eval()
     out = {}
@@ -165,14 +168,16 @@ def evaluate(model: Codec, clips: list[np.ndarray]) -> dict:
         p = p[p > 0] / p.sum()
         out[f"ppl{i + 1}"] = round(float(torch.exp(-(p * p.log()).sum())), 1)
     for kbps in (1.5, 6.0):
-        scores = []
+        scores, intelligibility = [], []
         for x in clips:
             y = model.decode(model.encode(torch.from_numpy(x), BITRATES[kbps]))[0, 0, : len(x)].cpu().numpy()
             try:
                 scores.append(pesq(16000, x, y, "wb"))
             except Exception:
                 pass
+            intelligibility.append(stoi(x, y, 16000))
         out[f"pesq@{kbps:g}"] = float(np.mean(scores)) if scores else float("nan")
+        out[f"stoi@{kbps:g}"] = round(float(np.mean(intelligibility)), 4)
     model.train()
     return out
 
@@ -189,6 +194,7 @@ def main() -> None:
     mel_loss = MultiScaleMelLoss().to(s.device)
     phase_loss = ComplexSTFTLoss().to(s.device)
     pesq_loss = PesqLoss().to(s.device)
+    stoi_loss = StoiLoss().to(s.device)
     opt_g = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     step, best = 0, -1.0
@@ -273,6 +279,10 @@ def main() -> None:
             perceptual = pesq_loss(x_hat, x)
             loss = loss + s.pesq_weight * perceptual
             acc["pesq_loss"] = acc.get("pesq_loss", 0.0) + perceptual.item()
+        if s.stoi_weight:
+            intelligibility = stoi_loss(x_hat, x)
+            loss = loss + s.stoi_weight * intelligibility
+            acc["stoi_loss"] = acc.get("stoi_loss", 0.0) + intelligibility.item()
         if adv_on:
             adv, fm = generator_losses(disc(x), disc(x_hat))
             loss = loss + s.adv_weight * adv + s.fm_weight * fm

@@ -36,3 +36,19 @@ def test_gradients_are_finite_even_on_silence(clip):
     y = (x + 0.01 * torch.randn_like(x)).requires_grad_()
     PesqLoss()(y, x).backward()
     assert torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
+
+
+def test_stoi_loss_tracks_pystoi(clip, rng):
+    from pystoi import stoi
+
+    from audiocodec.losses import StoiLoss
+
+    ref = clip.numpy()
+    sl = StoiLoss()
+    for level in (0.005, 0.05):
+        deg = (ref + level * rng.standard_normal(len(ref))).astype(np.float32)
+        ours = 1 - sl(torch.from_numpy(deg)[None, None], clip[None, None]).item()
+        assert abs(ours - stoi(ref, deg, 16000)) < 0.05
+    y = torch.from_numpy(deg)[None, None].requires_grad_()
+    sl(y, clip[None, None]).backward()
+    assert torch.isfinite(y.grad).all()
