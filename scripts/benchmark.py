@@ -54,8 +54,8 @@ def markdown(results: dict, clip_desc: str) -> str:
               "pages and header packets; Codec2: headerless bit file; PCA: packed indices). **file kbps**: whole files. "
               "Metrics: means over clips; PESQ-WB skips clips where it detects no speech (it scored "
               f"{min(s['pesq_wb_n'] for s in results['summary'])} of {len(results['clips'])} clips), computed after removing "
-              "each codec's constant delay (**delay ms**: the lag that best aligns the codec's first 5 clips, found "
-              "on the log-mel envelope and refined on the waveform). "
+              "each codec's constant delay (**delay ms**: the neural codec's is 0 by construction; for the others, the lag "
+              "that best aligns the codec's first 5 clips, found on the log-mel envelope and refined on the waveform). "
               "**RTF**: (encode + decode seconds) / audio seconds on one thread; Opus and Codec2 include starting "
               "their command-line programs, so theirs is an upper bound.", "", "![rate-distortion](rd.png)", ""]
     return "\n".join(lines)

@@ -44,6 +44,8 @@ def test_evaluate_writes_consistent_json_csv_html(report):
             assert r["delay_ms"] < 1
         if r["family"] == "codec2":
             assert 10 < r["delay_ms"] < 40
+        if r["family"] == "neural":  # known by construction, not estimated
+            assert r["delay_ms"] == 0
     neural = {s["codec"]: s for s in res["summary"] if s["family"] == "neural"}
     # entropy coding never spends more than the fixed rate (plus a byte of range-coder flush per chunk)
     assert neural["neural-1.5"]["kbps"] <= 1.5 * 1.05 and neural["neural-6"]["kbps"] <= 6 * 1.05

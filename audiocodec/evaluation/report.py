@@ -152,8 +152,8 @@ def render_html(results: dict, max_clips: int) -> str:
              "codec's range-coded chunks (without the 40-byte .acdc header and 12-byte chunk headers), Opus packets "
              "(without Ogg pages and the two header packets), Codec2's headerless bit file, the PCA codec's packed indices. "
              "<b>file kbps</b> counts the whole file. Metrics are means over clips (PESQ skips clips where it finds no speech), "
-             "computed after removing each codec's constant delay (<b>delay ms</b>, estimated on the codec's first clips "
-             "from the log-mel envelope, refined on the waveform; the players play the decoder output as is); "
+             "computed after removing each codec's constant delay (<b>delay ms</b>: 0 by construction for the neural codec; "
+             "for the others estimated on the codec's first clips from the log-mel envelope, refined on the waveform; the players play the decoder output as is); "
              "RTF = (encode + decode time) / audio time in this process (Opus and Codec2 include starting their programs).</p>",
              "<h2>Summary</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in rows[0]) + "</tr>"]
     for r in rows[1:]:

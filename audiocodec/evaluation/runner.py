@@ -75,13 +75,14 @@ def evaluate(paths: list[str], codecs: list[Codec], which=M.METRICS,
     after each run (the report writes audio and spectrograms there, so little is kept in memory).
 
     With ``align``, each codec's constant delay is removed before scoring (so STOI and SI-SDR judge the
-    audio, not the latency; Codec2 lags by about 20 ms): ``metrics.common_delay`` of the codec's first
-    clips (up to 5 clips or 15 s, held in memory until then), applied to all its clips."""
+    audio, not the latency; Codec2 lags by about 20 ms): the codec's own ``delay`` where it knows it (the
+    neural codec: 0), else ``metrics.common_delay`` of its first clips (up to 5 clips or 15 s, held in
+    memory until then), applied to all its clips."""
     from tqdm import tqdm
 
     names = clip_names(paths)
     clips, rows = [], []
-    delay: dict[str, int | None] = {c.name: None if align else 0 for c in codecs}
+    delay: dict[str, int | None] = {c.name: c.delay if align else 0 for c in codecs}
     pending: dict[str, list] = {c.name: [] for c in codecs}
 
     def score(key, row, wav, decoded, d):
