@@ -9,8 +9,8 @@ dropout), and minimises a multi-scale log-mel loss + RVQ commitment + the harmon
 against a pitch tracker (WORLD DIO, cached once: ``pip install -e '.[train]'``); ``--pesq-weight`` adds a
 differentiable approximation of PESQ-WB (``losses.PesqLoss``: Bark-band loudness, added noise punished
 more than missing energy), which lifted validation PESQ by 0.3 in 1,000 steps; optionally a complex-STFT
-loss. ``--freeze-encoder`` trains only the quantizer and decoder side, on the frozen encoder's latents of
-the whole split computed once (at three levels), so a step skips the 16 kHz encoder. From
+loss. ``--freeze-encoder`` trains only the quantizer and decoder side; with ``--latent-cache`` it reads the frozen
+encoder's latents from one pass over the split (10 s pieces, three levels) instead of running the encoder. From
 ``--adv-start`` on, light 1-D spectral discriminators at three resolutions add adversarial (hinge) and
 feature-matching terms (off by default: in 5,000 CPU steps they lowered PESQ). Every ``eval_every``
 steps it measures PESQ-WB at 1.5 and 6 kbps on fixed test clips and writes a resumable checkpoint.
@@ -57,7 +57,8 @@ class Settings:
     phase_weight: float = 0.0    # complex-STFT loss (tried for 500 steps: no gain; off)
     pesq_weight: float = 2.0     # differentiable PESQ-WB approximation (losses.PesqLoss): loudness in Bark bands
     stoi_weight: float = 5.0     # 1 - a differentiable STOI (losses.StoiLoss): band envelopes over 384 ms
-    freeze_encoder: bool = False  # train only the decoder side, on latents computed once (steps ~40 % faster)
+    freeze_encoder: bool = False  # train only the quantizer and decoder side (the encoder's backward is skipped)
+    latent_cache: bool = False   # ... and read its latents from one pass over the split (a further 30 % faster)
     pitch_source: bool = True    # harmonic excitation at a predicted pitch (the shipped model up to step 12,250 had none)
     f0_weight: float = 50.0      # L1 of the predicted pitch in octaves, on voiced frames
     voicing_weight: float = 5.0  # binary cross-entropy of the predicted voicing
@@ -227,7 +228,7 @@ def main() -> None:
     rng = np.random.default_rng(s.seed + step)
     length = int(s.seconds * 16000) // model.cfg.frame_size * model.cfg.frame_size
     choices = torch.tensor(sorted(BITRATES.values()))
-    latents = encode_split(model, audio, s.out, s.device) if s.freeze_encoder else None
+    latents = encode_split(model, audio, s.out, s.device) if s.freeze_encoder and s.latent_cache else None
 
     def save(tag: str = "ckpt.pt") -> None:
         ema = [{"sum": st.ema_sum, "count": st.ema_count} for st in model.quantizer.stages]

@@ -51,7 +51,10 @@ class ISTFTHead(nn.Module):
         b, t, _ = x.shape
         h = F.gelu(self.up(x)).view(b, t * self.k, self.hidden)
         y = self.out(h).view(b, t * self.k, 3, self.bins)
-        mag = torch.exp(y[:, :, 0]).clamp(max=100.0)
+        # magnitude capped at 100 (e^4.6) in value, with the gradient passed straight through the cap: a plain
+        # clamp has none, so a frame that once overshoots stays stuck there (it cost a 50 ms start-up blip)
+        logmag = y[:, :, 0]
+        mag = torch.exp(logmag - (logmag - logmag.clamp(max=math.log(100.0))).detach())
         advance = (math.pi * torch.tanh(y[:, :, 1])).double() + self.centre
         start = self.phase0.expand(b, -1) if phase is None else phase
         # phase of frame j = start + advances of frames 0..j-1 (cumulative sum, wrapped to [0, 2 pi))
