@@ -106,11 +106,13 @@ class PesqLoss(nn.Module):
     fixed spectral tilt and slow gain changes, and punishes *added* energy (noise in pauses and between
     harmonics) several times more than missing energy. This loss follows those steps:
 
-    level both signals (power in 325-3250 Hz) -> 100 Hz high-pass input filter -> 512-point Hann STFT, hop
+    level the signals (power in 325-3250 Hz) -> 100 Hz high-pass input filter -> 512-point Hann STFT, hop
     256 -> Bark-band powers -> equalise the reference's spectrum and each frame's gain towards the decoded
     signal -> Zwicker loudness -> disturbance outside a dead zone -> symmetric (L2) and asymmetric (L1) norms
     over bands -> L6 over 20-frame windows, L2 over windows; loss = 0.1 * D + 0.0309 * DA, the amount P.862
-    subtracts from 4.5. Unlike the standard there is no time alignment (the codec's output is aligned).
+    subtracts from 4.5. Unlike the standard there is no time alignment (the codec's output is aligned), both
+    signals are levelled with the reference's gain (the mel loss already holds the level), and the spectrum
+    and gain compensations are constants for the gradient: they are forgiven, not something to optimise.
     Learned from the structure of ``torch-pesq`` (MIT), which needs torchaudio; written here for torch alone.
     Only ``scripts/train.py`` uses it; the benchmark measures real PESQ with the ``pesq`` package.
     """
@@ -129,8 +131,9 @@ class PesqLoss(nn.Module):
         self.register_buffer("exp", (6 / (bark + 2)).clamp(1, 2) ** 0.15 * 0.23, persistent=False)
         self.register_buffer("window", torch.hann_window(512), persistent=False)
 
-    def _filter(self, x: torch.Tensor) -> torch.Tensor:
-        """Level to P.862's power 1e7 (16-bit scale) and apply the wide-band 100 Hz high-pass, both via the FFT."""
+    def _filtered(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (x through the wide-band 100 Hz high-pass, the gain that levels x to P.862's power of 1e7 in
+        325-3250 Hz on the 16-bit scale), both via the FFT."""
         n = x.shape[-1]
         spec = torch.fft.rfft(x)
         f = torch.arange(spec.shape[-1], device=x.device) * 16000 / n
@@ -138,11 +141,11 @@ class PesqLoss(nn.Module):
         power = torch.fft.irfft(spec * band, n=n).square().sum(-1, keepdim=True) / (n + 5120) / 1.04684
         z = torch.exp(-2j * math.pi * f / 16000)
         hp = (2.740826 - 5.4816519 * z + 2.740826 * z ** 2) / (1 - 1.9444777 * z + 0.94597794 * z ** 2)
-        return torch.fft.irfft(spec * hp, n=n) * (1e7 / power.clamp(min=1e-12)).sqrt()
+        return torch.fft.irfft(spec * hp, n=n), (1e7 / power.clamp(min=1e-12)).sqrt()
 
-    def _bark(self, x: torch.Tensor) -> torch.Tensor:
+    def _bark(self, x: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
         """(B, T) -> Bark power (B, frames, 49), DC removed."""
-        frames = self._filter(x).unfold(-1, 512, 256) * self.window
+        frames = (x * gain).unfold(-1, 512, 256) * self.window
         power = torch.fft.rfft(frames).abs().square()[..., :256]
         power = power * (torch.arange(256, device=x.device) > 0)
         return power @ self.fb.T
@@ -155,15 +158,19 @@ class PesqLoss(nn.Module):
         return 0.1866055 * base.clamp(min=0)
 
     def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        deg, ref = self._bark(x_hat.flatten(0, 1)), self._bark(x.flatten(0, 1))
+        (deg, _), (ref, level) = self._filtered(x_hat.flatten(0, 1)), self._filtered(x.flatten(0, 1))
+        # both signals levelled with the reference's gain: P.862 levels each on its own, but through that
+        # gain the cheapest way down was to inflate a short burst, which takes over the decoded signal's
+        # levelling and turns every other frame's excess into a cheaper deficit (a 50 ms start-up blip)
+        deg, ref = self._bark(deg, level), self._bark(ref, level)
         # equalise the reference's long-term spectrum to the degraded one (over speech frames, within +-20 dB)
         speech = (self._audible(ref, 1e2) >= 1e7)[..., None]
         mean = lambda p: (p * (p > self.thr * 100) * speech).mean(1, keepdim=True)
-        ref = ref * ((mean(deg) + 1000) / (mean(ref) + 1000)).clamp(0.01, 100.0)
+        ref = ref * ((mean(deg) + 1000) / (mean(ref) + 1000)).clamp(0.01, 100.0).detach()
         # ... and each degraded frame's gain to the reference (smoothed over one frame, as P.862 does)
         gain = (self._audible(ref, 1) + 5e3) / (self._audible(deg, 1) + 5e3)
         gain = torch.cat([gain[:, :1], 0.8 * gain[:, 1:] + 0.2 * gain[:, :-1]], 1).clamp(3e-4, 5.0)
-        deg = deg * gain[..., None]
+        deg = deg * gain[..., None].detach()  # compensations are forgiven, not something to optimise
         ld, lr = self._loudness(deg), self._loudness(ref)
         d = ld - lr
         d = d.sign() * ((d.abs() - 0.25 * torch.minimum(ld, lr)).clamp(min=0))

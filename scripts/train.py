@@ -8,8 +8,9 @@ Each step draws random 1 s crops of the train split, keeps 3/6/12/24 codebooks p
 dropout), and minimises a multi-scale log-mel loss + RVQ commitment + the harmonic head's pitch error
 against a pitch tracker (WORLD DIO, cached once: ``pip install -e '.[train]'``); ``--pesq-weight`` adds a
 differentiable approximation of PESQ-WB (``losses.PesqLoss``: Bark-band loudness, added noise punished
-more than missing energy), which lifted validation PESQ by 0.3 in 1,000 steps; optionally a complex-STFT
-loss. ``--freeze-encoder`` trains only the quantizer and decoder side; with ``--latent-cache`` it reads the frozen
+more than missing energy; both signals levelled with the reference's gain, since levelling each on its
+own, as PESQ does, taught the decoder to game it with a loud start-up burst) and ``--stoi-weight`` a
+differentiable STOI (``losses.StoiLoss``); optionally a complex-STFT loss. ``--freeze-encoder`` trains only the quantizer and decoder side; with ``--latent-cache`` it reads the frozen
 encoder's latents from one pass over the split (10 s pieces, three levels) instead of running the encoder. From
 ``--adv-start`` on, light 1-D spectral discriminators at three resolutions add adversarial (hinge) and
 feature-matching terms (off by default: in 5,000 CPU steps they lowered PESQ). Every ``eval_every``
