@@ -59,7 +59,7 @@ class NeuralCodec(Codec):
     # Sample-aligned by construction: the encoder is causal and each STFT window of the head ends where its
     # latent frame ends, so decoded sample n stands for input sample n. Estimating it instead fails: the
     # harmonic source draws its own phases, so the waveform cross-correlation that refines the estimate
-    # peaks at a 1-2 ms lag that is not there, and PESQ-WB then drops by up to 0.4.
+    # peaks at a 1-2 ms lag that is not there (which cost one experimental model 0.4 PESQ-WB).
     delay = 0
 
     def __init__(self, kbps: float, weights: str | None = None, entropy: bool = True):
