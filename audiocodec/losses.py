@@ -173,7 +173,8 @@ class PesqLoss(nn.Module):
         mean = lambda p: (p * (p > self.thr * 100) * speech).mean(1, keepdim=True)
         ref = ref * ((mean(deg) + 1000) / (mean(ref) + 1000)).clamp(0.01, 100.0).detach()
         # ... and each degraded frame's gain to the reference (smoothed over one frame, as P.862 does)
-        gain = (self._audible(ref, 1) + 5e3) / (self._audible(deg, 1) + 5e3)
+        ref_audible = self._audible(ref, 1)
+        gain = (ref_audible + 5e3) / (self._audible(deg, 1) + 5e3)
         gain = torch.cat([gain[:, :1], 0.8 * gain[:, 1:] + 0.2 * gain[:, :-1]], 1).clamp(3e-4, 5.0)
         deg = deg * gain[..., None].detach()  # compensations are forgiven, not something to optimise
         ld, lr = self._loudness(deg), self._loudness(ref)
@@ -184,7 +185,7 @@ class PesqLoss(nn.Module):
         w, total = self.width[1:], self.width[1:].sum()
         sym_d = ((w * d[..., 1:]).square().sum(-1) * total).clamp(min=1e-20).sqrt()
         asym_d = (w * (d * asym)[..., 1:]).abs().sum(-1)
-        h = ((self._audible(ref, 1) + 1e5) / 1e7) ** 0.04
+        h = ((ref_audible + 1e5) / 1e7) ** 0.04
         sym_d, asym_d = (sym_d / h).clamp(max=45), (asym_d / h).clamp(max=45)
 
         def aggregate(v: torch.Tensor) -> torch.Tensor:  # L6 over 20-frame windows (half overlap), L2 over them
@@ -236,7 +237,7 @@ class StoiLoss(nn.Module):
         d = torch.minimum(d, r * (1 + 10 ** (15 / 20)))
         r, d = r - r.mean(-1, keepdim=True), d - d.mean(-1, keepdim=True)
         corr = (r * d).sum(-1) / (r.norm(dim=-1) * d.norm(dim=-1) + 1e-8)   # (B, segments, 15)
-        weight = speech.unfold(1, self.segment, 1).mean(-1)                 # (B, segments)
+        weight = seg(speech).mean(-1)                                       # (B, segments)
         score = (corr.mean(-1) * weight).sum(1) / weight.sum(1).clamp(min=1e-8)
         return 1 - score.mean()
 

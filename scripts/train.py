@@ -90,26 +90,29 @@ def lr_at(step: int, s: Settings) -> float:
     return s.lr * (s.min_lr_frac + (1 - s.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def pitch_targets(f0: np.ndarray, starts: np.ndarray, length: int) -> torch.Tensor:
+    """Pitch targets (n, length / 160) of crops starting at sample ``starts`` (on the pitch grid): value j is the
+    pitch at the end of 10 ms frame j."""
+    idx = np.minimum(starts[:, None] // F0_HOP + 1 + np.arange(length // F0_HOP), len(f0) - 1)
+    return torch.from_numpy(f0[idx])
+
+
 def batch_of_crops(audio: np.ndarray, n: int, length: int, rng: np.random.Generator,
                    f0: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """n random crops (n, 1, length) and, given the split's pitch track, their pitch targets (n, length / 160):
-    value j is the pitch at the end of 10 ms frame j (crops start on the pitch grid)."""
+    """n random crops (n, 1, length) and, given the split's pitch track, their ``pitch_targets``."""
     starts = rng.integers(0, (len(audio) - length) // F0_HOP, n) * F0_HOP
     x = np.stack([audio[s:s + length] for s in starts]).astype(np.float32) / 32768.0
     gain = 10 ** (rng.uniform(-12, 4, (n, 1)) / 20)        # level augmentation
     wav = torch.from_numpy(np.clip(x * gain, -1, 1).astype(np.float32))[:, None]
-    if f0 is None:
-        return wav, None
-    idx = np.minimum(starts[:, None] // F0_HOP + 1 + np.arange(length // F0_HOP), len(f0) - 1)
-    return wav, torch.from_numpy(f0[idx])
+    return wav, None if f0 is None else pitch_targets(f0, starts, length)
 
 
-GAINS_DB = (-12.0, -4.0, 4.0)  # levels of the frozen encoder's precomputed latents (--freeze-encoder)
+GAINS_DB = (-12.0, -4.0, 4.0)  # levels of the frozen encoder's precomputed latents (--latent-cache)
 
 
 @torch.no_grad()
 def encode_split(model: Codec, audio: np.ndarray, out: str, device: str, chunk: int = 160000) -> torch.Tensor:
-    """--freeze-encoder: the frozen encoder's latents of the whole split at each of GAINS_DB, computed once
+    """--latent-cache: the frozen encoder's latents of the whole split at each of GAINS_DB, computed once
     (10 s chunks, cached in ``out`` under a hash of the encoder) -> (gains, latent_dim, frames) float16."""
     import hashlib
 
@@ -145,10 +148,7 @@ def batch_of_latents(audio: np.ndarray, z: torch.Tensor, n: int, length: int, rn
     x = np.stack([audio[s * frame:s * frame + length] for s in starts]).astype(np.float32) / 32768.0
     x = np.clip(x * 10 ** (np.array(GAINS_DB)[gains, None] / 20), -1, 1).astype(np.float32)
     lat = torch.stack([z[g, :, s:s + frames] for g, s in zip(gains, starts)]).float()
-    targets = None
-    if f0 is not None:
-        idx = np.minimum(starts[:, None] * (frame // F0_HOP) + 1 + np.arange(length // F0_HOP), len(f0) - 1)
-        targets = torch.from_numpy(f0[idx])
+    targets = None if f0 is None else pitch_targets(f0, starts * frame, length)
     return torch.from_numpy(x)[:, None], targets, lat
 
 
