@@ -63,6 +63,7 @@ class Settings:
     stoi_weight: float = 0.0     # 1 - a differentiable STOI (losses.StoiLoss); off: no gain in STOI seen
     freeze_encoder: bool = False  # train only the quantizer and decoder side (the encoder's backward is skipped)
     latent_cache: bool = False   # ... and read its latents from one pass over the split (a further 30 % faster)
+    dec_blocks: int = 6          # ConvNeXt blocks of the decoder; more than the init weights have are appended near-identity
     pitch_source: bool = True    # harmonic excitation at a predicted pitch (the shipped model up to step 12,250 had none)
     f0_weight: float = 50.0      # L1 of the predicted pitch in octaves, on voiced frames
     voicing_weight: float = 5.0  # binary cross-entropy of the predicted voicing
@@ -71,7 +72,7 @@ class Settings:
     eval_clips: int = 12
     log_every: int = 50
     seed: int = 0
-    init: str = ""               # with no checkpoint yet: start from these safetensors weights (e.g. the shipped model)
+    init: str = ""               # with no checkpoint yet: start from these weights (shipped .safetensors or a run's .pt)
     init_step: int = 0           # ... and continue the schedule from this step (default: the step stored in the file)
 
 
@@ -197,7 +198,7 @@ def main() -> None:
     os.makedirs(s.out, exist_ok=True)
     ckpt_path = os.path.join(s.out, "ckpt.pt")
 
-    model = Codec(CodecConfig(pitch_source=s.pitch_source)).to(s.device)
+    model = Codec(CodecConfig(pitch_source=s.pitch_source, dec_blocks=s.dec_blocks)).to(s.device)
     disc = MultiResolutionDiscriminator().to(s.device)
     mel_loss = MultiScaleMelLoss().to(s.device)
     phase_loss = ComplexSTFTLoss().to(s.device)
@@ -217,13 +218,18 @@ def main() -> None:
             stage.ema_sum.copy_(st["sum"]), stage.ema_count.copy_(st["count"]), stage.initialized.fill_(True)
         step, best = ck["step"], ck.get("best", -1.0)
         print(f"resumed from {ckpt_path} at step {step}")
-    elif s.init:  # carry training over from shipped weights when the checkpoint folder is gone
-        missing, _ = model.load_state_dict(Codec.load(s.init).state_dict(), strict=False)
+    elif s.init:  # carry training over from other weights (a grown decoder keeps its extra blocks fresh)
+        if s.init.endswith(".pt"):
+            ck = torch.load(s.init, map_location=s.device, weights_only=False)
+            state, init_step = ck["model"], ck["step"]
+        else:
+            state, init_step = Codec.load(s.init).state_dict(), int(Codec.metadata(s.init).get("steps", 0))
+        missing, _ = model.load_state_dict(state, strict=False)
         if missing:
-            print("not in the init weights, starting afresh:", ", ".join(sorted({k.split('.')[0] for k in missing})))
+            print("not in the init weights, starting afresh:", ", ".join(sorted({'.'.join(k.split('.')[:3]) for k in missing})))
         for stage in model.quantizer.stages:
             stage.ema_sum.copy_(stage.codebook), stage.initialized.fill_(True)
-        step = s.init_step or int(model.metadata(s.init).get("steps", 0))
+        step = s.init_step or init_step
         print(f"initialised from {s.init}, schedule continues at step {step}")
 
     if s.freeze_encoder:  # no gradient reaches the encoder, so autograd skips its (costly, 16 kHz) backward

@@ -1,4 +1,6 @@
 """The model's public API: shapes, code ranges, bitrates, determinism, and that training reduces the loss."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -74,16 +76,54 @@ def test_tiny_training_step_reduces_loss():
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
 
 
-def test_weights_round_trip(tmp_path):
+def _small_codec() -> Codec:
     torch.manual_seed(0)
-    m = Codec(CodecConfig(enc_channels=(8, 8, 16, 16, 32), enc_hidden=64, latent_dim=16, n_codebooks=2,
-                          codebook_size=16, dec_dim=32, dec_hidden=64, dec_blocks=1)).eval()
+    return Codec(CodecConfig(enc_channels=(8, 8, 16, 16, 32), enc_hidden=64, latent_dim=16, n_codebooks=2,
+                             codebook_size=16, dec_dim=32, dec_hidden=64, dec_blocks=1)).eval()
+
+
+def test_weights_round_trip(tmp_path):
+    m = _small_codec()
     path = str(tmp_path / "w.safetensors")
     m.save(path)
     m2 = Codec.load(path)
     assert m2.cfg == m.cfg and len(m2.model_id) == 16
     x = torch.randn(1600) * 0.1
     assert torch.equal(m.encode(x, 2), m2.encode(x, 2)) or (m.encode(x, 2) != m2.encode(x, 2)).float().mean() < 0.05
+
+
+def test_int8_weights_are_smaller_and_close(tmp_path):
+    """Matrices are stored as int8 with a scale per output channel: each weight within half a step of its
+    channel's scale, and the file smaller than the all-float16 one."""
+    from safetensors import safe_open
+
+    m = _small_codec()
+    m.save(str(tmp_path / "q.safetensors")), m.save(str(tmp_path / "f.safetensors"), int8=False)
+    assert os.path.getsize(tmp_path / "q.safetensors") < 0.8 * os.path.getsize(tmp_path / "f.safetensors")
+    with safe_open(str(tmp_path / "q.safetensors"), framework="pt") as f:
+        int8 = [k for k in f.keys() if f.get_tensor(k).dtype == torch.int8]
+        assert "decoder.blocks.0.fc1.weight" in int8 and f.get_tensor("decoder.blocks.0.fc1.weight.int8_scale").shape == (64,)
+    loaded, orig = Codec.load(str(tmp_path / "q.safetensors")).state_dict(), m.state_dict()
+    assert len(int8) >= 5 and loaded.keys() == orig.keys()
+    for k in int8:
+        step = orig[k].abs().flatten(1).amax(1) / 127
+        assert ((loaded[k] - orig[k]).abs().flatten(1) <= step[:, None] * 0.51 + 1e-6).all(), k
+
+
+def test_weights_with_bad_scales_are_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from audiocodec.compress import load_engine
+    from audiocodec.errors import CodecError
+
+    m = _small_codec()
+    path = str(tmp_path / "q.safetensors")
+    m.save(path)
+    tensors = load_file(path)
+    tensors["decoder.blocks.0.fc1.weight.int8_scale"] = torch.ones(3)
+    save_file(tensors, path, metadata=Codec.metadata(path))
+    with pytest.raises(CodecError, match="cannot load model weights"):
+        load_engine(path)
 
 
 def test_decoded_audio_is_sample_aligned(engine, speech):

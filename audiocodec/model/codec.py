@@ -22,6 +22,7 @@ from .quantizer import QuantizerOutput, ResidualVQ
 
 # kbps -> number of codebooks (each codebook: 10 bits per 20 ms frame = 0.5 kbps)
 BITRATES = {1.5: 3, 3.0: 6, 6.0: 12, 12.0: 24}
+INT8_SCALE = ".int8_scale"  # suffix of the per-channel scales of weights stored as int8 (Codec.save)
 
 
 @dataclass
@@ -128,11 +129,21 @@ class Codec(nn.Module):
         return next(self.parameters()).device
 
     # ---- weights -------------------------------------------------------------------------------
-    def save(self, path: str, meta: dict | None = None) -> None:
-        """Save inference weights (float16, a few MB) as safetensors with the config in the metadata."""
+    def save(self, path: str, meta: dict | None = None, int8: bool = True) -> None:
+        """Save inference weights as safetensors with the config in the metadata: float16, and with ``int8``
+        the matrices of the linear and convolution layers as int8 with one float32 scale per output channel
+        (``<name>.int8_scale``), which halves the file (about 0.4 % rounding per weight)."""
         from safetensors.torch import save_file
 
-        tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in self.state_dict().items()}
+        tensors = {}
+        for k, v in self.state_dict().items():
+            v = v.detach().to("cpu", torch.float32)
+            if int8 and k.endswith(".weight") and v.dim() >= 2 and v.numel() >= 1024:
+                scale = v.abs().flatten(1).amax(1).clamp(min=1e-12) / 127.0
+                tensors[k] = torch.round(v / scale.view(-1, *[1] * (v.dim() - 1))).to(torch.int8).contiguous()
+                tensors[k + INT8_SCALE] = scale.contiguous()
+            else:
+                tensors[k] = v.to(torch.float16).contiguous()
         metadata = {"config": json.dumps(asdict(self.cfg))}
         metadata.update({k: str(v) for k, v in (meta or {}).items()})
         tmp = path + ".part"
@@ -148,7 +159,14 @@ class Codec(nn.Module):
             digest = hashlib.sha256(f.read()).hexdigest()
         with safe_open(path, framework="pt") as f:
             cfg = CodecConfig.from_json(f.metadata()["config"])
-            state = {k: f.get_tensor(k).float() for k in f.keys()}
+            keys = set(f.keys())
+            state = {k: f.get_tensor(k).float() for k in keys if not k.endswith(INT8_SCALE)}
+            for k in state:  # int8 matrices carry a scale per output channel
+                if k + INT8_SCALE in keys:
+                    scale = f.get_tensor(k + INT8_SCALE).float()
+                    if scale.numel() != state[k].shape[0]:
+                        raise ValueError(f"{path}: {k} has {scale.numel()} scales for {state[k].shape[0]} channels")
+                    state[k] = state[k] * scale.view(-1, *[1] * (state[k].dim() - 1))
         codec = Codec(cfg)
         codec.load_state_dict(state, strict=True)
         for stage in codec.quantizer.stages:
