@@ -64,6 +64,7 @@ class Settings:
     freeze_encoder: bool = False  # train only the quantizer and decoder side (the encoder's backward is skipped)
     latent_cache: bool = False   # ... and read its latents from one pass over the split (a further 30 % faster)
     dec_blocks: int = 6          # ConvNeXt blocks of the decoder; more than the init weights have are appended near-identity
+    voicing_bands: int = 1       # > 1: voicing per mel band (offsets start at zero, so --init weights keep working)
     pitch_source: bool = True    # harmonic excitation at a predicted pitch (the shipped model up to step 12,250 had none)
     f0_weight: float = 50.0      # L1 of the predicted pitch in octaves, on voiced frames
     voicing_weight: float = 5.0  # binary cross-entropy of the predicted voicing
@@ -198,7 +199,7 @@ def main() -> None:
     os.makedirs(s.out, exist_ok=True)
     ckpt_path = os.path.join(s.out, "ckpt.pt")
 
-    model = Codec(CodecConfig(pitch_source=s.pitch_source, dec_blocks=s.dec_blocks)).to(s.device)
+    model = Codec(CodecConfig(pitch_source=s.pitch_source, dec_blocks=s.dec_blocks, voicing_bands=s.voicing_bands)).to(s.device)
     disc = MultiResolutionDiscriminator().to(s.device)
     mel_loss = MultiScaleMelLoss().to(s.device)
     phase_loss = ComplexSTFTLoss().to(s.device)

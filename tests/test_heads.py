@@ -46,3 +46,24 @@ def test_codec_with_pitch_source_streams_like_offline():
     dec = StreamingDecoder(codec)
     streamed = np.concatenate([dec.push(codes[0, :, i].numpy()) for i in range(codes.shape[-1])] + [dec.flush()])
     np.testing.assert_allclose(streamed, offline, atol=2e-3 * float(np.abs(offline).max()))
+
+
+def test_voicing_bands_start_as_one_voicing_and_stream_like_offline():
+    """Per-band voicing offsets start at zero (the codec decodes as with one voicing value per frame); once
+    trained they vary the voicing over frequency, and streaming still matches the offline decoder."""
+    torch.manual_seed(0)
+    one = Codec(CodecConfig(pitch_source=True)).eval()
+    torch.nn.init.normal_(one.source.out.weight, 0, 0.3)
+    banded = Codec(CodecConfig(pitch_source=True, voicing_bands=16)).eval()
+    missing, unexpected = banded.load_state_dict(one.state_dict(), strict=False)
+    assert set(missing) == {"source.bands.weight", "source.bands.bias"} and not unexpected
+    with torch.no_grad():
+        codes = one.encode(0.1 * torch.randn(4800), 6)
+        np.testing.assert_allclose(banded.decode(codes).numpy(), one.decode(codes).numpy(), atol=1e-6)
+        torch.nn.init.normal_(banded.source.bands.weight, 0, 0.5)
+        _, voicing, _, _ = banded.source(banded.decoder(banded.quantizer.decode(codes)))
+        assert voicing.shape == (1, 30, 321) and float(voicing.std(-1).mean()) > 0.01
+        offline = banded.decode(codes)[0, 0].numpy()
+    dec = StreamingDecoder(banded)
+    streamed = np.concatenate([dec.push(codes[0, :, i].numpy()) for i in range(codes.shape[-1])] + [dec.flush()])
+    np.testing.assert_allclose(streamed, offline, atol=2e-3 * float(np.abs(offline).max()))

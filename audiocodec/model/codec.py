@@ -42,6 +42,7 @@ class CodecConfig:
     n_fft: int = 640
     hop: int = 160
     pitch_source: bool = False  # harmonic excitation at a predicted pitch for the iSTFT head (HarmonicSource)
+    voicing_bands: int = 1      # > 1: the source's voicing varies over this many mel-spaced bands
 
     @property
     def frame_size(self) -> int:
@@ -77,7 +78,8 @@ class Codec(nn.Module):
         self.quantizer = ResidualVQ(cfg.latent_dim, cfg.n_codebooks, cfg.codebook_size, cfg.codebook_dim)
         self.decoder = Decoder(cfg.latent_dim, cfg.dec_dim, cfg.dec_hidden, cfg.dec_blocks)
         self.head = ISTFTHead(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop)
-        self.source = HarmonicSource(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop) if cfg.pitch_source else None
+        self.source = HarmonicSource(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop,
+                                     bands=cfg.voicing_bands) if cfg.pitch_source else None
         self.model_id = "untrained"
 
     # ---- training path -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -46,8 +47,9 @@ class ISTFTHead(nn.Module):
         """features (B, T, dim) -> (windowed frames (B, T*k, n_fft), phase after the last frame (B, bins) float64).
 
         ``phase`` continues the running phase of an earlier call (streaming); None starts a new signal.
-        ``source`` (B, T*k, bins) complex and ``voicing`` (B, T*k): a harmonic excitation's spectrum (see
-        ``HarmonicSource``); the frame becomes ``(1 - v) * own spectrum + v * magnitude * source``."""
+        ``source`` (B, T*k, bins) complex and ``voicing`` (B, T*k), or (B, T*k, bins) per bin: a harmonic
+        excitation's spectrum (see ``HarmonicSource``); the frame becomes
+        ``(1 - v) * own spectrum + v * magnitude * source``."""
         b, t, _ = x.shape
         h = F.gelu(self.up(x)).view(b, t * self.k, self.hidden)
         y = self.out(h).view(b, t * self.k, 3, self.bins)
@@ -62,7 +64,7 @@ class ISTFTHead(nn.Module):
         last = torch.remainder(total[:, -1] + advance[:, -1], 2 * math.pi)
         spec = torch.polar(mag, total.float() + y[:, :, 2])
         if source is not None:
-            v = voicing[..., None]
+            v = voicing[..., None] if voicing.dim() == 2 else voicing
             spec = spec * (1 - v) + mag * source * v
         return torch.fft.irfft(spec, n=self.n_fft) * self.window, last
 
@@ -92,23 +94,37 @@ class HarmonicSource(nn.Module):
     F0_MIN, F0_MAX = 60.0, 500.0
 
     def __init__(self, dim: int, n_fft: int = 640, hop: int = 160, frames_per_latent: int = 2,
-                 hidden: int = 256, sample_rate: int = 16000):
+                 hidden: int = 256, sample_rate: int = 16000, bands: int = 1):
         super().__init__()
         self.n_fft, self.hop, self.k, self.hidden, self.sr = n_fft, hop, frames_per_latent, hidden, sample_rate
         self.up = nn.Linear(dim, frames_per_latent * hidden)
         self.out = nn.Linear(hidden, 2)  # pitch, voicing logit
         with torch.no_grad():  # start at 173 Hz, half voiced
             self.out.weight.zero_(), self.out.bias.zero_()
+        self.bands = None
+        if bands > 1:  # voicing offsets at mel-spaced frequencies, zero at the start
+            self.bands = nn.Linear(hidden, bands)
+            with torch.no_grad():
+                self.bands.weight.zero_(), self.bands.bias.zero_()
+            mel = lambda f: 2595.0 * math.log10(1.0 + f / 700.0)
+            centres = 700.0 * (10 ** (torch.linspace(0.0, mel(sample_rate / 2), bands, dtype=torch.float64) / 2595.0) - 1)
+            freqs = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * sample_rate / n_fft
+            # (bands, bins): each bin's linear interpolation weights between its two neighbouring centres
+            interp = torch.from_numpy(np.stack([np.interp(freqs.numpy(), centres.numpy(), row) for row in np.eye(bands)]))
+            self.register_buffer("interp", interp.float(), persistent=False)
         self.register_buffer("ramp", torch.arange(1, hop + 1, dtype=torch.float32) / hop, persistent=False)
         window = torch.hann_window(n_fft, periodic=True)
         self.register_buffer("window", window / (window.sum() / 2), persistent=False)  # unit sine -> peak 1
 
-    def controls(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """features (B, T, dim) -> pitch (B, J) in Hz and voicing logit (B, J); J = T * k."""
+    def controls(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """features (B, T, dim) -> pitch (B, J) in Hz, voicing logit (B, J) and, with bands, the voicing logit
+        per bin (B, J, bins); J = T * k."""
         b, t, _ = x.shape
-        y = self.out(F.gelu(self.up(x)).view(b, t * self.k, self.hidden))
+        h = F.gelu(self.up(x)).view(b, t * self.k, self.hidden)
+        y = self.out(h)
         f0 = self.F0_MIN * torch.exp(math.log(self.F0_MAX / self.F0_MIN) * torch.sigmoid(y[..., 0]))
-        return f0, y[..., 1]
+        per_bin = None if self.bands is None else y[..., 1:2] + self.bands(h) @ self.interp
+        return f0, y[..., 1], per_bin
 
     def excitation(self, f0: torch.Tensor, f0_prev: torch.Tensor, phase0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """pitch per frame (B, J), the pitch before it (B, 1), phase before it (B, 1) float64
@@ -125,13 +141,13 @@ class HarmonicSource(nn.Module):
         return torch.where(small, torch.zeros_like(wav), wav).float(), phi[:, -1:]
 
     def forward(self, x: torch.Tensor, f0_target: torch.Tensor | None = None, state: dict | None = None):
-        """features (B, T, dim) -> (source spectrum (B, J, bins) complex, voicing (B, J) in 0..1,
-        (predicted pitch, voicing logit) (B, J) each, state for the next call).
+        """features (B, T, dim) -> (source spectrum (B, J, bins) complex, voicing in 0..1 (B, J), or
+        (B, J, bins) with bands, (predicted pitch, voicing logit) (B, J) each, state for the next call).
 
         ``f0_target`` (B, J) (Hz, 0 = unvoiced), where > 0, replaces the predicted pitch of the excitation
         (teacher forcing in training). ``state`` carries pitch, phase and the last ``n_fft - hop``
         excitation samples between streaming calls."""
-        f0_pred, voicing = self.controls(x)
+        f0_pred, voicing, per_bin = self.controls(x)
         f0 = f0_pred.detach()  # pitch is learned from the tracker's targets, not through the excitation
         if f0_target is not None:
             f0 = torch.where(f0_target > 0, f0_target, f0)
@@ -143,4 +159,4 @@ class HarmonicSource(nn.Module):
         full = torch.cat([state["history"], wav], 1)
         spec = torch.fft.rfft(full.unfold(1, self.n_fft, self.hop) * self.window)
         new_state = {"f0": f0[:, -1:], "phase": phase, "history": full[:, full.shape[1] - (self.n_fft - self.hop):]}
-        return spec, torch.sigmoid(voicing), (f0_pred, voicing), new_state
+        return spec, torch.sigmoid(voicing if per_bin is None else per_bin), (f0_pred, voicing), new_state
