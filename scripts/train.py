@@ -63,8 +63,8 @@ class Settings:
     stoi_weight: float = 0.0     # 1 - a differentiable STOI (losses.StoiLoss); off: no gain in STOI seen
     freeze_encoder: bool = False  # train only the quantizer and decoder side (the encoder's backward is skipped)
     latent_cache: bool = False   # ... and read its latents from one pass over the split (a further 30 % faster)
-    dec_blocks: int = 6          # ConvNeXt blocks of the decoder; more than the init weights have are appended near-identity
-    voicing_bands: int = 1       # > 1: voicing per mel band (offsets start at zero, so --init weights keep working)
+    dec_blocks: int = 6          # at least this many decoder blocks; those the --init weights lack are appended near-identity
+    voicing_bands: int = 1       # at least this many voicing bands (> 1: voicing per mel band; offsets start at zero)
     pitch_source: bool = True    # harmonic excitation at a predicted pitch (the shipped model up to step 12,250 had none)
     f0_weight: float = 50.0      # L1 of the predicted pitch in octaves, on voiced frames
     voicing_weight: float = 5.0  # binary cross-entropy of the predicted voicing
@@ -199,7 +199,23 @@ def main() -> None:
     os.makedirs(s.out, exist_ok=True)
     ckpt_path = os.path.join(s.out, "ckpt.pt")
 
-    model = Codec(CodecConfig(pitch_source=s.pitch_source, dec_blocks=s.dec_blocks, voicing_bands=s.voicing_bands)).to(s.device)
+    # the architecture: a resumed checkpoint's own; else the --init weights', grown to at least --dec-blocks
+    # and --voicing-bands (the new parts start near identity); else the defaults
+    ck = torch.load(ckpt_path, map_location=s.device, weights_only=False) if os.path.exists(ckpt_path) else None
+    cfg, init_state, init_step = CodecConfig(pitch_source=s.pitch_source), None, 0
+    if ck is not None:
+        cfg = CodecConfig.from_dict(ck["config"]) if "config" in ck else cfg
+    elif s.init.endswith(".pt"):
+        init = torch.load(s.init, map_location=s.device, weights_only=False)
+        cfg, init_state, init_step = CodecConfig.from_dict(init["config"]), init["model"], init["step"]
+    elif s.init:
+        init = Codec.load(s.init)
+        cfg, init_state, init_step = init.cfg, init.state_dict(), int(Codec.metadata(s.init).get("steps", 0))
+    if ck is None:
+        cfg = dataclasses.replace(cfg, dec_blocks=max(cfg.dec_blocks, s.dec_blocks),
+                                  voicing_bands=max(cfg.voicing_bands, s.voicing_bands))
+
+    model = Codec(cfg).to(s.device)
     disc = MultiResolutionDiscriminator().to(s.device)
     mel_loss = MultiScaleMelLoss().to(s.device)
     phase_loss = ComplexSTFTLoss().to(s.device)
@@ -208,8 +224,7 @@ def main() -> None:
     opt_g = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     step, best = 0, -1.0
-    if os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, map_location=s.device, weights_only=False)
+    if ck is not None:
         model.load_state_dict(ck["model"]), opt_g.load_state_dict(ck["opt_g"])
         try:
             disc.load_state_dict(ck["disc"]), opt_d.load_state_dict(ck["opt_d"])
@@ -219,13 +234,8 @@ def main() -> None:
             stage.ema_sum.copy_(st["sum"]), stage.ema_count.copy_(st["count"]), stage.initialized.fill_(True)
         step, best = ck["step"], ck.get("best", -1.0)
         print(f"resumed from {ckpt_path} at step {step}")
-    elif s.init:  # carry training over from other weights (a grown decoder keeps its extra blocks fresh)
-        if s.init.endswith(".pt"):
-            ck = torch.load(s.init, map_location=s.device, weights_only=False)
-            state, init_step = ck["model"], ck["step"]
-        else:
-            state, init_step = Codec.load(s.init).state_dict(), int(Codec.metadata(s.init).get("steps", 0))
-        missing, _ = model.load_state_dict(state, strict=False)
+    elif init_state is not None:  # carry training over from other weights
+        missing, _ = model.load_state_dict(init_state, strict=False)
         if missing:
             print("not in the init weights, starting afresh:", ", ".join(sorted({'.'.join(k.split('.')[:3]) for k in missing})))
         for stage in model.quantizer.stages:
