@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.dataset import DEFAULT_ROOT, F0_HOP, load_f0, load_split  # noqa: E402
-from audiocodec.losses import (ComplexSTFTLoss, MultiResolutionDiscriminator, MultiScaleMelLoss, PesqLoss,  # noqa: E402
+from audiocodec.losses import (ComplexSTFTLoss, CompressedMagnitudeLoss, MultiResolutionDiscriminator, MultiScaleMelLoss, PesqLoss,  # noqa: E402
                                StoiLoss,
                                discriminator_loss, generator_losses)
 from audiocodec.model import BITRATES, Codec, CodecConfig  # noqa: E402
@@ -58,6 +58,7 @@ class Settings:
     adv_weight: float = 1.0
     fm_weight: float = 2.0
     mel_weight: float = 30.0
+    cmag_weight: float = 0.0     # L1 of STFT magnitudes ** 0.3 (losses.CompressedMagnitudeLoss)
     phase_weight: float = 0.0    # complex-STFT loss (tried for 500 steps: no gain; off)
     pesq_weight: float = 0.0     # differentiable PESQ-WB approximation (losses.PesqLoss); off: it lowered real PESQ
     stoi_weight: float = 0.0     # 1 - a differentiable STOI (losses.StoiLoss); off: no gain in STOI seen
@@ -219,6 +220,7 @@ def main() -> None:
     disc = MultiResolutionDiscriminator().to(s.device)
     mel_loss = MultiScaleMelLoss().to(s.device)
     phase_loss = ComplexSTFTLoss().to(s.device)
+    cmag_loss = CompressedMagnitudeLoss().to(s.device)
     pesq_loss = PesqLoss().to(s.device)
     stoi_loss = StoiLoss().to(s.device)
     opt_g = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
@@ -296,6 +298,10 @@ def main() -> None:
 
         mel = mel_loss(x_hat, x)
         loss = s.mel_weight * mel + s.commit_weight * q.commit_loss
+        if s.cmag_weight:
+            cmag = cmag_loss(x_hat, x)
+            loss = loss + s.cmag_weight * cmag
+            acc["cmag"] = acc.get("cmag", 0.0) + cmag.item()
         if s.phase_weight:
             cplx = phase_loss(x_hat, x)
             loss = loss + s.phase_weight * cplx

@@ -52,3 +52,16 @@ def test_stoi_loss_tracks_pystoi(clip, rng):
     y = torch.from_numpy(deg)[None, None].requires_grad_()
     sl(y, clip[None, None]).backward()
     assert torch.isfinite(y.grad).all()
+
+
+def test_compressed_magnitude_loss_weighs_loud_bins(clip):
+    """Zero for identical signals, growing with added noise; the same noise 40 dB quieter costs over ten
+    times less (the power law weighs bins by their loudness)."""
+    from audiocodec.losses import CompressedMagnitudeLoss
+
+    loss = CompressedMagnitudeLoss()
+    x = clip[None, None]
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    assert loss(x, x).item() < 1e-6
+    costs = [loss(x + level * noise, x).item() for level in (1e-4, 1e-3, 1e-2)]
+    assert costs[0] < costs[1] < costs[2] and costs[0] < 0.1 * costs[2]
