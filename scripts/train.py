@@ -5,7 +5,8 @@
     python scripts/export.py runs/main/best.pt                 # ship weights + entropy model
 
 Each step draws random 1 s crops of the train split, keeps 3/6/12/24 codebooks per clip (quantizer
-dropout), and minimises a multi-scale log-mel loss + RVQ commitment + the harmonic head's pitch error
+dropout), and minimises a multi-scale log-mel loss + L1 of loudness-compressed STFT magnitudes
+(``--cmag-weight``) + RVQ commitment + the harmonic head's pitch error
 against a pitch tracker (WORLD DIO, cached once: ``pip install -e '.[train]'``).
 
 Options, all off by default: ``--pesq-weight`` and ``--stoi-weight`` add differentiable approximations of
@@ -58,14 +59,14 @@ class Settings:
     adv_weight: float = 1.0
     fm_weight: float = 2.0
     mel_weight: float = 30.0
-    cmag_weight: float = 0.0     # L1 of STFT magnitudes ** 0.3 (losses.CompressedMagnitudeLoss)
+    cmag_weight: float = 150.0   # L1 of STFT magnitudes ** 0.3 (losses.CompressedMagnitudeLoss): lifted PESQ by ~0.07
     phase_weight: float = 0.0    # complex-STFT loss (tried for 500 steps: no gain; off)
     pesq_weight: float = 0.0     # differentiable PESQ-WB approximation (losses.PesqLoss); off: it lowered real PESQ
     stoi_weight: float = 0.0     # 1 - a differentiable STOI (losses.StoiLoss); off: no gain in STOI seen
     freeze_encoder: bool = False  # train only the quantizer and decoder side (the encoder's backward is skipped)
     latent_cache: bool = False   # ... and read its latents from one pass over the split (a further 30 % faster)
-    dec_blocks: int = 6          # at least this many decoder blocks; those the --init weights lack are appended near-identity
-    voicing_bands: int = 1       # at least this many voicing bands (> 1: voicing per mel band; offsets start at zero)
+    dec_blocks: int = 12         # at least this many decoder blocks; those the --init weights lack are appended near-identity
+    voicing_bands: int = 16      # at least this many voicing bands (> 1: voicing per mel band; offsets start at zero)
     pitch_source: bool = True    # harmonic excitation at a predicted pitch (the shipped model up to step 12,250 had none)
     f0_weight: float = 50.0      # L1 of the predicted pitch in octaves, on voiced frames
     voicing_weight: float = 5.0  # binary cross-entropy of the predicted voicing
