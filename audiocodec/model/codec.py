@@ -25,6 +25,11 @@ BITRATES = {1.5: 3, 3.0: 6, 6.0: 12, 12.0: 24}
 INT8_SCALE = ".int8_scale"  # suffix of the per-channel scales of weights stored as int8 (Codec.save)
 
 
+def _per_channel(scale: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """One scale per output channel (dim 0), shaped to broadcast over ``weight``."""
+    return scale.view(-1, *[1] * (weight.dim() - 1))
+
+
 @dataclass
 class CodecConfig:
     sample_rate: int = 16000
@@ -142,7 +147,7 @@ class Codec(nn.Module):
             v = v.detach().to("cpu", torch.float32)
             if int8 and k.endswith(".weight") and v.dim() >= 2 and v.numel() >= 1024:
                 scale = v.abs().flatten(1).amax(1).clamp(min=1e-12) / 127.0
-                tensors[k] = torch.round(v / scale.view(-1, *[1] * (v.dim() - 1))).to(torch.int8).contiguous()
+                tensors[k] = torch.round(v / _per_channel(scale, v)).to(torch.int8).contiguous()
                 tensors[k + INT8_SCALE] = scale.contiguous()
             else:
                 tensors[k] = v.to(torch.float16).contiguous()
@@ -168,7 +173,7 @@ class Codec(nn.Module):
                     scale = f.get_tensor(k + INT8_SCALE).float()
                     if scale.numel() != state[k].shape[0]:
                         raise ValueError(f"{path}: {k} has {scale.numel()} scales for {state[k].shape[0]} channels")
-                    state[k] = state[k] * scale.view(-1, *[1] * (state[k].dim() - 1))
+                    state[k] = state[k] * _per_channel(scale, state[k])
         codec = Codec(cfg)
         codec.load_state_dict(state, strict=True)
         for stage in codec.quantizer.stages:
