@@ -220,10 +220,10 @@ def main() -> None:
     model = Codec(cfg).to(s.device)
     disc = MultiResolutionDiscriminator().to(s.device)
     mel_loss = MultiScaleMelLoss().to(s.device)
-    phase_loss = ComplexSTFTLoss().to(s.device)
-    cmag_loss = CompressedMagnitudeLoss().to(s.device)
-    pesq_loss = PesqLoss().to(s.device)
-    stoi_loss = StoiLoss().to(s.device)
+    # optional reconstruction terms, built only when switched on: log name -> (weight, loss)
+    extra = {name: (weight, make().to(s.device)) for name, weight, make in (
+        ("cmag", s.cmag_weight, CompressedMagnitudeLoss), ("cplx", s.phase_weight, ComplexSTFTLoss),
+        ("pesq_loss", s.pesq_weight, PesqLoss), ("stoi_loss", s.stoi_weight, StoiLoss)) if weight}
     opt_g = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     step, best = 0, -1.0
@@ -299,22 +299,10 @@ def main() -> None:
 
         mel = mel_loss(x_hat, x)
         loss = s.mel_weight * mel + s.commit_weight * q.commit_loss
-        if s.cmag_weight:
-            cmag = cmag_loss(x_hat, x)
-            loss = loss + s.cmag_weight * cmag
-            acc["cmag"] = acc.get("cmag", 0.0) + cmag.item()
-        if s.phase_weight:
-            cplx = phase_loss(x_hat, x)
-            loss = loss + s.phase_weight * cplx
-            acc["cplx"] = acc.get("cplx", 0.0) + cplx.item()
-        if s.pesq_weight:
-            perceptual = pesq_loss(x_hat, x)
-            loss = loss + s.pesq_weight * perceptual
-            acc["pesq_loss"] = acc.get("pesq_loss", 0.0) + perceptual.item()
-        if s.stoi_weight:
-            intelligibility = stoi_loss(x_hat, x)
-            loss = loss + s.stoi_weight * intelligibility
-            acc["stoi_loss"] = acc.get("stoi_loss", 0.0) + intelligibility.item()
+        for name, (weight, term) in extra.items():
+            value = term(x_hat, x)
+            loss = loss + weight * value
+            acc[name] = acc.get(name, 0.0) + value.item()
         if adv_on:
             adv, fm = generator_losses(disc(x), disc(x_hat))
             loss = loss + s.adv_weight * adv + s.fm_weight * fm
