@@ -9,7 +9,7 @@ Figures (all measured with audiocodec/weights/default.safetensors and audiocodec
   latents.png           the 128-d latents of an utterance over time, and their trajectory on 2 principal axes
   pca_basis.png         what the linear autoencoder learned: principal components of 20 ms frames
   codebooks.png         code usage per RVQ stage (sorted histogram) and the entropy of each stage in bits
-  rvq_stages.png        distortion vs number of codebooks (each stage adds 0.5 kbps)
+  rvq_stages.png        latent error and audio distortion vs number of codebooks (each stage adds 0.5 kbps)
   rate_distortion.png   PESQ-WB and STOI vs actual kbps: neural, PCA, Opus, Codec2
 and figures.json with the numbers quoted in the text (model steps, entropies, ...)."""
 from __future__ import annotations
@@ -164,20 +164,27 @@ def codebook_figures(plt, wavs, codec, out, info):
 
 def rvq_stages_figure(plt, wavs, codec, out, info):
     ks = [1, 2, 3, 4, 6, 8, 12, 16, 20, 24]
-    mel = np.zeros(len(ks))
-    for w in wavs:
-        codes = codec.encode(torch.from_numpy(w), max(ks))
-        for j, k in enumerate(ks):
-            y = codec.decode(codes[:, :k])[0, 0, :len(w)].numpy()
-            mel[j] += M.mel_distance(w, y) / len(wavs)
+    mel, left = np.zeros(len(ks)), np.zeros(len(ks))
+    with torch.no_grad():
+        for w in wavs:
+            z = codec.encode_latents(torch.from_numpy(w))
+            codes = codec.quantizer.encode(z, max(ks))
+            energy = (z - z.mean(-1, keepdim=True)).pow(2).sum()
+            for j, k in enumerate(ks):
+                y = codec.decode(codes[:, :k])[0, 0, :len(w)].numpy()
+                mel[j] += M.mel_distance(w, y) / len(wavs)
+                left[j] += float((z - codec.quantizer.decode(codes[:, :k])).pow(2).sum() / energy) / len(wavs)
     info["rvq_mel_distance"] = {str(k): float(m) for k, m in zip(ks, mel)}
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.plot(ks, mel, marker="o", color="tab:red")
-    ax.set_xlabel("codebooks used (n_q)")
-    ax.set_ylabel("log-mel distance (lower is better)")
-    top = ax.secondary_xaxis("top", functions=(lambda k: k * 0.5, lambda r: r / 0.5))
-    top.set_xlabel("fixed bitrate (kbps) = n_q x 10 bits x 50 frames/s")
-    ax.grid(alpha=0.3)
+    info["rvq_latent_error"] = {str(k): float(v) for k, v in zip(ks, left)}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, y, label in ((axes[0], left, "latent error |z - z_hat|^2 / var(z)"), (axes[1], mel, "log-mel distance of the audio")):
+        ax.plot(ks, y, marker="o", color="tab:red")
+        ax.set_xlabel("codebooks used (n_q)")
+        ax.set_ylabel(label + "\n(lower is better)")
+        top = ax.secondary_xaxis("top", functions=(lambda k: k * 0.5, lambda r: r / 0.5))
+        top.set_xlabel("fixed bitrate (kbps)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylim(bottom=0)
     fig.tight_layout()
     save(fig, out, "rvq_stages.png", plt)
 

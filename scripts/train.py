@@ -67,6 +67,7 @@ class Settings:
     latent_cache: bool = False   # ... and read its latents from one pass over the split (a further 30 % faster)
     dec_blocks: int = 12         # at least this many decoder blocks; those the --init weights lack are appended near-identity
     voicing_bands: int = 16      # at least this many voicing bands (> 1: voicing per mel band; offsets start at zero)
+    vq_gain: bool = True         # RVQ codes keep their length (quantizer.py); from unit-code --init weights the codebooks are seeded afresh
     pitch_source: bool = True    # harmonic excitation at a predicted pitch (the shipped model up to step 12,250 had none)
     f0_weight: float = 50.0      # L1 of the predicted pitch in octaves, on voiced frames
     voicing_weight: float = 5.0  # binary cross-entropy of the predicted voicing
@@ -204,7 +205,7 @@ def main() -> None:
     # the architecture: a resumed checkpoint's own; else the --init weights', grown to at least --dec-blocks
     # and --voicing-bands (the new parts start near identity); else the defaults
     ck = torch.load(ckpt_path, map_location=s.device, weights_only=False) if os.path.exists(ckpt_path) else None
-    cfg, init_state, init_step = CodecConfig(pitch_source=s.pitch_source), None, 0
+    cfg, init_state, init_step = CodecConfig(pitch_source=s.pitch_source, vq_gain=s.vq_gain), None, 0
     if ck is not None:
         cfg = CodecConfig.from_dict(ck["config"]) if "config" in ck else cfg
     elif s.init.endswith(".pt"):
@@ -213,9 +214,10 @@ def main() -> None:
     elif s.init:
         init = Codec.load(s.init)
         cfg, init_state, init_step = init.cfg, init.state_dict(), int(Codec.metadata(s.init).get("steps", 0))
+    init_cfg_gain = cfg.vq_gain
     if ck is None:
         cfg = dataclasses.replace(cfg, dec_blocks=max(cfg.dec_blocks, s.dec_blocks),
-                                  voicing_bands=max(cfg.voicing_bands, s.voicing_bands))
+                                  voicing_bands=max(cfg.voicing_bands, s.voicing_bands), vq_gain=cfg.vq_gain or s.vq_gain)
 
     model = Codec(cfg).to(s.device)
     disc = MultiResolutionDiscriminator().to(s.device)
@@ -241,8 +243,11 @@ def main() -> None:
         missing, _ = model.load_state_dict(init_state, strict=False)
         if missing:
             print("not in the init weights, starting afresh:", ", ".join(sorted({'.'.join(k.split('.')[:3]) for k in missing})))
+        reseed = model.cfg.vq_gain and not init_cfg_gain  # unit codes mean nothing to a gain quantizer
         for stage in model.quantizer.stages:
-            stage.ema_sum.copy_(stage.codebook), stage.initialized.fill_(True)
+            stage.ema_sum.copy_(stage.codebook), stage.initialized.fill_(not reseed)
+            if reseed:  # unit codes' proj_out would blow the residual up, stage after stage
+                stage.match_output()
         step = s.init_step or init_step
         print(f"initialised from {s.init}, schedule continues at step {step}")
 
@@ -264,10 +269,10 @@ def main() -> None:
         torch.save(state, os.path.join(s.out, tag + ".tmp"))
         os.replace(os.path.join(s.out, tag + ".tmp"), os.path.join(s.out, tag))
 
-    if step == 0:  # seed the codebooks by k-means on a large first batch
+    if not all(bool(st.initialized) for st in model.quantizer.stages):  # seed the codebooks by k-means on a large batch
         with torch.no_grad():
             model.train()
-            model(batch_of_crops(audio, 64, length, rng)[0].to(s.device), torch.full((64,), model.cfg.n_codebooks))
+            model(batch_of_crops(audio, 128, length, rng)[0].to(s.device), torch.full((128,), model.cfg.n_codebooks))
 
     log = open(os.path.join(s.out, "log.jsonl"), "a")
     t0, acc = time.time(), {}

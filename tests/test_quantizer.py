@@ -1,0 +1,67 @@
+import torch
+
+from audiocodec.model.codec import CodecConfig
+from audiocodec.model.quantizer import ResidualVQ, nearest_euclidean
+
+
+def _latents(n: int = 3000, dim: int = 16, seed: int = 0) -> torch.Tensor:
+    """Correlated Gaussian latents (n, dim) whose variance falls off over directions, like an encoder's."""
+    g = torch.Generator().manual_seed(seed)
+    basis = torch.linalg.qr(torch.randn(dim, dim, generator=g))[0]
+    return (torch.randn(n, dim, generator=g) * torch.logspace(0, -1, dim)) @ basis.T
+
+
+def _residual_energy(rvq: ResidualVQ, z: torch.Tensor) -> list[float]:
+    """Energy left after 1..n stages, relative to z's: decode(encode(z, n)) against z."""
+    zb = z.T[None]
+    with torch.no_grad():
+        return [float((zb - rvq.decode(rvq.encode(zb, n))).pow(2).sum() / zb.pow(2).sum()) for n in range(1, rvq.n_codebooks + 1)]
+
+
+def _train(rvq: ResidualVQ, z: torch.Tensor, steps: int = 60) -> None:
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(rvq.parameters(), lr=3e-3)
+    n_q = torch.full((1,), rvq.n_codebooks)
+    rvq.train()
+    for _ in range(steps):
+        out = rvq(z.T[None], n_q)
+        opt.zero_grad()
+        out.commit_loss.backward()
+        opt.step()
+    rvq.eval()
+
+
+def test_gain_codes_refine_stage_by_stage():
+    """With codes that keep their length, every stage removes part of what the previous ones left."""
+    torch.manual_seed(0)
+    z = _latents()
+    rvq = ResidualVQ(latent_dim=16, n_codebooks=6, codebook_size=64, codebook_dim=4, gain=True)
+    _train(rvq, z)
+    left = _residual_energy(rvq, z)
+    assert all(b < a for a, b in zip(left, left[1:])), left
+    assert left[-1] < 0.5 * left[0] and left[-1] < 0.2, left
+
+
+def test_unit_codes_stop_refining():
+    """The first models' unit-length codes add about the same length at every stage, so the residual stops
+    shrinking: the reason ``vq_gain`` exists (kept for those models' files)."""
+    torch.manual_seed(0)
+    z = _latents()
+    unit = ResidualVQ(latent_dim=16, n_codebooks=6, codebook_size=64, codebook_dim=4, gain=False)
+    gain = ResidualVQ(latent_dim=16, n_codebooks=6, codebook_size=64, codebook_dim=4, gain=True)
+    _train(unit, z), _train(gain, z)
+    assert _residual_energy(gain, z)[-1] < 0.5 * _residual_energy(unit, z)[-1]
+
+
+def test_nearest_euclidean_matches_brute_force():
+    g = torch.Generator().manual_seed(1)
+    x, c = torch.randn(200, 8, generator=g), 3 * torch.randn(50, 8, generator=g)
+    assert torch.equal(nearest_euclidean(x, c), torch.cdist(x, c).argmin(-1))
+
+
+def test_old_configs_keep_unit_codes():
+    """Weights saved before ``vq_gain`` existed have no such key: they must load with the quantizer they
+    were trained with; new configs default to the refining one."""
+    assert CodecConfig.from_dict({"dec_blocks": 6}).vq_gain is False
+    assert CodecConfig().vq_gain is True
+    assert CodecConfig.from_dict({"vq_gain": True}).vq_gain is True
