@@ -112,8 +112,7 @@ class StreamingDecoder:
         self.tail = torch.zeros(self.n_fft - self.hop)  # overlap-add accumulator for samples not yet final
         self.position = -(self.n_fft - self.hop)        # timeline index of tail[0]
         self.last_latent: torch.Tensor | None = None
-        self.phase: torch.Tensor | None = None          # running phase of the iSTFT head
-        self.source_state: dict | None = None           # pitch, phase and recent samples of the harmonic source
+        self.synth_state: dict | None = None            # the head's running phase, the harmonic source's state
 
     def latent_of(self, codes: np.ndarray) -> torch.Tensor:
         """codes (n_q,) -> quantized latent (latent_dim,)."""
@@ -135,15 +134,9 @@ class StreamingDecoder:
         z = z[:, None] if z.dim() == 1 else z
         self.last_latent = z[:, -1]
         feats = decoder_step(self.codec.decoder, z[None], self.state)
-        source = voicing = None
-        if self.codec.source is not None:
-            source, voicing, _, self.source_state = self.codec.source(feats, state=self.source_state)
-        frames, self.phase = self.codec.head.frames(feats, self.phase, source, voicing)
-        frames = frames[0]  # (J, n_fft) windowed frames
-        j = frames.shape[0]
-        ola = F.fold(frames.T[None], output_size=(1, (j - 1) * self.hop + self.n_fft),
-                     kernel_size=(1, self.n_fft), stride=(1, self.hop)).flatten()
-        buf = torch.cat([self.tail, torch.zeros(self.hop * j)]) + ola
+        frames, _, self.synth_state = self.codec.frames(feats, state=self.synth_state)
+        ola = self.codec.head.fold(frames)[0]
+        buf = torch.cat([self.tail, torch.zeros(self.hop * frames.shape[1])]) + ola
         done = len(buf) - (self.n_fft - self.hop)
         out, self.tail = buf[:done], buf[done:]
         start = self.position

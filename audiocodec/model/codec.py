@@ -101,10 +101,19 @@ class Codec(nn.Module):
 
     def synthesize(self, feats: torch.Tensor, f0: torch.Tensor | None = None):
         """decoder features (B, T, dim) -> (wav (B, 1, T * 320), the source's (pitch, voicing logit) or None)."""
-        if self.source is None:
-            return self.head(feats).unsqueeze(1), None
-        source, voicing, pitch, _ = self.source(feats, f0)
-        return self.head(feats, source, voicing).unsqueeze(1), pitch
+        frames, pitch, _ = self.frames(feats, f0)
+        return self.head.overlap_add(frames).unsqueeze(1), pitch
+
+    def frames(self, feats: torch.Tensor, f0: torch.Tensor | None = None, state: dict | None = None):
+        """decoder features (B, T, dim) -> (windowed STFT frames (B, 2T, n_fft) for overlap-add, the source's
+        (pitch, voicing logit) or None, state to continue from: the head's running phase and the source's
+        pitch, phase and recent samples). ``state`` None starts a new signal; streaming passes it on."""
+        state = state or {}
+        source = voicing = pitch = source_state = None
+        if self.source is not None:
+            source, voicing, pitch, source_state = self.source(feats, f0, state.get("source"))
+        frames, phase = self.head.frames(feats, state.get("phase"), source, voicing)
+        return frames, pitch, {"phase": phase, "source": source_state}
 
     # ---- public API ----------------------------------------------------------------------------
     def _as_batch(self, wav: torch.Tensor) -> torch.Tensor:

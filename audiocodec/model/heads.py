@@ -68,12 +68,16 @@ class ISTFTHead(nn.Module):
             spec = spec * (1 - v) + mag * source * v
         return torch.fft.irfft(spec, n=self.n_fft) * self.window, last
 
-    def overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
-        """(B, J, n_fft) -> (B, J * hop): sum of shifted frames, the first n_fft - hop samples cut."""
+    def fold(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, J, n_fft) -> (B, (J - 1) * hop + n_fft): the sum of the frames, each shifted by hop."""
         b, j, n = frames.shape
         out = F.fold(frames.transpose(1, 2), output_size=(1, (j - 1) * self.hop + n),
                      kernel_size=(1, n), stride=(1, self.hop))
-        return out.view(b, -1)[:, n - self.hop:]
+        return out.view(b, -1)
+
+    def overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, J, n_fft) -> (B, J * hop): ``fold`` with the first n_fft - hop samples (before the signal) cut."""
+        return self.fold(frames)[:, self.n_fft - self.hop:]
 
     def forward(self, x: torch.Tensor, source: torch.Tensor | None = None, voicing: torch.Tensor | None = None) -> torch.Tensor:
         return self.overlap_add(self.frames(x, None, source, voicing)[0])
