@@ -246,8 +246,6 @@ def main() -> None:
         reseed = model.cfg.vq_gain and not init_cfg_gain  # unit codes mean nothing to a gain quantizer
         for stage in model.quantizer.stages:
             stage.ema_sum.copy_(stage.codebook), stage.initialized.fill_(not reseed)
-            if reseed:  # unit codes' proj_out would blow the residual up, stage after stage
-                stage.match_output()
         step = s.init_step or init_step
         print(f"initialised from {s.init}, schedule continues at step {step}")
 

@@ -65,3 +65,22 @@ def test_old_configs_keep_unit_codes():
     assert CodecConfig.from_dict({"dec_blocks": 6}).vq_gain is False
     assert CodecConfig().vq_gain is True
     assert CodecConfig.from_dict({"vq_gain": True}).vq_gain is True
+
+
+def test_seeding_points_each_stage_at_its_residual():
+    """With gain codes, the first training batch points each stage's 8-d projection at the principal axes
+    of the residual it quantizes, whatever projection it had before (for example from another model)."""
+    torch.manual_seed(0)
+    z = _latents(dim=16)
+    rvq = ResidualVQ(latent_dim=16, n_codebooks=3, codebook_size=64, codebook_dim=4, gain=True).train()
+    r = z.T[None]
+    rvq(r, torch.full((1,), 3))
+    residual = z
+    for stage in rvq.stages:
+        basis = torch.linalg.qr(stage.proj_in.weight.detach().T)[0]
+        centred = residual - residual.mean(0)
+        seen = (centred @ basis).pow(2).sum() / centred.pow(2).sum()
+        best = torch.linalg.eigvalsh(torch.cov(centred.T)).flip(0)[:4].sum() / torch.linalg.eigvalsh(torch.cov(centred.T)).sum()
+        assert seen > 0.99 * best, (float(seen), float(best))
+        with torch.no_grad():
+            residual = residual - stage.lookup(stage.nearest(stage.project(residual)))

@@ -17,7 +17,8 @@ Two kinds of stage (``gain``):
 
 Codebooks are learned by exponential moving averages of the vectors assigned to each code (no gradient),
 codes that fall out of use are restarted on random current vectors, and the first training batch seeds the
-codebooks by k-means. Training uses quantizer dropout: each clip in a batch keeps a random number of
+codebooks by k-means (with ``gain``, after pointing each stage's projection at the principal axes of its
+residual: projections learned for unit codes saw 2-6 % of what was left from stage 4 on). Training uses quantizer dropout: each clip in a batch keeps a random number of
 stages, so one model serves every bitrate.
 """
 from __future__ import annotations
@@ -72,19 +73,27 @@ class VectorQuantizer(nn.Module):
         self.proj_in = nn.Linear(latent_dim, codebook_dim)
         self.proj_out = nn.Linear(codebook_dim, latent_dim)
         nn.init.zeros_(self.proj_in.bias)
-        if gain:
-            self.match_output()
         self.register_buffer("codebook", F.normalize(torch.randn(codebook_size, codebook_dim), dim=-1))
         self.register_buffer("ema_sum", self.codebook.clone(), persistent=False)
         self.register_buffer("ema_count", torch.ones(codebook_size), persistent=False)
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool), persistent=False)
 
     @torch.no_grad()
-    def match_output(self) -> None:
-        """Set proj_out to the pseudo-inverse of proj_in, so that proj_out(proj_in(r)) is the orthogonal
-        projection of r onto what the stage sees, and the stage's output can only shrink the residual."""
-        self.proj_out.weight.copy_(torch.linalg.pinv(self.proj_in.weight))
-        self.proj_out.bias.copy_(-self.proj_out.weight @ self.proj_in.bias)
+    def seed(self, r: torch.Tensor) -> None:
+        """Initialise the codebook from residual vectors r (N, latent_dim) by k-means. With ``gain`` the stage
+        first looks along the residual's principal axes: proj_in maps onto the top ``codebook_dim`` of them
+        and proj_out back (its transpose, plus the mean), so each stage starts on the directions where most
+        of what is left lies (projections inherited from another model may see almost none of it)."""
+        if self.gain:
+            mean = r.mean(0)
+            axes = torch.linalg.eigh(torch.cov((r - mean).T))[1][:, -self.proj_in.out_features:].T  # (dim, latent)
+            self.proj_in.weight.copy_(axes), self.proj_in.bias.copy_(-axes @ mean)
+            self.proj_out.weight.copy_(axes.T), self.proj_out.bias.copy_(mean)
+        x = self.project(r)
+        self.codebook.copy_(kmeans(x, self.size, spherical=not self.gain))
+        self.ema_count.fill_(x.shape[0] / self.size)
+        self.ema_sum.copy_(self.codebook * (self.ema_count[:, None] if self.gain else 1))
+        self.initialized.fill_(True)
 
     def project(self, r: torch.Tensor) -> torch.Tensor:
         e = self.proj_in(r)
@@ -97,6 +106,8 @@ class VectorQuantizer(nn.Module):
         return self.proj_out(self.codebook[codes])
 
     def forward(self, r: torch.Tensor, active: torch.Tensor):
+        if self.training and not bool(self.initialized) and bool(active.any()):
+            self.seed(r.detach()[active])
         e = self.project(r)
         if self.training:
             self._learn(e.detach(), active)
@@ -115,11 +126,6 @@ class VectorQuantizer(nn.Module):
         x = e[active]  # (N, D) vectors of the clips that use this stage
         if x.shape[0] == 0:
             return
-        if not bool(self.initialized):
-            self.codebook.copy_(kmeans(x, self.size, spherical=not self.gain))
-            self.ema_count.fill_(x.shape[0] / self.size)
-            self.ema_sum.copy_(self.codebook * (self.ema_count[:, None] if self.gain else 1))
-            self.initialized.fill_(True)
         codes = self.nearest(x)
         counts = torch.bincount(codes, minlength=self.size).to(x.dtype)
         sums = torch.zeros_like(self.ema_sum).index_add_(0, codes, x)
