@@ -17,7 +17,7 @@ quantizer and decoder side; with ``--latent-cache`` it reads the frozen encoder'
 over the split (10 s pieces, three levels) instead of running the encoder (0.28 s a step, from 0.41). From
 ``--adv-start`` on, light 1-D spectral discriminators at three resolutions add adversarial (hinge) and
 feature-matching terms (in 5,000 CPU steps they lowered PESQ). Every ``eval_every`` steps it measures
-PESQ-WB, STOI and the level of the first 50 ms (a burst there once gamed PESQ) at 1.5 and 6 kbps on fixed
+PESQ-WB, STOI and the level of the first 50 ms (a burst there once gamed PESQ) at 1.5, 6 and 12 kbps on fixed
 test clips, and writes a resumable checkpoint.
 """
 from __future__ import annotations
@@ -178,7 +178,7 @@ def evaluate(model: Codec, clips: list[np.ndarray]) -> dict:
         p = p[p > 0] / p.sum()
         out[f"ppl{i + 1}"] = round(float(torch.exp(-(p * p.log()).sum())), 1)
     power_db = lambda v: 10 * np.log10(np.mean(np.square(v[:800])) + 1e-10)
-    for kbps in (1.5, 6.0):
+    for kbps in (1.5, 6.0, 12.0):
         scores, intelligibility, start = [], [], []
         for x in clips:
             y = model.decode(model.encode(torch.from_numpy(x), BITRATES[kbps]))[0, 0, : len(x)].cpu().numpy()
