@@ -1,4 +1,4 @@
-"""Ship a trained checkpoint: write float16 safetensors weights and fit the entropy model beside them.
+"""Ship a trained checkpoint: write the safetensors weights (int8 matrices, see Codec.save) and fit the entropy model beside them.
 
     python scripts/export.py runs/main/best.pt                      # -> audiocodec/weights/default.*
     python scripts/export.py runs/main/ckpt.pt --minutes 30 --out audiocodec/weights/default
