@@ -18,8 +18,8 @@ Two kinds of stage (``gain``):
 Codebooks are learned by exponential moving averages of the vectors assigned to each code (no gradient),
 codes that fall out of use are restarted on random current vectors, and the first training batch seeds the
 codebooks by k-means (with ``gain``, after pointing each stage's projection at the principal axes of its
-residual: projections learned for unit codes saw 2-6 % of what was left from stage 4 on). Training uses quantizer dropout: each clip in a batch keeps a random number of
-stages, so one model serves every bitrate.
+residual: projections learned for unit codes saw 2-6 % of what was left from stage 4 on). Training uses
+quantizer dropout: each clip in a batch keeps a random number of stages, so one model serves every bitrate.
 """
 from __future__ import annotations
 
