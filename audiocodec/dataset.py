@@ -38,6 +38,16 @@ def load_split(root: str = DEFAULT_ROOT, split: str = "train", progress: bool = 
     return audio, offsets
 
 
+def excerpts(root: str = DEFAULT_ROOT, split: str = "test", n: int = 12, seconds: float = 4.0) -> list[np.ndarray]:
+    """Fixed material for quick checks: the first ``seconds`` of ``n`` clips spread evenly over the split,
+    float32 in [-1, 1] (training's validation clips, and the oracles' test clips)."""
+    audio, offsets = load_split(root, split, progress=False)
+    picks = np.linspace(0, len(offsets) - 1, n).astype(int)
+    ends = list(offsets[1:]) + [len(audio)]
+    length = int(seconds * 16000)
+    return [audio[offsets[i]:min(ends[i], offsets[i] + length)].astype(np.float32) / 32768.0 for i in picks]
+
+
 F0_HOP = 160  # samples between pitch values (10 ms): value i describes sample 160 * i
 
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.compress import load_engine, n_q_for  # noqa: E402
-from audiocodec.dataset import DEFAULT_ROOT, load_split  # noqa: E402
+from audiocodec.dataset import DEFAULT_ROOT, excerpts  # noqa: E402
 from audiocodec.evaluation.metrics import pesq_wb  # noqa: E402
 
 N_FFT, HOP = 640, 160
@@ -57,12 +57,9 @@ def main() -> None:
     torch.set_num_threads(1)
     engine = load_engine(a.model)
     n_q = n_q_for(a.kbps)
-    audio, offsets = load_split(a.data, "test", progress=False)
-    ends = list(offsets[1:]) + [len(audio)]
-    picks = np.linspace(0, len(offsets) - 1, a.clips).astype(int)
     rows: dict[str, list[float]] = {}
-    for i in tqdm(picks, desc="clips"):
-        x = torch.from_numpy(audio[offsets[i]:min(ends[i], offsets[i] + 64000)].astype(np.float32) / 32768)
+    for clip in tqdm(excerpts(a.data, "test", a.clips), desc="clips"):
+        x = torch.from_numpy(clip)
         with torch.no_grad():
             y = engine.codec.decode(engine.codec.encode(x, n_q))[0, 0, :len(x)]
         true_mag, out_mag = stft(x).abs(), stft(y).abs()

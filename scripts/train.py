@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from audiocodec.dataset import DEFAULT_ROOT, F0_HOP, load_f0, load_split  # noqa: E402
+from audiocodec.dataset import DEFAULT_ROOT, F0_HOP, excerpts, load_f0, load_split  # noqa: E402
 from audiocodec.losses import (ComplexSTFTLoss, CompressedMagnitudeLoss, MultiResolutionDiscriminator, MultiScaleMelLoss, PesqLoss,  # noqa: E402
                                StoiLoss,
                                discriminator_loss, generator_losses)
@@ -157,14 +157,6 @@ def batch_of_latents(audio: np.ndarray, z: torch.Tensor, n: int, length: int, rn
     return torch.from_numpy(x)[:, None], targets, lat
 
 
-def eval_clips(root: str, n: int) -> list[np.ndarray]:
-    """Fixed validation material: the first 4 s of n test clips spread over the split."""
-    audio, offsets = load_split(root, "test", progress=False)
-    picks = np.linspace(0, len(offsets) - 1, n).astype(int)
-    ends = list(offsets[1:]) + [len(audio)]
-    return [audio[offsets[i]:min(ends[i], offsets[i] + 64000)].astype(np.float32) / 32768.0 for i in picks]
-
-
 @torch.no_grad()
 def evaluate(model: Codec, clips: list[np.ndarray]) -> dict:
     from pesq import pesq
@@ -254,7 +246,7 @@ def main() -> None:
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params; settings: {json.dumps(dataclasses.asdict(s))}")
     audio, _ = load_split(s.data, "train")
     f0 = load_f0(s.data, "train") if s.pitch_source else None
-    clips = eval_clips(s.data, s.eval_clips)
+    clips = excerpts(s.data, "test", s.eval_clips)  # fixed validation material: the first 4 s of each
     rng = np.random.default_rng(s.seed + step)
     length = int(s.seconds * 16000) // model.cfg.frame_size * model.cfg.frame_size
     choices = torch.tensor(sorted(BITRATES.values()))

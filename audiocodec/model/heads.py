@@ -23,7 +23,8 @@ from torch.nn import functional as F
 
 
 class ISTFTHead(nn.Module):
-    """features (B, T, dim) -> waveform (B, T * frames_per_latent * hop).
+    """features (B, T, dim) -> windowed STFT frames (``frames``, B, T * frames_per_latent, n_fft) -> waveform
+    (``overlap_add``, B, T * frames_per_latent * hop).
 
     Each latent frame's features are first expanded into ``frames_per_latent`` hidden vectors (one per STFT
     frame, GELU), then read out linearly as log-magnitude and phase advance: a plain linear read-out of all
@@ -78,9 +79,6 @@ class ISTFTHead(nn.Module):
     def overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, J, n_fft) -> (B, J * hop): ``fold`` with the first n_fft - hop samples (before the signal) cut."""
         return self.fold(frames)[:, self.n_fft - self.hop:]
-
-    def forward(self, x: torch.Tensor, source: torch.Tensor | None = None, voicing: torch.Tensor | None = None) -> torch.Tensor:
-        return self.overlap_add(self.frames(x, None, source, voicing)[0])
 
 
 class HarmonicSource(nn.Module):
