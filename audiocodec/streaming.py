@@ -57,7 +57,14 @@ def encoder_step(enc: Encoder, wav: torch.Tensor, state: dict) -> torch.Tensor:
     x = _conv(enc.conv_in, wav, state)
     for m in list(enc.stages) + list(enc.blocks):
         x = _run(m, x, state)
-    return enc.proj(enc.norm(x.transpose(1, 2))).transpose(1, 2)
+    z = enc.proj(enc.norm(x.transpose(1, 2))).transpose(1, 2)
+    if enc.spectral is None:
+        return z
+    history = state.get(id(enc.spectral))  # the last n_fft - hop samples, for the chunk's first windows
+    z = z + enc.spectral(wav, history)
+    state[id(enc.spectral)] = torch.cat([wav.new_zeros(wav.shape[0], enc.spectral.history) if history is None
+                                         else history, wav[:, 0]], 1)[:, -enc.spectral.history:]
+    return z
 
 
 def decoder_step(dec: Decoder, z: torch.Tensor, state: dict) -> torch.Tensor:

@@ -63,11 +63,12 @@ class Settings:
     phase_weight: float = 0.0    # complex-STFT loss (tried for 500 steps: no gain; off)
     pesq_weight: float = 0.0     # differentiable PESQ-WB approximation (losses.PesqLoss); off: it lowered real PESQ
     stoi_weight: float = 0.0     # 1 - a differentiable STOI (losses.StoiLoss); off: no gain in STOI seen
-    freeze_encoder: bool = False  # train only the quantizer and decoder side (the encoder's backward is skipped)
+    freeze_encoder: bool = False  # train only the quantizer and decoder side and the encoder's spectral branch (SEANet's backward is skipped)
     latent_cache: bool = False   # ... and read its latents from one pass over the split (a further 30 % faster)
     dec_blocks: int = 12         # at least this many decoder blocks; those the --init weights lack are appended near-identity
     voicing_bands: int = 16      # at least this many voicing bands (> 1: voicing per mel band; offsets start at zero)
     vq_gain: bool = True         # RVQ codes keep their length (quantizer.py); from unit-code --init weights the codebooks are seeded afresh
+    spectral: bool = True        # the encoder's spectral branch (encoder.SpectralBranch); added at zero to --init weights without it
     pitch_source: bool = True    # harmonic excitation at a predicted pitch (the shipped model up to step 12,250 had none)
     f0_weight: float = 50.0      # L1 of the predicted pitch in octaves, on voiced frames
     voicing_weight: float = 5.0  # binary cross-entropy of the predicted voicing
@@ -80,12 +81,23 @@ class Settings:
     init_step: int = 0           # ... and continue the schedule from this step (default: the step stored in the file)
 
 
-def parse() -> Settings:
+MACHINE = ("device", "threads")  # settings of the machine, not of the run: a resumed run does not inherit them
+
+
+def parse() -> tuple[Settings, dict | None]:
+    """Settings and the run's checkpoint, if any. A resumed run keeps the settings it was started with
+    (its learning-rate schedule above all), except those given on this command line and MACHINE's."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in dataclasses.fields(Settings):
         kind = (lambda v: v.lower() in ("1", "true", "yes")) if isinstance(f.default, bool) else type(f.default)
-        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default)
-    return Settings(**vars(p.parse_args()))
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=argparse.SUPPRESS,
+                       help=f"default: {f.default}")
+    given = vars(p.parse_args())
+    path = os.path.join(given.get("out", Settings.out), "ckpt.pt")
+    ck = torch.load(path, map_location="cpu", weights_only=False) if os.path.exists(path) else None
+    known = {f.name for f in dataclasses.fields(Settings)} - set(MACHINE)
+    saved = {k: v for k, v in (ck or {}).get("settings", {}).items() if k in known}
+    return Settings(**{**saved, **given}), ck
 
 
 def lr_at(step: int, s: Settings) -> float:
@@ -123,7 +135,8 @@ def encode_split(model: Codec, audio: np.ndarray, out: str, device: str, chunk: 
 
     from tqdm import tqdm
 
-    key = hashlib.sha256(b"".join(p.detach().cpu().numpy().tobytes() for p in model.encoder.parameters())).hexdigest()[:16]
+    seanet = [p for n, p in model.encoder.named_parameters() if not n.startswith("spectral.")]
+    key = hashlib.sha256(b"".join(p.detach().cpu().numpy().tobytes() for p in seanet)).hexdigest()[:16]
     cache = os.path.join(out, f"latents-{key}.pt")
     if os.path.exists(cache):
         return torch.load(cache)
@@ -134,7 +147,7 @@ def encode_split(model: Codec, audio: np.ndarray, out: str, device: str, chunk: 
         parts = []
         for s in tqdm(range(0, n, 8 * chunk), desc=f"latents at {gain:+g} dB"):
             x = np.clip(audio[s:min(n, s + 8 * chunk)].reshape(-1, 1, chunk) / 32768.0 * 10 ** (gain / 20), -1, 1)
-            y = model.encoder(torch.from_numpy(x.astype(np.float32)).to(device))  # (8, latent, frames)
+            y = model.encoder.waveform(torch.from_numpy(x.astype(np.float32)).to(device))  # (8, latent, frames)
             parts.append(y.transpose(0, 1).reshape(y.shape[1], -1).half().cpu())
         z.append(torch.cat(parts, 1))
     model.train(was_training)
@@ -188,7 +201,7 @@ def evaluate(model: Codec, clips: list[np.ndarray]) -> dict:
 
 
 def main() -> None:
-    s = parse()
+    s, ck = parse()
     torch.manual_seed(s.seed)
     torch.set_num_threads(s.threads)
     os.makedirs(s.out, exist_ok=True)
@@ -196,8 +209,7 @@ def main() -> None:
 
     # the architecture: a resumed checkpoint's own; else the --init weights', grown to at least --dec-blocks
     # and --voicing-bands (the new parts start near identity); else the defaults
-    ck = torch.load(ckpt_path, map_location=s.device, weights_only=False) if os.path.exists(ckpt_path) else None
-    cfg, init_state, init_step = CodecConfig(pitch_source=s.pitch_source, vq_gain=s.vq_gain), None, 0
+    cfg, init_state, init_step = CodecConfig(pitch_source=s.pitch_source, vq_gain=s.vq_gain, enc_spectral=s.spectral), None, 0
     if ck is not None:
         cfg = CodecConfig.from_dict(ck["config"]) if "config" in ck else cfg
     elif s.init.endswith(".pt"):
@@ -209,7 +221,8 @@ def main() -> None:
     init_cfg_gain = cfg.vq_gain
     if ck is None:
         cfg = dataclasses.replace(cfg, dec_blocks=max(cfg.dec_blocks, s.dec_blocks),
-                                  voicing_bands=max(cfg.voicing_bands, s.voicing_bands), vq_gain=cfg.vq_gain or s.vq_gain)
+                                  voicing_bands=max(cfg.voicing_bands, s.voicing_bands), vq_gain=cfg.vq_gain or s.vq_gain,
+                                  enc_spectral=cfg.enc_spectral or s.spectral)
 
     model = Codec(cfg).to(s.device)
     disc = MultiResolutionDiscriminator().to(s.device)
@@ -241,8 +254,10 @@ def main() -> None:
         step = s.init_step or init_step
         print(f"initialised from {s.init}, schedule continues at step {step}")
 
-    if s.freeze_encoder:  # no gradient reaches the encoder, so autograd skips its (costly, 16 kHz) backward
+    if s.freeze_encoder:  # no gradient reaches the SEANet convolutions, so autograd skips their (costly, 16 kHz) backward
         model.encoder.requires_grad_(False)
+        if model.encoder.spectral is not None:
+            model.encoder.spectral.requires_grad_(True)
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params; settings: {json.dumps(dataclasses.asdict(s))}")
     audio, _ = load_split(s.data, "train")
     f0 = load_f0(s.data, "train") if s.pitch_source else None
@@ -281,7 +296,8 @@ def main() -> None:
         if latents is None:
             x_hat, q, f0_hat = model(x, n_q, teacher)
         else:  # the frozen encoder's latents were computed once, at the start
-            q = model.quantizer(z.to(s.device), n_q)
+            z = z.to(s.device)
+            q = model.quantizer(z if model.encoder.spectral is None else z + model.encoder.spectral(x), n_q)
             x_hat, f0_hat = model.synthesize(model.decoder(q.z_q), teacher)
         adv_on = step >= s.adv_start
 

@@ -108,3 +108,29 @@ def test_encoder_and_decoder_are_causal(codec, clip):
     released = k * FRAME - 480
     assert torch.allclose(ya[:released], yb[:released], atol=1e-5)
     assert not torch.allclose(ya[released:], yb[released:], atol=1e-3)
+
+
+def test_spectral_branch_streams_and_is_causal(clip):
+    """The encoder's spectral branch (trained weights or not): chunked latents equal the offline ones, and
+    input from frame k on changes no latent before frame k."""
+    from audiocodec.model import Codec, CodecConfig
+    from audiocodec.streaming import encoder_step
+
+    torch.manual_seed(0)
+    codec = Codec(CodecConfig(enc_spectral=True)).eval()
+    torch.nn.init.normal_(codec.encoder.spectral.fc2.weight, std=0.05)  # it starts at zero: make it count
+    x = torch.from_numpy(clip[: 50 * FRAME])[None, None]
+    with torch.no_grad():
+        ref = codec.encoder(x)
+        branch = codec.encoder.spectral(x)
+        state, parts, i = {}, [], 0
+        for n in (1, 3, 2, 7, 37):
+            parts.append(encoder_step(codec.encoder, x[..., i * FRAME:(i + n) * FRAME], state))
+            i += n
+    assert branch.abs().mean() > 0.1 * ref.abs().mean()  # the branch contributes
+    assert torch.allclose(torch.cat(parts, -1), ref, atol=1e-4)
+    k, other = 20, x.clone()
+    other[..., k * FRAME:] = torch.randn(other[..., k * FRAME:].shape) * 0.1
+    with torch.no_grad():
+        zb = codec.encoder.spectral(other)
+    assert torch.allclose(branch[..., :k], zb[..., :k], atol=1e-6) and not torch.allclose(branch[..., k:], zb[..., k:])

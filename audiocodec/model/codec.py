@@ -49,6 +49,7 @@ class CodecConfig:
     pitch_source: bool = False  # harmonic excitation at a predicted pitch for the iSTFT head (HarmonicSource)
     voicing_bands: int = 1      # > 1: the source's voicing varies over this many mel-spaced bands
     vq_gain: bool = True        # codes keep their length, so each RVQ stage refines the last (False: unit codes, models up to session 4)
+    enc_spectral: bool = True   # the encoder also reads log-magnitude spectra (SpectralBranch; False: models up to session 5)
 
     @property
     def frame_size(self) -> int:
@@ -72,9 +73,9 @@ class CodecConfig:
     @staticmethod
     def from_dict(d: dict) -> "CodecConfig":
         """The config of ``asdict(cfg)`` (lists back to tuples; unknown keys ignored, missing ones default,
-        except ``vq_gain``: files without it were saved by the unit-code quantizer)."""
+        except ``vq_gain`` and ``enc_spectral``: files without them were saved before those existed)."""
         known = CodecConfig.__dataclass_fields__
-        d = {"vq_gain": False, **d}
+        d = {"vq_gain": False, "enc_spectral": False, **d}
         return CodecConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
 
 
@@ -82,7 +83,8 @@ class Codec(nn.Module):
     def __init__(self, cfg: CodecConfig = CodecConfig()):
         super().__init__()
         self.cfg = cfg
-        self.encoder = Encoder(cfg.enc_channels, cfg.enc_strides, cfg.enc_blocks, cfg.enc_hidden, cfg.latent_dim)
+        self.encoder = Encoder(cfg.enc_channels, cfg.enc_strides, cfg.enc_blocks, cfg.enc_hidden, cfg.latent_dim,
+                               cfg.enc_spectral, cfg.n_fft, cfg.hop)
         self.quantizer = ResidualVQ(cfg.latent_dim, cfg.n_codebooks, cfg.codebook_size, cfg.codebook_dim, cfg.vq_gain)
         self.decoder = Decoder(cfg.latent_dim, cfg.dec_dim, cfg.dec_hidden, cfg.dec_blocks)
         self.head = ISTFTHead(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop)

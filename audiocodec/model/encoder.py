@@ -1,4 +1,5 @@
-"""Causal SEANet-style encoder: 16 kHz waveform -> one latent vector per 20 ms frame (50 Hz)."""
+"""Causal SEANet-style encoder: 16 kHz waveform -> one latent vector per 20 ms frame (50 Hz), optionally
+plus a spectral branch that reads the frame's log-magnitude spectra directly."""
 from __future__ import annotations
 
 import torch
@@ -15,7 +16,7 @@ class Encoder(nn.Module):
     channel count grows; a few ConvNeXt blocks then mix information at the cheap frame rate."""
 
     def __init__(self, channels=(16, 32, 64, 128, 256), strides=(2, 4, 5, 8), blocks: int = 2,
-                 hidden: int = 512, latent_dim: int = 128):
+                 hidden: int = 512, latent_dim: int = 128, spectral: bool = False, n_fft: int = 640, hop: int = 160):
         super().__init__()
         self.conv_in = CausalConv1d(1, channels[0], 7)
         stages = []
@@ -27,6 +28,10 @@ class Encoder(nn.Module):
         self.norm = nn.LayerNorm(channels[-1])
         self.proj = nn.Linear(channels[-1], latent_dim)
         self._init_weights()
+        frame = 1
+        for st in strides:
+            frame *= st
+        self.spectral = SpectralBranch(latent_dim, n_fft, hop, frame // hop) if spectral else None
 
     def _init_weights(self) -> None:
         # He-normal weights and zero biases: with PyTorch's default init the conv biases drown the
@@ -36,6 +41,47 @@ class Encoder(nn.Module):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                 nn.init.zeros_(m.bias)
 
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+    def waveform(self, wav: torch.Tensor) -> torch.Tensor:
+        """The SEANet path alone: wav (B, 1, T) -> (B, latent_dim, T // hop)."""
         x = self.blocks(self.stages(self.conv_in(wav)))
         return self.proj(self.norm(x.transpose(1, 2))).transpose(1, 2)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        z = self.waveform(wav)
+        return z if self.spectral is None else z + self.spectral(wav)
+
+
+class SpectralBranch(nn.Module):
+    """wav (B, 1, T) -> (B, latent_dim, T // (k * hop)): the log-magnitude spectra of each latent frame's
+    ``k`` STFT windows (the iSTFT head's framing: window ``j`` ends at sample ``hop * (j + 1)``, so it is
+    causal), read by a per-frame MLP and added to the SEANet latent.
+
+    Why: a ridge regression from the SEANet latent (128 numbers per 20 ms) predicted the frame's log
+    magnitudes worse than a 32-component PCA of those magnitudes does, after 55,000 training steps; the
+    waveform convolutions had not learned to pass the spectral detail. This branch hands it over directly.
+    Its last layer starts at zero, so adding it to trained weights changes nothing until it learns."""
+
+    MEAN, STD = -4.2, 2.2  # of log(|STFT| + 1e-4) over random crops of the train split
+
+    def __init__(self, latent_dim: int, n_fft: int = 640, hop: int = 160, k: int = 2, hidden: int = 512):
+        super().__init__()
+        self.n_fft, self.hop, self.k = n_fft, hop, k
+        self.history = n_fft - hop  # samples before the chunk that its first window needs
+        self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
+        self.fc1 = nn.Conv1d(k * (n_fft // 2 + 1), hidden, 1)
+        self.fc2 = nn.Conv1d(hidden, latent_dim, 1)
+        nn.init.zeros_(self.fc2.weight), nn.init.zeros_(self.fc2.bias)
+
+    def features(self, wav: torch.Tensor) -> torch.Tensor:
+        """(B, history + T) samples -> standardised log magnitudes (B, k * bins, T // (k * hop))."""
+        spec = torch.stft(wav, self.n_fft, self.hop, window=self.window, center=False, return_complex=True)
+        x = (torch.log(spec.abs() + 1e-4) - self.MEAN) / self.STD          # (B, bins, J)
+        b, bins, j = x.shape
+        x = x[..., : j // self.k * self.k].reshape(b, bins, j // self.k, self.k)
+        return x.permute(0, 3, 1, 2).reshape(b, self.k * bins, j // self.k)
+
+    def forward(self, wav: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
+        """wav (B, 1, T); ``history`` (B, n_fft - hop) the samples before it (streaming), zeros if None."""
+        x = wav[:, 0]
+        history = x.new_zeros(x.shape[0], self.history) if history is None else history
+        return self.fc2(F.gelu(self.fc1(self.features(torch.cat([history, x], 1)))))
