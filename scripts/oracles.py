@@ -9,7 +9,11 @@ own resolution) whose magnitude and phase come from different places:
 - the codec's output magnitude with Griffin-Lim phase (50 iterations from random phases): a better phase
   for the magnitude the decoder already makes;
 - the *true* magnitude with random phase, and with Griffin-Lim phase (10 and 100 iterations): how far an
-  exact magnitude goes once the phase is merely consistent (not the original waveform's).
+  exact magnitude goes once the phase is merely consistent (not the original waveform's);
+- what the latent knows: the true log-magnitude squeezed through a PCA of 32 or 128 numbers per 20 ms (a
+  linear autoencoder of the spectrum, unquantized), and the log-magnitude *predicted* by a ridge regression
+  from the codec's own unquantized latent (128 numbers per 20 ms; this frame's and the next one's), each
+  with Griffin-Lim phase (50). Both are fitted on random 4 s crops of the train split (``--fit-crops``).
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.compress import load_engine, n_q_for  # noqa: E402
-from audiocodec.dataset import DEFAULT_ROOT, excerpts  # noqa: E402
+from audiocodec.dataset import DEFAULT_ROOT, excerpts, load_split  # noqa: E402
 from audiocodec.evaluation.metrics import pesq_wb  # noqa: E402
 
 N_FFT, HOP = 640, 160
@@ -46,17 +50,53 @@ def griffin_lim(mag: torch.Tensor, length: int, iters: int, seed: int = 0) -> to
     return istft(mag * phase, length)
 
 
+def log_pairs(x: torch.Tensor) -> torch.Tensor:
+    """(T,) -> log-magnitudes of the STFT frames, two per 20 ms: (T // 320, 2 * bins) float64."""
+    mag = stft(x).abs().T[: len(x) // 320 * 2]
+    return torch.log(mag + 1e-4).reshape(len(x) // 320, -1).double()
+
+
+def from_pairs(pairs: torch.Tensor, length: int) -> torch.Tensor:
+    """Inverse of log_pairs' layout -> magnitude (bins, T // 160 + 1), the last frame repeated to fill."""
+    mag = torch.exp(pairs.reshape(-1, N_FFT // 2 + 1)).T.float()
+    return torch.cat([mag, mag[:, -1:].expand(-1, length // HOP + 1 - mag.shape[1])], 1)
+
+
+def latent_pairs(codec, x: torch.Tensor) -> torch.Tensor:
+    """The codec's unquantized latent of each 20 ms frame and of the next, plus a constant: (T // 320, 2 * dim + 1)."""
+    with torch.no_grad():
+        z = codec.encode_latents(x)[0].T.double()[: len(x) // 320]
+    return torch.cat([z, torch.cat([z[1:], z[-1:]]), torch.ones(len(z), 1, dtype=torch.float64)], 1)
+
+
+def fit_probes(codec, data: str, crops: int, seed: int = 0) -> dict:
+    """On random 4 s crops of the train split: the mean and principal axes of the log-magnitude pairs, and
+    the ridge regression from ``latent_pairs`` to them."""
+    audio, _ = load_split(data, "train", progress=False)
+    rng = np.random.default_rng(seed)
+    xs = [torch.from_numpy(audio[s:s + 64000].astype(np.float32) / 32768.0)
+          for s in rng.integers(0, len(audio) - 64000, crops)]
+    y = torch.cat([log_pairs(x) for x in xs])
+    f = torch.cat([latent_pairs(codec, x) for x in xs])
+    mean = y.mean(0)
+    axes = torch.linalg.svd(y - mean, full_matrices=False)[2]
+    ridge = torch.linalg.solve(f.T @ f + 0.01 * len(f) * torch.eye(f.shape[1], dtype=torch.float64), f.T @ y)
+    return {"mean": mean, "axes": axes, "ridge": ridge}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clips", type=int, default=8)
     p.add_argument("--kbps", type=float, default=6.0)
     p.add_argument("--model", default=None, help="weights (default: the shipped model)")
     p.add_argument("--data", default=DEFAULT_ROOT)
+    p.add_argument("--fit-crops", type=int, default=100, help="4 s train crops to fit the PCA and the latent probe on")
     p.add_argument("--out", default="reports/oracles.md")
     a = p.parse_args()
     torch.set_num_threads(1)
     engine = load_engine(a.model)
     n_q = n_q_for(a.kbps)
+    probes = fit_probes(engine.codec, a.data, a.fit_crops)
     rows: dict[str, list[float]] = {}
     for clip in tqdm(excerpts(a.data, "test", a.clips), desc="clips"):
         x = torch.from_numpy(clip)
@@ -70,6 +110,13 @@ def main() -> None:
             "true magnitude + Griffin-Lim phase (10)": griffin_lim(true_mag, len(x), 10),
             "true magnitude + Griffin-Lim phase (100)": griffin_lim(true_mag, len(x), 100),
         }
+        pairs, mean = log_pairs(x), probes["mean"]
+        for k in (32, 128):
+            axes = probes["axes"][:k].T
+            rebuilt = (pairs - mean) @ axes @ axes.T + mean
+            variants[f"true magnitude through a {k}-number PCA + Griffin-Lim (50)"] = griffin_lim(from_pairs(rebuilt, len(x)), len(x), 50)
+        guess = latent_pairs(engine.codec, x) @ probes["ridge"]
+        variants["magnitude predicted linearly from the codec's latent + Griffin-Lim (50)"] = griffin_lim(from_pairs(guess, len(x)), len(x), 50)
         for name, z in variants.items():
             rows.setdefault(name, []).append(pesq_wb(x.numpy(), z.numpy()))
     lines = [f"# Oracles: magnitude or phase? ({a.clips} test clips, first 4 s, model `{engine.codec.model_id}`)", "",

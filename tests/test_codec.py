@@ -157,3 +157,12 @@ def test_no_blip_at_the_start(engine, name):
     y = decompress(compress(x, 1.5, engine), engine)[: len(x)]
     rms = lambda v: float(np.sqrt(np.mean(np.square(v[:800]))))
     assert rms(y) <= 3 * rms(x) + 0.005
+
+
+def test_weights_without_the_spectral_branch_load_without_it():
+    """Files saved before the branch existed have no ``enc_spectral`` key: they load as they were trained."""
+    from audiocodec.model import Codec, CodecConfig
+
+    old = CodecConfig.from_dict({"dec_blocks": 6})
+    assert old.enc_spectral is False and Codec(old).encoder.spectral is None
+    assert CodecConfig().enc_spectral is True and CodecConfig.from_dict({"enc_spectral": True}).enc_spectral is True

@@ -134,3 +134,4 @@ def test_spectral_branch_streams_and_is_causal(clip):
     with torch.no_grad():
         zb = codec.encoder.spectral(other)
     assert torch.allclose(branch[..., :k], zb[..., :k], atol=1e-6) and not torch.allclose(branch[..., k:], zb[..., k:])
+
