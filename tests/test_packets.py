@@ -37,6 +37,20 @@ def test_end_round_trip_and_sizes():
     assert HEADER_SIZE == 24 and HEADER.size == 20
 
 
+def test_the_crc_is_keyed_by_the_model():
+    """A packet checks out only against the tag of the weights that made its codes."""
+    from audiocodec.transport.packets import model_tag
+
+    a, b = model_tag("721b85551d43847c"), model_tag("0123456789abcdef")
+    data = build_audio(3, 960, 5, np.arange(12).reshape(12, 1), 0, a)
+    assert parse(data, a).seq == 3
+    for tag in (b, 0):
+        with pytest.raises(PacketError) as e:
+            parse(data, tag)
+        assert e.value.reason == "corrupt"
+    assert parse(build_end(4, 1280, 5, 1000, 0, b), b).total_samples == 1000
+
+
 def _reseal(header: bytes, payload: bytes) -> bytes:
     """A datagram with a *valid* CRC around arbitrary fields (what a buggy or hostile sender could emit)."""
     crc = zlib.crc32(payload, zlib.crc32(header)) & 0xFFFFFFFF
@@ -47,17 +61,17 @@ def _reseal(header: bytes, payload: bytes) -> bytes:
     (b"", "short"),
     (b"\x01" * 23, "short"),
     (b"\x00" * 2000, "oversized"),
-    (b"\x02" + build_audio(0, 0, 1, np.zeros((3, 1), dtype=int))[1:], "version"),
+    (b"\x01" + build_audio(0, 0, 1, np.zeros((3, 1), dtype=int))[1:], "version"),
     (build_audio(0, 0, 1, np.zeros((3, 1), dtype=int))[:-1], "corrupt"),          # truncated
     (build_audio(0, 0, 1, np.zeros((3, 1), dtype=int)) + b"\0", "corrupt"),       # trailing byte
-    (_reseal(HEADER.pack(1, 0, 0, 0, 1, 3, 1, 65535, 0), b"\0" * 4), "malformed"),  # claims 64 KB, has 4 bytes
-    (_reseal(HEADER.pack(1, 0, 0, 0, 1, 0, 1, 0, 0), b""), "malformed"),           # no codebooks
-    (_reseal(HEADER.pack(1, 0, 0, 0, 1, 3, 11, 38, 0), b"\0" * 38), "malformed"),  # too many frames
-    (_reseal(HEADER.pack(1, 0, 0, 0, 1, 33, 1, 42, 0), b"\0" * 42), "malformed"),  # too many codebooks
-    (_reseal(HEADER.pack(1, 0, 0, 0, 1, 3, 2, 5, 0), b"\0" * 5), "malformed"),     # 60 bits need 8 bytes
-    (_reseal(HEADER.pack(1, 9, 0, 0, 1, 3, 1, 4, 0), b"\0" * 4), "malformed"),     # unknown type
-    (_reseal(HEADER.pack(1, 1, 0, 0, 1, 3, 1, 8, 0), b"\0" * 8), "malformed"),     # end packet with codes
-    (_reseal(HEADER.pack(1, 1, 0, 0, 1, 0, 0, 4, 0), b"\0" * 4), "malformed"),     # end packet, short payload
+    (_reseal(HEADER.pack(2, 0, 0, 0, 1, 3, 1, 65535, 0), b"\0" * 4), "malformed"),  # claims 64 KB, has 4 bytes
+    (_reseal(HEADER.pack(2, 0, 0, 0, 1, 0, 1, 0, 0), b""), "malformed"),           # no codebooks
+    (_reseal(HEADER.pack(2, 0, 0, 0, 1, 3, 11, 38, 0), b"\0" * 38), "malformed"),  # too many frames
+    (_reseal(HEADER.pack(2, 0, 0, 0, 1, 33, 1, 42, 0), b"\0" * 42), "malformed"),  # too many codebooks
+    (_reseal(HEADER.pack(2, 0, 0, 0, 1, 3, 2, 5, 0), b"\0" * 5), "malformed"),     # 60 bits need 8 bytes
+    (_reseal(HEADER.pack(2, 9, 0, 0, 1, 3, 1, 4, 0), b"\0" * 4), "malformed"),     # unknown type
+    (_reseal(HEADER.pack(2, 1, 0, 0, 1, 3, 1, 8, 0), b"\0" * 8), "malformed"),     # end packet with codes
+    (_reseal(HEADER.pack(2, 1, 0, 0, 1, 0, 0, 4, 0), b"\0" * 4), "malformed"),     # end packet, short payload
 ])
 def test_bad_datagrams_are_refused_with_a_reason(data, reason):
     with pytest.raises(PacketError) as e:

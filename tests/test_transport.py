@@ -118,8 +118,9 @@ def test_garbage_and_foreign_sessions_are_ignored(codec, clip, offline):
     codes, ref = offline
     sock, sink, t, out = _listen(codec)
     rng = np.random.default_rng(0)
-    ours = [packets.build_audio(k, k * 320, 0xA1, codes[:, k:k + 1]) for k in range(codes.shape[1])]
-    foreign = packets.build_audio(0, 0, 0xB2, rng.integers(0, 1024, (N_Q, 1)))
+    tag = packets.model_tag(codec.model_id)
+    ours = [packets.build_audio(k, k * 320, 0xA1, codes[:, k:k + 1], tag=tag) for k in range(codes.shape[1])]
+    foreign = packets.build_audio(0, 0, 0xB2, rng.integers(0, 1024, (N_Q, 1)), tag=tag)
     junk = [b"", b"\x01" * 30, rng.bytes(200), b"\0" * 1500, foreign, ours[0][:-3], b"\x01" + ours[0][1:-1] + b"x"]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
         for k, data in enumerate(ours):
@@ -127,7 +128,7 @@ def test_garbage_and_foreign_sessions_are_ignored(codec, clip, offline):
             tx.sendto(junk[k % len(junk)], sock.getsockname())
             if k % 10 == 0:
                 tx.sendto(data, sock.getsockname())  # duplicate
-        tx.sendto(packets.build_end(len(ours), codes.shape[1] * 320, 0xA1, len(clip)), sock.getsockname())
+        tx.sendto(packets.build_end(len(ours), codes.shape[1] * 320, 0xA1, len(clip), tag=tag), sock.getsockname())
         t.join(10)
     sock.close()
     st = out["stats"]
@@ -140,16 +141,34 @@ def test_garbage_and_foreign_sessions_are_ignored(codec, clip, offline):
 
 def test_session_option_ignores_an_earlier_stream(codec):
     sock, sink, t, out = _listen(codec, session=0xC3, timeout=3.0)
+    tag = packets.model_tag(codec.model_id)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
         for k in range(5):  # another caller first: not locked onto
-            tx.sendto(packets.build_audio(k, k * 320, 0xD4, np.zeros((N_Q, 1), dtype=int)), sock.getsockname())
+            tx.sendto(packets.build_audio(k, k * 320, 0xD4, np.zeros((N_Q, 1), dtype=int), tag=tag), sock.getsockname())
         for k in range(10):
-            tx.sendto(packets.build_audio(k, k * 320, 0xC3, np.ones((N_Q, 1), dtype=int)), sock.getsockname())
-        tx.sendto(packets.build_end(10, 3200, 0xC3, 3200), sock.getsockname())
+            tx.sendto(packets.build_audio(k, k * 320, 0xC3, np.ones((N_Q, 1), dtype=int), tag=tag), sock.getsockname())
+        tx.sendto(packets.build_end(10, 3200, 0xC3, 3200, tag=tag), sock.getsockname())
         t.join(10)
     sock.close()
     st = out["stats"]
     assert st.dropped["foreign"] == 5 and st.frames_decoded == 10 and len(sink.audio) == 3200
+
+
+def test_packets_from_other_weights_are_refused(codec, offline):
+    """Codes mean something only to the weights that made them: a sender with other weights (another
+    model id) is refused packet by packet, as if every packet were damaged, and nothing is played."""
+    codes, _ = offline
+    sock, sink, t, out = _listen(codec, timeout=0.4)
+    other = packets.model_tag("0123456789abcdef")
+    assert other != packets.model_tag(codec.model_id)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        for k in range(5):
+            tx.sendto(packets.build_audio(k, k * 320, 7, codes[:, k:k + 1], tag=other), sock.getsockname())
+        tx.sendto(packets.build_end(5, 1600, 7, 1600, tag=other), sock.getsockname())
+    t.join(10)
+    sock.close()
+    st = out["stats"]
+    assert st.packets_received == 0 and st.dropped["corrupt"] == 6 and len(sink.audio) == 0
 
 
 def test_receiver_times_out_cleanly_without_end_packet(codec, offline):
@@ -157,7 +176,8 @@ def test_receiver_times_out_cleanly_without_end_packet(codec, offline):
     sock, sink, t, out = _listen(codec, timeout=0.4)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
         for k in (0, 1, 2, 4, 5):  # frame 3 lost, then the sender dies: no end-of-stream
-            tx.sendto(packets.build_audio(k, k * 320, 7, codes[:, k:k + 1]), sock.getsockname())
+            tx.sendto(packets.build_audio(k, k * 320, 7, codes[:, k:k + 1], tag=packets.model_tag(codec.model_id)),
+                      sock.getsockname())
     start = time.monotonic()
     t.join(10)
     assert not t.is_alive() and time.monotonic() - start < 3
@@ -274,7 +294,8 @@ def test_paced_receiver_waits_without_spinning_when_the_buffer_runs_dry(codec):
     rx = Receiver(sock, StreamDecoder(codec), sink, paced=True, timeout=0.6)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
         for k in range(3):  # three frames, then nothing: every later turn finds an empty buffer
-            tx.sendto(packets.build_audio(k, k * 320, 9, np.zeros((N_Q, 1), dtype=int), int(time.time() * 1000)),
+            tx.sendto(packets.build_audio(k, k * 320, 9, np.zeros((N_Q, 1), dtype=int), int(time.time() * 1000),
+                                        packets.model_tag(codec.model_id)),
                       sock.getsockname())
     cpu = time.process_time()
     st = rx.run()

@@ -17,13 +17,14 @@ import torch
 
 from ..model import Codec
 from ..streaming import FRAME, StreamingDecoder, StreamingEncoder
+from .packets import model_tag
 
 DECAY = 0.9  # share of the last good latent kept per further consecutive lost frame
 
 
 class StreamEncoder:
     def __init__(self, codec: Codec, n_q: int):
-        self.n_q = n_q
+        self.n_q, self.model_tag = n_q, model_tag(codec.model_id)
         self.enc = StreamingEncoder(codec, n_q)
 
     def push(self, samples: np.ndarray) -> np.ndarray:
@@ -33,6 +34,7 @@ class StreamEncoder:
 class StreamDecoder:
     def __init__(self, codec: Codec, decay: float = DECAY, mute: bool = False):
         self.codec, self.decay, self.mute = codec, decay, mute
+        self.model_id, self.model_tag = codec.model_id, model_tag(codec.model_id)
         self.dec = StreamingDecoder(codec)
         self.max_codebooks = codec.cfg.n_codebooks
         self.run = 0                       # consecutive frames concealed so far

@@ -152,6 +152,10 @@ def cmd_receive(args) -> int:
             rx = Receiver(sock, StreamDecoder(codec), sink, buffer_ms=args.buffer_ms, timeout=args.timeout,
                           paced=not args.fast, session=_session(args.session))
             st = rx.run()
+        if st.packets_received == 0 and st.dropped["corrupt"]:
+            raise CodecError(f"{st.dropped['corrupt']} packets arrived on {host}:{port} but none passed the CRC "
+                             f"check: a damaged link, or a sender using other weights (this receiver runs model "
+                             f"{codec.model_id})")
         if st.packets_received == 0:
             raise CodecError(f"no packets received on {host}:{port} within {args.timeout:g} s")
     except BaseException:

@@ -92,8 +92,9 @@ class LinkStats:
 class Relay:
     """Forward datagrams arriving on ``sock`` to ``dest`` through ``model``. Run ``run`` in a thread; ``stop`` ends it."""
 
-    def __init__(self, sock: socket.socket, dest: tuple, model: NetworkModel, paced: bool = True):
+    def __init__(self, sock: socket.socket, dest: tuple, model: NetworkModel, paced: bool = True, tag: int = 0):
         self.sock, self.dest, self.model, self.paced = sock, dest, model, paced
+        self.tag = tag  # the stream's model tag: unpaced, the relay reads the packets' timestamps
         self.stats = LinkStats()
         self.heap: list = []
         self.order = itertools.count()
@@ -108,7 +109,7 @@ class Relay:
     def _media_time(self, data: bytes) -> tuple[float, bool]:
         """(time the datagram left the sender on the stream clock, is it end-of-stream)."""
         try:
-            p = packets.parse(data)
+            p = packets.parse(data, self.tag)
         except PacketError:
             return self.clock, False
         ts = packets.unwrap(p.timestamp, self.ts_ref, 32)

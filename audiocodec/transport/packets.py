@@ -2,7 +2,9 @@
 
 All integers big-endian (network order). ``parse`` treats its input as hostile: it never raises anything
 but ``PacketError``, never allocates by a length the bytes claim, and checks the CRC-32 before trusting
-any field. No torch; numpy only for the code packing.
+any field. The CRC starts from a tag of the model's weights (``model_tag``), so codes made by other
+weights, which would decode into plausible-sounding garbage, fail the check like damaged bytes do, at no
+cost in bytes (as AUTOSAR E2E folds a data id into its CRC). No torch; numpy only for the code packing.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import numpy as np
 
 from ..bitstream.packing import pack_codes, packed_size, unpack_codes
 
-VERSION = 1
+VERSION = 2                        # 2: the CRC-32 starts from the model tag (1: from zero)
 AUDIO, END = 0, 1                  # packet types
 HEADER = struct.Struct(">BBHIIBBHI")  # version, type, seq, timestamp, session, n_q, frames, payload length, send ms
 HEADER_SIZE = HEADER.size + 4      # + CRC-32
@@ -55,13 +57,21 @@ class Packet:
     size: int = 0             # bytes on the wire (without IP/UDP headers)
 
 
-def _seal(header: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(payload, zlib.crc32(header)) & 0xFFFFFFFF
-    return header + struct.pack(">I", crc) + payload
+def model_tag(model_id: str) -> int:
+    """The 32-bit tag of a model (its ``Codec.model_id``, a hash of the weights file) that seeds the CRC."""
+    return zlib.crc32(model_id.encode())
 
 
-def build_audio(seq: int, timestamp: int, session: int, codes: np.ndarray, send_ms: int = 0) -> bytes:
-    """codes (n_q, frames) ints in [0, 1024) -> one datagram."""
+def _crc(header: bytes, payload: bytes, tag: int) -> int:
+    return zlib.crc32(payload, zlib.crc32(header, tag & 0xFFFFFFFF)) & 0xFFFFFFFF
+
+
+def _seal(header: bytes, payload: bytes, tag: int) -> bytes:
+    return header + struct.pack(">I", _crc(header, payload, tag)) + payload
+
+
+def build_audio(seq: int, timestamp: int, session: int, codes: np.ndarray, send_ms: int = 0, tag: int = 0) -> bytes:
+    """codes (n_q, frames) ints in [0, 1024) -> one datagram; ``tag``: the sender's ``model_tag``."""
     codes = np.asarray(codes)
     if codes.ndim != 2:
         raise ValueError("codes must be (n_q, frames)")
@@ -71,19 +81,20 @@ def build_audio(seq: int, timestamp: int, session: int, codes: np.ndarray, send_
     payload = pack_codes(codes.T, BITS)  # frame-major: frame 0's n_q codes, then frame 1's, ...
     header = HEADER.pack(VERSION, AUDIO, seq & 0xFFFF, timestamp & 0xFFFFFFFF, session & 0xFFFFFFFF,
                          n_q, frames, len(payload), send_ms & 0xFFFFFFFF)
-    return _seal(header, payload)
+    return _seal(header, payload, tag)
 
 
-def build_end(seq: int, timestamp: int, session: int, total_samples: int, send_ms: int = 0) -> bytes:
+def build_end(seq: int, timestamp: int, session: int, total_samples: int, send_ms: int = 0, tag: int = 0) -> bytes:
     """The end-of-stream datagram: carries the exact sample count so the receiver can trim its output."""
     payload = END_PAYLOAD.pack(total_samples)
     header = HEADER.pack(VERSION, END, seq & 0xFFFF, timestamp & 0xFFFFFFFF, session & 0xFFFFFFFF,
                          0, 0, len(payload), send_ms & 0xFFFFFFFF)
-    return _seal(header, payload)
+    return _seal(header, payload, tag)
 
 
-def parse(data: bytes) -> Packet:
-    """One datagram -> Packet, or PacketError(reason) for anything that is not a valid packet."""
+def parse(data: bytes, tag: int = 0) -> Packet:
+    """One datagram -> Packet, or PacketError(reason) for anything that is not a valid packet of the model
+    whose ``model_tag`` is ``tag``."""
     n = len(data)
     if n > MAX_DATAGRAM:
         raise PacketError("oversized", f"{n} bytes > {MAX_DATAGRAM}")
@@ -93,8 +104,8 @@ def parse(data: bytes) -> Packet:
     if data[0] != VERSION:
         raise PacketError("version", f"version {data[0]}, this receiver reads {VERSION}")
     (crc,) = struct.unpack_from(">I", data, HEADER.size)
-    if zlib.crc32(data[HEADER_SIZE:], zlib.crc32(data[:HEADER.size])) & 0xFFFFFFFF != crc:
-        raise PacketError("corrupt", "CRC-32 mismatch")
+    if _crc(data[:HEADER.size], data[HEADER_SIZE:], tag) != crc:
+        raise PacketError("corrupt", "CRC-32 mismatch (damaged, or sent with other model weights)")
     _, kind, seq, ts, session, n_q, frames, length, send_ms = HEADER.unpack_from(data)
     payload = data[HEADER_SIZE:]
     if length != len(payload):

@@ -30,6 +30,7 @@ class Receiver:
     def __init__(self, sock: socket.socket, decoder, sink, buffer_ms: float = 80.0, timeout: float = 5.0,
                  paced: bool = True, session: int | None = None):
         self.sock, self.decoder, self.sink = sock, decoder, sink
+        self.tag = getattr(decoder, "model_tag", 0)  # packets' CRCs must start from our model's tag
         self.buffer_frames = max(1, round(buffer_ms / 1000 / TICK))
         self.timeout, self.paced = timeout, paced
         self.stats = Stats(buffer_ms=self.buffer_frames * TICK * 1000)
@@ -64,7 +65,7 @@ class Receiver:
         """Parse and file one datagram. True if it belonged to our stream."""
         st = self.stats
         try:
-            p = parse(data)
+            p = parse(data, self.tag)
         except PacketError as exc:
             st.dropped[exc.reason] += 1
             return False

@@ -76,13 +76,14 @@ def send_stream(sock: socket.socket, dest: tuple, blocks: Iterable[np.ndarray], 
         raise ValueError(f"frames per packet must be 1..{MAX_FRAMES}")
     st = stats or SenderStats()
     st.session = secrets.randbits(32) if session is None else session
+    tag = getattr(encoder, "model_tag", 0)  # seeds each packet's CRC: receivers with other weights refuse them
     seq, frame_index, pending = 0, 0, []
     start = time.monotonic()
 
     def emit(codes: np.ndarray) -> None:
         nonlocal seq
         data = packets.build_audio(seq, (frame_index - codes.shape[1]) * FRAME, st.session, codes,
-                                   int(time.time() * 1000))
+                                   int(time.time() * 1000), tag)
         sock.sendto(data, dest)
         seq += 1
         st.packets += 1
@@ -109,7 +110,7 @@ def send_stream(sock: socket.socket, dest: tuple, blocks: Iterable[np.ndarray], 
         emit(np.concatenate(pending, axis=1))
     st.frames, st.samples = frame_index, total
     for _ in range(END_COPIES):
-        sock.sendto(packets.build_end(seq, frame_index * FRAME, st.session, total, int(time.time() * 1000)), dest)
+        sock.sendto(packets.build_end(seq, frame_index * FRAME, st.session, total, int(time.time() * 1000), tag), dest)
         st.bytes += packets.HEADER_SIZE + packets.END_PAYLOAD.size
         if paced:
             time.sleep(FRAME / SAMPLE_RATE)

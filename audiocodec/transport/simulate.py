@@ -37,7 +37,7 @@ def simulate(blocks: Iterable[np.ndarray], encoder, decoder, sink, model: Networ
              paced: bool = False, buffer_ms: float = 80.0, timeout: float = 2.0) -> SimResult:
     """Send ``blocks`` through ``model``'s network to a receiver writing into ``sink``; all on loopback sockets."""
     rx, relay_sock, tx = udp_socket(), udp_socket(), udp_socket()
-    relay = Relay(relay_sock, rx.getsockname(), model, paced=paced)
+    relay = Relay(relay_sock, rx.getsockname(), model, paced=paced, tag=getattr(encoder, "model_tag", 0))
     sender_stats, errors = SenderStats(), []
 
     def send():
