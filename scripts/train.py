@@ -74,6 +74,7 @@ class Settings:
     voicing_weight: float = 5.0  # binary cross-entropy of the predicted voicing
     teacher_until: int = 2000    # before this step the excitation follows the tracker's pitch, not the predicted one
     reseed_every: int = 0        # every this many steps, seed the RVQ stages afresh on 256 new crops (0: never)
+    reseed_from: int = 3         # ... from this stage on (0-based): the first three (1.5 kbps) keep what they learned
     eval_every: int = 500
     eval_clips: int = 12
     log_every: int = 50
@@ -287,9 +288,10 @@ def main() -> None:
         if s.reseed_every and step % s.reseed_every == 0:  # the stages back onto the moving latent's axes
             with torch.no_grad():
                 crops = batch_of_crops(audio, 256, length, rng)[0].to(s.device)
-                model.quantizer.reseed(torch.cat([model.encoder(c) for c in crops.split(64)]))
-            for p in model.quantizer.parameters():  # Adam's moments belong to the old projections
-                opt_g.state.pop(p, None)
+                model.quantizer.reseed(torch.cat([model.encoder(c) for c in crops.split(64)]), s.reseed_from)
+            for stage in model.quantizer.stages[s.reseed_from:]:  # Adam's moments belong to the old projections
+                for p in stage.parameters():
+                    opt_g.state.pop(p, None)
             print(f"step {step}: quantizer reseeded", flush=True)
         lr = lr_at(step, s)
         for g in opt_g.param_groups + opt_d.param_groups:
