@@ -18,7 +18,12 @@ over the split (10 s pieces, three levels) instead of running the encoder (0.28 
 ``--adv-start`` on, light 1-D spectral discriminators at three resolutions add adversarial (hinge) and
 feature-matching terms (in 5,000 CPU steps they lowered PESQ). Every ``eval_every`` steps it measures
 PESQ-WB, STOI and the level of the first 50 ms (a burst there once gamed PESQ) at 1.5, 6 and 12 kbps on fixed
-test clips, and writes a resumable checkpoint.
+test clips, and writes a resumable checkpoint. A resumed run keeps the settings it was started with
+unless given again.
+
+Since session 6: ``--spectral`` gives the encoder a branch that reads log-magnitude spectra directly
+(added at zero to older weights); ``--reseed-every N`` refits RVQ stages ``--reseed-from`` (0-based) on
+to the moving latent every N steps; ``--nq-weights`` sets the odds of keeping 3, 6, 12 or 24 stages.
 """
 from __future__ import annotations
 
@@ -73,6 +78,7 @@ class Settings:
     f0_weight: float = 50.0      # L1 of the predicted pitch in octaves, on voiced frames
     voicing_weight: float = 5.0  # binary cross-entropy of the predicted voicing
     teacher_until: int = 2000    # before this step the excitation follows the tracker's pitch, not the predicted one
+    nq_weights: str = "1,1,1,1"  # quantizer dropout: relative odds of keeping 3, 6, 12, 24 stages (1.5, 3, 6, 12 kbps)
     reseed_every: int = 0        # every this many steps, seed the RVQ stages afresh on 256 new crops (0: never)
     reseed_from: int = 3         # ... from this stage on (0-based): the first three (1.5 kbps) keep what they learned
     eval_every: int = 500
@@ -267,6 +273,9 @@ def main() -> None:
     rng = np.random.default_rng(s.seed + step)
     length = int(s.seconds * 16000) // model.cfg.frame_size * model.cfg.frame_size
     choices = torch.tensor(sorted(BITRATES.values()))
+    odds = torch.tensor([float(w) for w in s.nq_weights.split(",")])
+    if len(odds) != len(choices) or (odds < 0).any() or odds.sum() <= 0:
+        sys.exit(f"--nq-weights needs {len(choices)} non-negative numbers, one per bitrate")
     latents = encode_split(model, audio, s.out, s.device) if s.freeze_encoder and s.latent_cache else None
 
     def save(tag: str = "ckpt.pt") -> None:
@@ -301,7 +310,7 @@ def main() -> None:
         else:
             x, f0_target, z = batch_of_latents(audio, latents, s.batch, length, rng, f0)
         x, f0_target = x.to(s.device), f0_target.to(s.device) if f0_target is not None else None
-        n_q = choices[torch.randint(0, len(choices), (s.batch,))].to(s.device)
+        n_q = choices[torch.multinomial(odds, s.batch, replacement=True)].to(s.device)
         teacher = f0_target if step < s.teacher_until else None
         if latents is None:
             x_hat, q, f0_hat = model(x, n_q, teacher)
