@@ -21,7 +21,7 @@ PESQ-WB, STOI and the level of the first 50 ms (a burst there once gamed PESQ) a
 test clips, and writes a resumable checkpoint. A resumed run keeps the settings it was started with
 unless given again.
 
-Since session 6: ``--spectral`` gives the encoder a branch that reads log-magnitude spectra directly
+Since session 6 (experiments, not in the shipped weights): ``--spectral true`` gives the encoder a branch that reads log-magnitude spectra directly
 (added at zero to older weights); ``--reseed-every N`` refits RVQ stages ``--reseed-from`` (0-based) on
 to the moving latent every N steps; ``--nq-weights`` sets the odds of keeping 3, 6, 12 or 24 stages.
 """
@@ -73,7 +73,7 @@ class Settings:
     dec_blocks: int = 12         # at least this many decoder blocks; those the --init weights lack are appended near-identity
     voicing_bands: int = 16      # at least this many voicing bands (> 1: voicing per mel band; offsets start at zero)
     vq_gain: bool = True         # RVQ codes keep their length (quantizer.py); from unit-code --init weights the codebooks are seeded afresh
-    spectral: bool = True        # the encoder's spectral branch (encoder.SpectralBranch); added at zero to --init weights without it
+    spectral: bool = False       # the encoder's spectral branch (encoder.SpectralBranch); added at zero to --init weights without it
     pitch_source: bool = True    # harmonic excitation at a predicted pitch (the shipped model up to step 12,250 had none)
     f0_weight: float = 50.0      # L1 of the predicted pitch in octaves, on voiced frames
     voicing_weight: float = 5.0  # binary cross-entropy of the predicted voicing
@@ -273,9 +273,12 @@ def main() -> None:
     rng = np.random.default_rng(s.seed + step)
     length = int(s.seconds * 16000) // model.cfg.frame_size * model.cfg.frame_size
     choices = torch.tensor(sorted(BITRATES.values()))
-    odds = torch.tensor([float(w) for w in s.nq_weights.split(",")])
+    try:
+        odds = torch.tensor([float(w) for w in s.nq_weights.split(",")])
+    except ValueError:
+        odds = torch.tensor([])
     if len(odds) != len(choices) or (odds < 0).any() or odds.sum() <= 0:
-        sys.exit(f"--nq-weights needs {len(choices)} non-negative numbers, one per bitrate")
+        sys.exit(f"--nq-weights needs {len(choices)} non-negative numbers separated by commas, one per bitrate")
     latents = encode_split(model, audio, s.out, s.device) if s.freeze_encoder and s.latent_cache else None
 
     def save(tag: str = "ckpt.pt") -> None:

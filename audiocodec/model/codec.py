@@ -49,7 +49,7 @@ class CodecConfig:
     pitch_source: bool = False  # harmonic excitation at a predicted pitch for the iSTFT head (HarmonicSource)
     voicing_bands: int = 1      # > 1: the source's voicing varies over this many mel-spaced bands
     vq_gain: bool = True        # codes keep their length, so each RVQ stage refines the last (False: unit codes, models up to session 4)
-    enc_spectral: bool = True   # the encoder also reads log-magnitude spectra (SpectralBranch; False: models up to session 5)
+    enc_spectral: bool = False  # the encoder also reads log-magnitude spectra (SpectralBranch; a session-6 experiment)
 
     @property
     def frame_size(self) -> int:
