@@ -60,11 +60,9 @@ def encoder_step(enc: Encoder, wav: torch.Tensor, state: dict) -> torch.Tensor:
     z = enc.proj(enc.norm(x.transpose(1, 2))).transpose(1, 2)
     if enc.spectral is None:
         return z
-    history = state.get(id(enc.spectral))  # the last n_fft - hop samples, for the chunk's first windows
-    z = z + enc.spectral(wav, history)
-    state[id(enc.spectral)] = torch.cat([wav.new_zeros(wav.shape[0], enc.spectral.history) if history is None
-                                         else history, wav[:, 0]], 1)[:, -enc.spectral.history:]
-    return z
+    samples = enc.spectral.with_history(wav, state.get(id(enc.spectral)))
+    state[id(enc.spectral)] = samples[:, -enc.spectral.history:]  # for the next chunk's first windows
+    return z + enc.spectral.read(samples)
 
 
 def decoder_step(dec: Decoder, z: torch.Tensor, state: dict) -> torch.Tensor:

@@ -73,9 +73,9 @@ class CodecConfig:
     @staticmethod
     def from_dict(d: dict) -> "CodecConfig":
         """The config of ``asdict(cfg)`` (lists back to tuples; unknown keys ignored, missing ones default,
-        except ``vq_gain`` and ``enc_spectral``: files without them were saved before those existed)."""
+        except ``vq_gain``: files without it were saved by the unit-code quantizer)."""
         known = CodecConfig.__dataclass_fields__
-        d = {"vq_gain": False, "enc_spectral": False, **d}
+        d = {"vq_gain": False, **d}
         return CodecConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
 
 

@@ -2,6 +2,8 @@
 plus a spectral branch that reads the frame's log-magnitude spectra directly."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -28,10 +30,7 @@ class Encoder(nn.Module):
         self.norm = nn.LayerNorm(channels[-1])
         self.proj = nn.Linear(channels[-1], latent_dim)
         self._init_weights()
-        frame = 1
-        for st in strides:
-            frame *= st
-        self.spectral = SpectralBranch(latent_dim, n_fft, hop, frame // hop) if spectral else None
+        self.spectral = SpectralBranch(latent_dim, n_fft, hop, math.prod(strides) // hop) if spectral else None
 
     def _init_weights(self) -> None:
         # He-normal weights and zero biases: with PyTorch's default init the conv biases drown the
@@ -80,8 +79,15 @@ class SpectralBranch(nn.Module):
         x = x[..., : j // self.k * self.k].reshape(b, bins, j // self.k, self.k)
         return x.permute(0, 3, 1, 2).reshape(b, self.k * bins, j // self.k)
 
-    def forward(self, wav: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
-        """wav (B, 1, T); ``history`` (B, n_fft - hop) the samples before it (streaming), zeros if None."""
+    def with_history(self, wav: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
+        """wav (B, 1, T) -> (B, n_fft - hop + T): the samples before it (streaming), zeros if None, then it."""
         x = wav[:, 0]
-        history = x.new_zeros(x.shape[0], self.history) if history is None else history
-        return self.fc2(F.gelu(self.fc1(self.features(torch.cat([history, x], 1)))))
+        return torch.cat([x.new_zeros(x.shape[0], self.history) if history is None else history, x], 1)
+
+    def read(self, samples: torch.Tensor) -> torch.Tensor:
+        """``with_history``'s output -> (B, latent_dim, T // (k * hop))."""
+        return self.fc2(F.gelu(self.fc1(self.features(samples))))
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        """wav (B, 1, T), a whole signal."""
+        return self.read(self.with_history(wav))

@@ -34,7 +34,7 @@ class StreamEncoder:
 class StreamDecoder:
     def __init__(self, codec: Codec, decay: float = DECAY, mute: bool = False):
         self.codec, self.decay, self.mute = codec, decay, mute
-        self.model_id, self.model_tag = codec.model_id, model_tag(codec.model_id)
+        self.model_tag = model_tag(codec.model_id)
         self.dec = StreamingDecoder(codec)
         self.max_codebooks = codec.cfg.n_codebooks
         self.run = 0                       # consecutive frames concealed so far
