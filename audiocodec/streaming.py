@@ -52,17 +52,18 @@ def _run(module, x: torch.Tensor, state: dict) -> torch.Tensor:
     return module(x)  # pointwise layers (ELU) carry no state
 
 
-def encoder_step(enc: Encoder, wav: torch.Tensor, state: dict) -> torch.Tensor:
-    """wav chunk (B, 1, k * 320) -> latents (B, latent_dim, k)."""
+def encoder_step(enc: Encoder, wav: torch.Tensor, state: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """wav chunk (B, 1, k * 320) -> latents (B, latent_dim, k) in ``Encoder.parts``' two parts (SEANet, spectral
+    branch or None)."""
     x = _conv(enc.conv_in, wav, state)
     for m in list(enc.stages) + list(enc.blocks):
         x = _run(m, x, state)
     z = enc.proj(enc.norm(x.transpose(1, 2))).transpose(1, 2)
     if enc.spectral is None:
-        return z
+        return z, None
     samples = enc.spectral.with_history(wav, state.get(id(enc.spectral)))
     state[id(enc.spectral)] = samples[:, -enc.spectral.history:]  # for the next chunk's first windows
-    return z + enc.spectral.read(samples)
+    return z, enc.spectral.read(samples)
 
 
 def decoder_step(dec: Decoder, z: torch.Tensor, state: dict) -> torch.Tensor:
@@ -92,8 +93,8 @@ class StreamingEncoder:
         if k == 0:
             return np.zeros((self.n_q, 0), dtype=np.int64)
         chunk, self.pending = self.pending[: k * FRAME], self.pending[k * FRAME:]
-        z = encoder_step(self.codec.encoder, torch.from_numpy(chunk)[None, None], self.state)
-        return self.codec.quantizer.encode(z, self.n_q)[0].numpy()
+        z, late = encoder_step(self.codec.encoder, torch.from_numpy(chunk)[None, None], self.state)
+        return self.codec.quantizer.encode(z, self.n_q, late)[0].numpy()
 
     def flush(self) -> np.ndarray:
         """Zero-pad the last partial frame (if any) and encode it."""

@@ -74,6 +74,7 @@ class Settings:
     voicing_bands: int = 16      # at least this many voicing bands (> 1: voicing per mel band; offsets start at zero)
     vq_gain: bool = True         # RVQ codes keep their length (quantizer.py); from unit-code --init weights the codebooks are seeded afresh
     spectral: bool = False       # the encoder's spectral branch (encoder.SpectralBranch); added at zero to --init weights without it
+    spectral_join: int = 0       # ... joining the RVQ residual before this stage (3: the 1.5 kbps stages never see it)
     pitch_source: bool = True    # harmonic excitation at a predicted pitch (the shipped model up to step 12,250 had none)
     f0_weight: float = 50.0      # L1 of the predicted pitch in octaves, on voiced frames
     voicing_weight: float = 5.0  # binary cross-entropy of the predicted voicing
@@ -230,7 +231,8 @@ def main() -> None:
     if ck is None:
         cfg = dataclasses.replace(cfg, dec_blocks=max(cfg.dec_blocks, s.dec_blocks),
                                   voicing_bands=max(cfg.voicing_bands, s.voicing_bands), vq_gain=cfg.vq_gain or s.vq_gain,
-                                  enc_spectral=cfg.enc_spectral or s.spectral)
+                                  enc_spectral=cfg.enc_spectral or s.spectral,
+                                  spectral_join=s.spectral_join if s.spectral else cfg.spectral_join)
 
     model = Codec(cfg).to(s.device)
     disc = MultiResolutionDiscriminator().to(s.device)
@@ -300,7 +302,8 @@ def main() -> None:
         if s.reseed_every and step % s.reseed_every == 0:  # the stages back onto the moving latent's axes
             with torch.no_grad():
                 crops = batch_of_crops(audio, 256, length, rng)[0].to(s.device)
-                model.quantizer.reseed(torch.cat([model.encoder(c) for c in crops.split(64)]), s.reseed_from)
+                z, late = zip(*(model.encoder.parts(c) for c in crops.split(64)))
+                model.quantizer.reseed(torch.cat(z), s.reseed_from, None if late[0] is None else torch.cat(late))
             for stage in model.quantizer.stages[s.reseed_from:]:  # Adam's moments belong to the old projections
                 for p in stage.parameters():
                     opt_g.state.pop(p, None)
@@ -319,7 +322,7 @@ def main() -> None:
             x_hat, q, f0_hat = model(x, n_q, teacher)
         else:  # the frozen encoder's latents were computed once, at the start
             z = z.to(s.device)
-            q = model.quantizer(z if model.encoder.spectral is None else z + model.encoder.spectral(x), n_q)
+            q = model.quantizer(z, n_q, None if model.encoder.spectral is None else model.encoder.spectral(x))
             x_hat, f0_hat = model.synthesize(model.decoder(q.z_q), teacher)
         adv_on = step >= s.adv_start
 

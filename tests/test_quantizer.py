@@ -98,3 +98,20 @@ def test_reseed_follows_a_moved_latent():
     rvq.reseed(moved.T[None])
     after = _residual_energy(rvq, moved)[-1]
     assert after < 0.5 * before, (before, after)
+
+
+def test_late_part_reaches_only_the_stages_from_join():
+    """A ``late`` latent part joining before stage ``join`` leaves the earlier stages' codes as they were,
+    changes the later ones, and at ``join`` 0 is the same as adding it to the latent."""
+    torch.manual_seed(0)
+    z, late = _latents().T[None], 0.5 * _latents(seed=1).T[None]
+    rvq = ResidualVQ(latent_dim=16, n_codebooks=6, codebook_size=64, codebook_dim=4, gain=True, join=3)
+    rvq.reseed(z, 0, late)
+    rvq.eval()  # no codebook updates while coding
+    with torch.no_grad():
+        plain, joined = rvq.encode(z, 6), rvq.encode(z, 6, late)
+        assert torch.equal(plain[:, :3], joined[:, :3]) and not torch.equal(plain[:, 3:], joined[:, 3:])
+        out = rvq(z, torch.full((1,), 6), late)
+        assert torch.equal(out.codes, joined)
+        rvq.join = 0
+        assert torch.equal(rvq.encode(z, 6, late), rvq.encode(z + late, 6))

@@ -125,7 +125,7 @@ def test_spectral_branch_streams_and_is_causal(clip):
         branch = codec.encoder.spectral(x)
         state, parts, i = {}, [], 0
         for n in (1, 3, 2, 7, 37):
-            parts.append(encoder_step(codec.encoder, x[..., i * FRAME:(i + n) * FRAME], state))
+            parts.append(sum(encoder_step(codec.encoder, x[..., i * FRAME:(i + n) * FRAME], state)))
             i += n
     assert branch.abs().mean() > 0.1 * ref.abs().mean()  # the branch contributes
     assert torch.allclose(torch.cat(parts, -1), ref, atol=1e-4)
@@ -134,4 +134,21 @@ def test_spectral_branch_streams_and_is_causal(clip):
     with torch.no_grad():
         zb = codec.encoder.spectral(other)
     assert torch.allclose(branch[..., :k], zb[..., :k], atol=1e-6) and not torch.allclose(branch[..., k:], zb[..., k:])
+
+
+def test_late_spectral_branch_streams_like_offline(clip):
+    """With the spectral branch joining the RVQ at stage 3 (``spectral_join``), the streaming encoder's codes
+    equal the offline ones, and the first three stages' codes do not depend on the branch."""
+    from audiocodec.model import Codec, CodecConfig
+
+    torch.manual_seed(0)
+    codec = Codec(CodecConfig(enc_spectral=True, spectral_join=3))
+    with torch.no_grad():
+        codec.quantizer.reseed(*codec.encoder.parts(codec._as_batch(torch.from_numpy(clip)))[:1])  # late: zero yet
+    codec.eval()
+    before = codec.encode(torch.from_numpy(clip), N_Q)
+    torch.nn.init.normal_(codec.encoder.spectral.fc2.weight, std=0.05)
+    after = codec.encode(torch.from_numpy(clip), N_Q)
+    assert torch.equal(before[:, :3], after[:, :3]) and not torch.equal(before[:, 3:], after[:, 3:])
+    assert np.array_equal(_stream_encode(codec, clip, [777] * 1000), after[0].numpy())
 

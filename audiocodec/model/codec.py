@@ -50,6 +50,7 @@ class CodecConfig:
     voicing_bands: int = 1      # > 1: the source's voicing varies over this many mel-spaced bands
     vq_gain: bool = True        # codes keep their length, so each RVQ stage refines the last (False: unit codes, models up to session 4)
     enc_spectral: bool = False  # the encoder also reads log-magnitude spectra (SpectralBranch; a session-6 experiment)
+    spectral_join: int = 0      # ... and its output joins the RVQ residual before this stage (ResidualVQ's ``late``)
 
     @property
     def frame_size(self) -> int:
@@ -85,7 +86,8 @@ class Codec(nn.Module):
         self.cfg = cfg
         self.encoder = Encoder(cfg.enc_channels, cfg.enc_strides, cfg.enc_blocks, cfg.enc_hidden, cfg.latent_dim,
                                cfg.enc_spectral, cfg.n_fft, cfg.hop)
-        self.quantizer = ResidualVQ(cfg.latent_dim, cfg.n_codebooks, cfg.codebook_size, cfg.codebook_dim, cfg.vq_gain)
+        self.quantizer = ResidualVQ(cfg.latent_dim, cfg.n_codebooks, cfg.codebook_size, cfg.codebook_dim, cfg.vq_gain,
+                                    cfg.spectral_join)
         self.decoder = Decoder(cfg.latent_dim, cfg.dec_dim, cfg.dec_hidden, cfg.dec_blocks)
         self.head = ISTFTHead(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop)
         self.source = HarmonicSource(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop,
@@ -97,7 +99,8 @@ class Codec(nn.Module):
         """wav (B, 1, T) with T a multiple of 320; n_q (B,) stages per clip; f0 (B, T / 160) optional pitch
         targets for teacher forcing -> (wav_hat (B, 1, T), quantizer output, None or the pitch source's
         predicted (pitch, voicing logit), each (B, T / 160))."""
-        q = self.quantizer(self.encoder(wav), n_q)
+        z, late = self.encoder.parts(wav)
+        q = self.quantizer(z, n_q, late)
         wav_hat, pitch = self.synthesize(self.decoder(q.z_q), f0)
         return wav_hat, q, pitch
 
@@ -137,7 +140,8 @@ class Codec(nn.Module):
         """wav (T,) / (B, T) / (B, 1, T) at 16 kHz -> codes (B, n_q, ceil(T / 320)) int64 in [0, 1024)."""
         if not 1 <= n_q <= self.cfg.n_codebooks:
             raise ValueError(f"n_q must be in 1..{self.cfg.n_codebooks}")
-        return self.quantizer.encode(self.encode_latents(wav), n_q)
+        z, late = self.encoder.parts(self._as_batch(wav).to(self.device))
+        return self.quantizer.encode(z, n_q, late)
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:

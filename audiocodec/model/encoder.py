@@ -45,9 +45,15 @@ class Encoder(nn.Module):
         x = self.blocks(self.stages(self.conv_in(wav)))
         return self.proj(self.norm(x.transpose(1, 2))).transpose(1, 2)
 
+    def parts(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """wav (B, 1, T) -> (the SEANet latent, the spectral branch's or None), each (B, latent_dim, T // hop):
+        the quantizer may let the second join later (``ResidualVQ``'s ``late``)."""
+        return self.waveform(wav), None if self.spectral is None else self.spectral(wav)
+
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        z = self.waveform(wav)
-        return z if self.spectral is None else z + self.spectral(wav)
+        """wav (B, 1, T) -> the whole latent, the sum of ``parts``."""
+        z, late = self.parts(wav)
+        return z if late is None else z + late
 
 
 class SpectralBranch(nn.Module):

@@ -145,17 +145,26 @@ class VectorQuantizer(nn.Module):
 
 
 class ResidualVQ(nn.Module):
-    """Stack of VectorQuantizer stages; ``n_q`` stages are used (per clip during training)."""
+    """Stack of VectorQuantizer stages; ``n_q`` stages are used (per clip during training).
+
+    Every method takes the latent as ``z`` plus an optional ``late`` part (same shape) that joins the residual
+    just before stage ``join``: the stages before it never see it. With ``join`` 3 the encoder's spectral
+    branch reaches only the stages above 1.5 kbps, so the first three keep quantizing the latent they were
+    trained on (``join`` 0: ``late`` is simply added to ``z``)."""
 
     def __init__(self, latent_dim: int = 128, n_codebooks: int = 24, codebook_size: int = 1024, codebook_dim: int = 8,
-                 gain: bool = False):
+                 gain: bool = False, join: int = 0):
         super().__init__()
-        self.n_codebooks, self.codebook_size = n_codebooks, codebook_size
+        self.n_codebooks, self.codebook_size, self.join = n_codebooks, codebook_size, join
         self.stages = nn.ModuleList(VectorQuantizer(latent_dim, codebook_size, codebook_dim, gain=gain)
                                     for _ in range(n_codebooks))
 
-    def forward(self, z: torch.Tensor, n_q: torch.Tensor) -> QuantizerOutput:
-        """z (B, latent_dim, T); n_q (B,) number of stages kept per clip."""
+    def _join(self, r: torch.Tensor, late: torch.Tensor | None, i: int) -> torch.Tensor:
+        """The residual (B, T, latent_dim) before stage ``i``, with ``late`` (B, latent_dim, T) added at ``join``."""
+        return r + late.transpose(1, 2) if late is not None and i == self.join else r
+
+    def forward(self, z: torch.Tensor, n_q: torch.Tensor, late: torch.Tensor | None = None) -> QuantizerOutput:
+        """z (B, latent_dim, T); n_q (B,) number of stages kept per clip; late: see the class."""
         r = z.transpose(1, 2)
         b, t, _ = r.shape
         z_q = torch.zeros_like(r)
@@ -164,6 +173,7 @@ class ResidualVQ(nn.Module):
             keep = (n_q > i)
             if not bool(keep.any()):
                 break
+            r = self._join(r, late, i)
             active = keep[:, None].expand(b, t)
             q, c, commit = stage(r, active)
             q = q * keep[:, None, None]
@@ -174,7 +184,7 @@ class ResidualVQ(nn.Module):
         return QuantizerOutput(z_q.transpose(1, 2), torch.stack(codes, 1), torch.stack(commits).mean())
 
     @torch.no_grad()
-    def reseed(self, z: torch.Tensor, first: int = 0) -> None:
+    def reseed(self, z: torch.Tensor, first: int = 0, late: torch.Tensor | None = None) -> None:
         """Seed stages ``first``.. afresh (``VectorQuantizer.seed``), in order, on the residuals of latents
         z (B, latent_dim, T) left by the stages before them. Training moves the encoder under the stages,
         and their learned projections do not follow: after 13,000 steps the latent error after 12 stages
@@ -183,16 +193,19 @@ class ResidualVQ(nn.Module):
         over 2,000 steps: the learned projections of those stages keep what is heard, not the most energy.)"""
         r = z.transpose(1, 2).reshape(-1, z.shape[1])
         for i, stage in enumerate(self.stages):
+            if late is not None and i == self.join:
+                r = r + late.transpose(1, 2).reshape(-1, z.shape[1])
             if i >= first:
                 stage.seed(r)
             r = r - stage.lookup(stage.nearest(stage.project(r)))
 
     @torch.no_grad()
-    def encode(self, z: torch.Tensor, n_q: int) -> torch.Tensor:
-        """z (B, latent_dim, T) -> codes (B, n_q, T)."""
+    def encode(self, z: torch.Tensor, n_q: int, late: torch.Tensor | None = None) -> torch.Tensor:
+        """z (B, latent_dim, T), late: see the class -> codes (B, n_q, T)."""
         r = z.transpose(1, 2)
         codes = []
-        for stage in self.stages[:n_q]:
+        for i, stage in enumerate(self.stages[:n_q]):
+            r = self._join(r, late, i)
             c = stage.nearest(stage.project(r))
             r = r - stage.lookup(c)
             codes.append(c)
