@@ -74,7 +74,7 @@ class Settings:
     voicing_bands: int = 16      # at least this many voicing bands (> 1: voicing per mel band; offsets start at zero)
     vq_gain: bool = True         # RVQ codes keep their length (quantizer.py); from unit-code --init weights the codebooks are seeded afresh
     spectral: bool = False       # the encoder's spectral branch (encoder.SpectralBranch); added at zero to --init weights without it
-    spectral_join: int = 0       # ... joining the RVQ residual before this stage (3: the 1.5 kbps stages never see it)
+    spectral_join: int = 0       # ... joining the RVQ residual before this stage (3: the 1.5 kbps stages never see it); weights with a branch keep theirs
     pitch_source: bool = True    # harmonic excitation at a predicted pitch (the shipped model up to step 12,250 had none)
     f0_weight: float = 50.0      # L1 of the predicted pitch in octaves, on voiced frames
     voicing_weight: float = 5.0  # binary cross-entropy of the predicted voicing
@@ -232,7 +232,7 @@ def main() -> None:
         cfg = dataclasses.replace(cfg, dec_blocks=max(cfg.dec_blocks, s.dec_blocks),
                                   voicing_bands=max(cfg.voicing_bands, s.voicing_bands), vq_gain=cfg.vq_gain or s.vq_gain,
                                   enc_spectral=cfg.enc_spectral or s.spectral,
-                                  spectral_join=s.spectral_join if s.spectral else cfg.spectral_join)
+                                  spectral_join=cfg.spectral_join if cfg.enc_spectral else s.spectral_join)  # a trained branch keeps its place
 
     model = Codec(cfg).to(s.device)
     disc = MultiResolutionDiscriminator().to(s.device)
