@@ -27,7 +27,7 @@ from audiocodec.compress import load_engine  # noqa: E402
 from audiocodec.dataset import DEFAULT_ROOT, excerpts, load_split  # noqa: E402
 from audiocodec.evaluation.metrics import pesq_wb  # noqa: E402
 from audiocodec.model.quantizer import kmeans, nearest_euclidean  # noqa: E402
-from oracles import from_pairs, griffin_lim, log_pairs  # noqa: E402
+from oracles import from_pairs, griffin_lim, log_pairs, write_report  # noqa: E402
 
 STAGES = {1.5: 3, 3.0: 6, 6.0: 12, 12.0: 24}
 
@@ -91,11 +91,7 @@ def main() -> None:
              "| code | linear, PESQ-WB | codec, PESQ-WB |", "|---|---:|---:|"]
     lines += [f"| {name} | {np.nanmean(v):.2f} | " + (f"{np.nanmean(neural[name]):.2f} |" if name in neural else "— |")
               for name, v in linear.items()]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write(text)
+    write_report(a.out, lines)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,15 @@ def fit_probes(codec, data: str, crops: int, seed: int = 0) -> dict:
     return {"mean": mean, "axes": axes, "ridge": ridge}
 
 
+def write_report(path: str, lines: list[str]) -> None:
+    """Print the markdown lines and write them to ``path``."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clips", type=int, default=8)
@@ -122,11 +131,7 @@ def main() -> None:
     lines = [f"# Oracles: magnitude or phase? ({a.clips} test clips, first 4 s, model `{engine.codec.model_id}`)", "",
              "| resynthesis (STFT 640/160) | PESQ-WB |", "|---|---:|"]
     lines += [f"| {name} | {np.nanmean(v):.2f} |" for name, v in rows.items()]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write(text)
+    write_report(a.out, lines)
 
 
 if __name__ == "__main__":
