@@ -144,7 +144,8 @@ def test_late_spectral_branch_streams_like_offline(clip):
     torch.manual_seed(0)
     codec = Codec(CodecConfig(enc_spectral=True, spectral_join=3))
     with torch.no_grad():
-        codec.quantizer.reseed(*codec.encoder.parts(codec._as_batch(torch.from_numpy(clip)))[:1])  # late: zero yet
+        z, _ = codec.encoder.parts(codec._as_batch(torch.from_numpy(clip)))
+        codec.quantizer.reseed(z)  # the branch's part is still zero
     codec.eval()
     before = codec.encode(torch.from_numpy(clip), N_Q)
     torch.nn.init.normal_(codec.encoder.spectral.fc2.weight, std=0.05)
