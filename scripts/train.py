@@ -21,8 +21,9 @@ PESQ-WB, STOI and the level of the first 50 ms (a burst there once gamed PESQ) a
 test clips, and writes a resumable checkpoint. A resumed run keeps the settings it was started with
 unless given again.
 
-Since session 6 (experiments, not in the shipped weights): ``--spectral true`` gives the encoder a branch that reads log-magnitude spectra directly
-(added at zero to older weights); ``--reseed-every N`` refits RVQ stages ``--reseed-from`` (0-based) on
+Since session 6: ``--spectral true`` gives the encoder a branch that reads log-magnitude spectra directly
+(added at zero to older weights), and ``--spectral-join 3`` lets its output reach only RVQ stages 4-24 (the
+shipped session-7 weights); ``--reseed-every N`` refits RVQ stages ``--reseed-from`` (0-based) on
 to the moving latent every N steps; ``--nq-weights`` sets the odds of keeping 3, 6, 12 or 24 stages.
 """
 from __future__ import annotations
