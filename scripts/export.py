@@ -41,19 +41,24 @@ def main() -> None:
     p.add_argument("--out", default="audiocodec/weights/default", help="path prefix for .safetensors and .entropy.npz")
     p.add_argument("--minutes", type=float, default=20.0)
     p.add_argument("--data", default=DEFAULT_ROOT)
+    p.add_argument("--live", action="store_true",
+                   help="ship the live weights of a run trained with --weight-ema rather than their moving average")
     a = p.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     ck = torch.load(a.checkpoint, map_location="cpu", weights_only=False)
     model = Codec(CodecConfig.from_dict(ck.get("config", {})))  # checkpoints before the pitch source have none
-    model.load_state_dict(ck["model"])
+    averaged = "averaged" in ck and not a.live
+    model.load_state_dict(ck["averaged"] if averaged else ck["model"])
     weights = a.out + ".safetensors"
-    model.save(weights, {"steps": ck["step"], "trained_on": "shared/data/speech train split"})
+    model.save(weights, {"steps": ck["step"], "trained_on": "shared/data/speech train split",
+                         "weights": "moving average" if averaged else "live"})
     codec = Codec.load(weights)  # reload: the float16 weights are what users run
     audio, _ = load_split(a.data, "train")
     counts = count_codes(codec, audio, a.minutes)
     EntropyModel.save(a.out + ".entropy.npz", counts, codec.model_id)
     bits = EntropyModel(counts, codec.model_id).bits_per_code()
-    print(f"wrote {weights} ({os.path.getsize(weights) / 1e6:.2f} MB, step {ck['step']}, id {codec.model_id})")
+    kind = "averaged" if averaged else "live"
+    print(f"wrote {weights} ({os.path.getsize(weights) / 1e6:.2f} MB, step {ck['step']}, {kind} weights, id {codec.model_id})")
     print("entropy bits per code by stage:", " ".join(f"{b:.2f}" for b in bits))
 
 

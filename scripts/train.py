@@ -25,6 +25,8 @@ Since session 6: ``--spectral true`` gives the encoder a branch that reads log-m
 (added at zero to older weights), and ``--spectral-join 3`` lets its output reach only RVQ stages 4-24 (the
 shipped session-7 weights); ``--reseed-every N`` refits RVQ stages ``--reseed-from`` (0-based) on
 to the moving latent every N steps; ``--nq-weights`` sets the odds of keeping 3, 6, 12 or 24 stages.
+Since session 8: ``--weight-ema 0.999`` validates, saves and (through export.py) ships a moving average of
+the weights instead of the live ones.
 """
 from __future__ import annotations
 
@@ -88,7 +90,10 @@ class Settings:
     log_every: int = 50
     seed: int = 0
     init: str = ""               # with no checkpoint yet: start from these weights (shipped .safetensors or a run's .pt)
-    init_step: int = 0           # ... and continue the schedule from this step (default: the step stored in the file)
+    init_step: int = 0           # ... and continue the schedule from this step (default: the step stored in the file),
+                                 # the learning rate ramping up over --warmup steps from there (Adam starts afresh)
+    weight_ema: float = 0.0      # also keep an exponential moving average of the weights with this decay (0.999:
+                                 # over about 1,000 steps); validated, saved and exported in place of the live weights
 
 
 MACHINE = ("device", "threads")  # settings of the machine, not of the run: a resumed run does not inherit them
@@ -110,11 +115,44 @@ def parse() -> tuple[Settings, dict | None]:
     return Settings(**{**saved, **given}), ck
 
 
-def lr_at(step: int, s: Settings) -> float:
+def lr_at(step: int, s: Settings, ramp_from: int = 0) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr_frac``; a run started from other weights at a later step
+    (``ramp_from``) ramps up to the schedule's rate over ``warmup`` steps, as its optimizer starts afresh."""
     if step < s.warmup:
         return s.lr * (step + 1) / s.warmup
     t = min(1.0, (step - s.warmup) / max(1, s.steps - s.warmup))
-    return s.lr * (s.min_lr_frac + (1 - s.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
+    ramp = min(1.0, (step - ramp_from + 1) / s.warmup) if ramp_from else 1.0
+    return ramp * s.lr * (s.min_lr_frac + (1 - s.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+class WeightAverage:
+    """An exponential moving average of a model's parameters (Polyak averaging): the average of the last
+    ~1 / (1 - decay) steps' weights, which smooths out the noise of the last updates. Buffers (the RVQ's
+    EMA codebooks) are the live model's own."""
+
+    def __init__(self, model: torch.nn.Module, decay: float, state: dict | None = None):
+        self.model, self.decay = model, decay
+        self.avg = {k: p.detach().clone() for k, p in model.named_parameters()}
+        for k, v in (state or {}).items():
+            if k in self.avg:
+                self.avg[k].copy_(v)
+
+    @torch.no_grad()
+    def update(self) -> None:
+        names = [k for k, p in self.model.named_parameters() if p.requires_grad]
+        live = dict(self.model.named_parameters())
+        torch._foreach_lerp_([self.avg[k] for k in names], [live[k].detach() for k in names], 1.0 - self.decay)
+
+    @torch.no_grad()
+    def restart(self, prefix: str) -> None:
+        """Forget the average of the parameters under ``prefix`` (after they were refitted)."""
+        for k, p in self.model.named_parameters():
+            if k.startswith(prefix):
+                self.avg[k].copy_(p)
+
+    def state_dict(self) -> dict:
+        """The model's state dict with the averaged parameters in place of the live ones."""
+        return {**self.model.state_dict(), **{k: v.clone() for k, v in self.avg.items()}}
 
 
 def pitch_targets(f0: np.ndarray, starts: np.ndarray, length: int) -> torch.Tensor:
@@ -181,6 +219,13 @@ def batch_of_latents(audio: np.ndarray, z: torch.Tensor, n: int, length: int, rn
 
 
 @torch.no_grad()
+def averaged_copy(model: Codec, average: WeightAverage) -> Codec:
+    """A copy of the model holding the averaged weights (for validation)."""
+    copy = Codec(model.cfg).to(next(model.parameters()).device)
+    copy.load_state_dict(average.state_dict())
+    return copy
+
+
 def evaluate(model: Codec, clips: list[np.ndarray]) -> dict:
     from pesq import pesq
     from pystoi import stoi
@@ -244,7 +289,7 @@ def main() -> None:
         ("pesq_loss", s.pesq_weight, PesqLoss), ("stoi_loss", s.stoi_weight, StoiLoss)) if weight}
     opt_g = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
-    step, best = 0, -1.0
+    step, best, ramp_from = 0, -1.0, 0
     if ck is not None:
         model.load_state_dict(ck["model"]), opt_g.load_state_dict(ck["opt_g"])
         try:
@@ -253,7 +298,7 @@ def main() -> None:
             print("discriminator in the checkpoint has another shape: starting it afresh")
         for stage, st in zip(model.quantizer.stages, ck["ema"]):
             stage.ema_sum.copy_(st["sum"]), stage.ema_count.copy_(st["count"]), stage.initialized.fill_(True)
-        step, best = ck["step"], ck.get("best", -1.0)
+        step, best, ramp_from = ck["step"], ck.get("best", -1.0), ck.get("ramp_from", 0)
         print(f"resumed from {ckpt_path} at step {step}")
     elif init_state is not None:  # carry training over from other weights
         missing, _ = model.load_state_dict(init_state, strict=False)
@@ -262,13 +307,14 @@ def main() -> None:
         reseed = model.cfg.vq_gain and not init_cfg_gain  # unit codes mean nothing to a gain quantizer
         for stage in model.quantizer.stages:
             stage.ema_sum.copy_(stage.codebook), stage.initialized.fill_(not reseed)
-        step = s.init_step or init_step
+        step = ramp_from = s.init_step or init_step
         print(f"initialised from {s.init}, schedule continues at step {step}")
 
     if s.freeze_encoder:  # no gradient reaches the SEANet convolutions, so autograd skips their (costly, 16 kHz) backward
         model.encoder.requires_grad_(False)
         if model.encoder.spectral is not None:
             model.encoder.spectral.requires_grad_(True)
+    average = WeightAverage(model, s.weight_ema, (ck or {}).get("averaged")) if s.weight_ema else None
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params; settings: {json.dumps(dataclasses.asdict(s))}")
     audio, _ = load_split(s.data, "train")
     f0 = load_f0(s.data, "train") if s.pitch_source else None
@@ -287,7 +333,10 @@ def main() -> None:
     def save(tag: str = "ckpt.pt") -> None:
         ema = [{"sum": st.ema_sum, "count": st.ema_count} for st in model.quantizer.stages]
         state = {"model": model.state_dict(), "config": dataclasses.asdict(model.cfg), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(),
-                 "opt_d": opt_d.state_dict(), "ema": ema, "step": step, "best": best, "settings": dataclasses.asdict(s)}
+                 "opt_d": opt_d.state_dict(), "ema": ema, "step": step, "best": best, "ramp_from": ramp_from,
+                 "settings": dataclasses.asdict(s)}
+        if average is not None:  # what export.py ships by default
+            state["averaged"] = average.state_dict()
         torch.save(state, os.path.join(s.out, tag + ".tmp"))
         os.replace(os.path.join(s.out, tag + ".tmp"), os.path.join(s.out, tag))
 
@@ -305,11 +354,13 @@ def main() -> None:
                 crops = batch_of_crops(audio, 256, length, rng)[0].to(s.device)
                 z, late = zip(*(model.encoder.parts(c) for c in crops.split(64)))
                 model.quantizer.reseed(torch.cat(z), s.reseed_from, None if late[0] is None else torch.cat(late))
-            for stage in model.quantizer.stages[s.reseed_from:]:  # Adam's moments belong to the old projections
-                for p in stage.parameters():
+            for i, stage in enumerate(model.quantizer.stages[s.reseed_from:], s.reseed_from):
+                for p in stage.parameters():  # Adam's moments, and the average, belong to the old projections
                     opt_g.state.pop(p, None)
+                if average is not None:
+                    average.restart(f"quantizer.stages.{i}.")
             print(f"step {step}: quantizer reseeded", flush=True)
-        lr = lr_at(step, s)
+        lr = lr_at(step, s, ramp_from)
         for g in opt_g.param_groups + opt_d.param_groups:
             g["lr"] = lr
         if latents is None:
@@ -355,6 +406,8 @@ def main() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt_g.step()
+        if average is not None:
+            average.update()
         step += 1
         acc["mel"] = acc.get("mel", 0.0) + mel.item()
         acc["commit"] = acc.get("commit", 0.0) + q.commit_loss.item()
@@ -366,7 +419,7 @@ def main() -> None:
             log.write(json.dumps(rec) + "\n"), log.flush()
             t0, acc = time.time(), {}
         if step % s.eval_every == 0 or step == s.steps:
-            res = evaluate(model, clips)
+            res = evaluate(model if average is None else averaged_copy(model, average), clips)
             res["step"] = step
             print("eval", json.dumps(res), flush=True)
             log.write(json.dumps({"eval": res}) + "\n"), log.flush()
