@@ -51,30 +51,32 @@ def excerpts(root: str = DEFAULT_ROOT, split: str = "test", n: int = 12, seconds
 F0_HOP = 160  # samples between pitch values (10 ms): value i describes sample 160 * i
 
 
-def load_f0(root: str = DEFAULT_ROOT, split: str = "train", progress: bool = True) -> np.ndarray:
-    """Pitch of a split's concatenated audio, one value per 10 ms (Hz, 0 = unvoiced), cached as .npy.
+def track_f0(x: np.ndarray) -> np.ndarray:
+    """Pitch of float audio in [-1, 1], one value per 10 ms (value i: sample 160 * i; Hz, 0 = unvoiced):
+    WORLD's DIO + StoneMask (``pyworld``, a training-only extra: ``pip install -e '.[train]'``)."""
+    import warnings
 
-    The training target for the decoder's pitch: WORLD's DIO + StoneMask (``pyworld``, a training-only
-    extra: ``pip install -e '.[train]'``), run on 60 s blocks."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyworld still imports pkg_resources
+        import pyworld
+
+    x = np.asarray(x, dtype=np.float64)
+    f0, t = pyworld.dio(x, 16000, f0_floor=60.0, f0_ceil=500.0, frame_period=1000.0 * F0_HOP / 16000)
+    return pyworld.stonemask(x, f0, t, 16000)[: -(-len(x) // F0_HOP)]
+
+
+def load_f0(root: str = DEFAULT_ROOT, split: str = "train", progress: bool = True) -> np.ndarray:
+    """Pitch of a split's concatenated audio (``track_f0`` on 60 s blocks), the training target for the
+    decoder's pitch, cached as .npy."""
     audio, offsets = load_split(root, split, progress)
     cache = os.path.join(CACHE, f"{split}-{len(offsets)}-f0.npy")
     if os.path.exists(cache):
         return np.load(cache)
-    import warnings
-
     from tqdm import tqdm
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pyworld
-
     block = 60 * 16000  # a multiple of F0_HOP
-    out = []
-    for s in tqdm(range(0, len(audio), block), desc=f"pitch of {split}", disable=not progress):
-        x = audio[s:s + block].astype(np.float64) / 32768.0
-        f0, t = pyworld.dio(x, 16000, f0_floor=60.0, f0_ceil=500.0, frame_period=1000.0 * F0_HOP / 16000)
-        f0 = pyworld.stonemask(x, f0, t, 16000)
-        out.append(f0[: -(-len(x) // F0_HOP)])
+    out = [track_f0(audio[s:s + block] / 32768.0)
+           for s in tqdm(range(0, len(audio), block), desc=f"pitch of {split}", disable=not progress)]
     f0 = np.concatenate(out).astype(np.float32)
     np.save(cache + ".tmp.npy", f0)
     os.replace(cache + ".tmp.npy", cache)

@@ -5,7 +5,9 @@
 Each row rebuilds the first 4 s of each clip from an STFT (640-sample window, 160 hop: the decoder head's
 own resolution) whose magnitude and phase come from different places:
 
-- the codec's output as it is;
+- the codec's output as it is, and decoded with a pitch tracker's pitch (WORLD DIO, as in training) in
+  place of the pitch the decoder predicts from the codes: what sending the pitch exactly would buy
+  (needs the ``[train]`` extra; the row is left out without it);
 - the codec's output magnitude with Griffin-Lim phase (50 iterations from random phases): a better phase
   for the magnitude the decoder already makes;
 - the *true* magnitude with random phase, and with Griffin-Lim phase (10 and 100 iterations): how far an
@@ -27,7 +29,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.compress import load_engine, n_q_for  # noqa: E402
-from audiocodec.dataset import DEFAULT_ROOT, excerpts, load_split  # noqa: E402
+from audiocodec.dataset import DEFAULT_ROOT, excerpts, load_split, track_f0  # noqa: E402
 from audiocodec.evaluation.metrics import pesq_wb  # noqa: E402
 
 N_FFT, HOP = 640, 160
@@ -84,6 +86,21 @@ def fit_probes(codec, data: str, crops: int, seed: int = 0) -> dict:
     return {"mean": mean, "axes": axes, "ridge": ridge}
 
 
+def with_tracked_pitch(codec, codes: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
+    """Decode ``codes`` with the pitch tracker's pitch of ``x`` driving the excitation where it finds voicing
+    (None without pyworld or a pitch source)."""
+    try:
+        f0 = track_f0(x.numpy())
+    except ImportError:
+        return None
+    if codec.source is None:
+        return None
+    frames = codes.shape[-1] * 2  # the source's pitch values, one per 10 ms, each at the end of its frame
+    target = torch.from_numpy(f0[np.minimum(np.arange(frames) + 1, len(f0) - 1)].astype(np.float32))[None]
+    with torch.no_grad():
+        return codec.synthesize(codec.decoder(codec.quantizer.decode(codes)), target)[0][0, 0, :len(x)]
+
+
 def write_report(path: str, lines: list[str]) -> None:
     """Print the markdown lines and write them to ``path``."""
     text = "\n".join(lines) + "\n"
@@ -110,10 +127,12 @@ def main() -> None:
     for clip in tqdm(excerpts(a.data, "test", a.clips), desc="clips"):
         x = torch.from_numpy(clip)
         with torch.no_grad():
-            y = engine.codec.decode(engine.codec.encode(x, n_q))[0, 0, :len(x)]
+            codes = engine.codec.encode(x, n_q)
+            y = engine.codec.decode(codes)[0, 0, :len(x)]
         true_mag, out_mag = stft(x).abs(), stft(y).abs()
         variants = {
             f"codec output ({a.kbps:g} kbps)": y,
+            "codec output with the pitch tracker's pitch": with_tracked_pitch(engine.codec, codes, x),
             "codec magnitude + Griffin-Lim phase (50)": griffin_lim(out_mag, len(x), 50),
             "true magnitude + random phase": griffin_lim(true_mag, len(x), 0),
             "true magnitude + Griffin-Lim phase (10)": griffin_lim(true_mag, len(x), 10),
@@ -127,6 +146,8 @@ def main() -> None:
         guess = latent_pairs(engine.codec, x) @ probes["ridge"]
         variants["magnitude predicted linearly from the codec's latent + Griffin-Lim (50)"] = griffin_lim(from_pairs(guess, len(x)), len(x), 50)
         for name, z in variants.items():
+            if z is None:
+                continue
             rows.setdefault(name, []).append(pesq_wb(x.numpy(), z.numpy()))
     lines = [f"# Oracles: magnitude or phase? ({a.clips} test clips, first 4 s, model `{engine.codec.model_id}`)", "",
              "| resynthesis (STFT 640/160) | PESQ-WB |", "|---|---:|"]
