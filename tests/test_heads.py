@@ -33,7 +33,9 @@ def test_source_streams_like_offline():
         for chunk in torch.split(x, [1, 7, 2, 20], dim=1):
             spec, _, _, state = source(chunk, state=state)
             parts.append(spec)
-    np.testing.assert_allclose(torch.cat(parts, 1).numpy(), whole.numpy(), atol=1e-4)
+    # float32 sines of up to ~100 harmonics: chunked and whole inputs round differently on some CPUs (5e-4
+    # seen on an AVX2 host); a wrong state would be off by the spectrum's own size (~1)
+    np.testing.assert_allclose(torch.cat(parts, 1).numpy(), whole.numpy(), atol=2e-3)
 
 
 def test_codec_with_pitch_source_streams_like_offline():
