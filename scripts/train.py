@@ -226,6 +226,7 @@ def averaged_copy(model: Codec, average: WeightAverage) -> Codec:
     return copy
 
 
+@torch.no_grad()
 def evaluate(model: Codec, clips: list[np.ndarray]) -> dict:
     from pesq import pesq
     from pystoi import stoi
