@@ -65,6 +65,14 @@ def track_f0(x: np.ndarray) -> np.ndarray:
     return pyworld.stonemask(x, f0, t, 16000)[: -(-len(x) // F0_HOP)]
 
 
+def pitch_targets(f0: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """The decoder's pitch targets (n, length / 160) from a pitch track ``f0`` (``track_f0``) for crops of
+    ``length`` samples starting at sample ``starts`` (on the pitch grid): value j is the pitch at the end of
+    10 ms frame j (the last value of the track where a crop runs past it)."""
+    idx = np.minimum(starts[:, None] // F0_HOP + 1 + np.arange(length // F0_HOP), len(f0) - 1)
+    return f0[idx]
+
+
 def load_f0(root: str = DEFAULT_ROOT, split: str = "train", progress: bool = True) -> np.ndarray:
     """Pitch of a split's concatenated audio (``track_f0`` on 60 s blocks), the training target for the
     decoder's pitch, cached as .npy."""

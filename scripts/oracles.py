@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.compress import load_engine, n_q_for  # noqa: E402
-from audiocodec.dataset import DEFAULT_ROOT, excerpts, load_split, track_f0  # noqa: E402
+from audiocodec.dataset import DEFAULT_ROOT, excerpts, load_split, pitch_targets, track_f0  # noqa: E402
 from audiocodec.evaluation.metrics import pesq_wb  # noqa: E402
 
 N_FFT, HOP = 640, 160
@@ -89,14 +89,13 @@ def fit_probes(codec, data: str, crops: int, seed: int = 0) -> dict:
 def with_tracked_pitch(codec, codes: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
     """Decode ``codes`` with the pitch tracker's pitch of ``x`` driving the excitation where it finds voicing
     (None without pyworld or a pitch source)."""
-    try:
-        f0 = track_f0(x.numpy())
-    except ImportError:
-        return None
     if codec.source is None:
         return None
-    frames = codes.shape[-1] * 2  # the source's pitch values, one per 10 ms, each at the end of its frame
-    target = torch.from_numpy(f0[np.minimum(np.arange(frames) + 1, len(f0) - 1)].astype(np.float32))[None]
+    try:
+        f0 = track_f0(x.numpy()).astype(np.float32)
+    except ImportError:
+        return None
+    target = torch.from_numpy(pitch_targets(f0, np.zeros(1, dtype=np.int64), codes.shape[-1] * codec.cfg.frame_size))
     with torch.no_grad():
         return codec.synthesize(codec.decoder(codec.quantizer.decode(codes)), target)[0][0, 0, :len(x)]
 

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from audiocodec.dataset import DEFAULT_ROOT, F0_HOP, excerpts, load_f0, load_split  # noqa: E402
+from audiocodec.dataset import DEFAULT_ROOT, F0_HOP, excerpts, load_f0, load_split, pitch_targets  # noqa: E402
 from audiocodec.losses import (ComplexSTFTLoss, CompressedMagnitudeLoss, MultiResolutionDiscriminator, MultiScaleMelLoss, PesqLoss,  # noqa: E402
                                StoiLoss,
                                discriminator_loss, generator_losses)
@@ -155,13 +155,6 @@ class WeightAverage:
         return {**self.model.state_dict(), **{k: v.clone() for k, v in self.avg.items()}}
 
 
-def pitch_targets(f0: np.ndarray, starts: np.ndarray, length: int) -> torch.Tensor:
-    """Pitch targets (n, length / 160) of crops starting at sample ``starts`` (on the pitch grid): value j is the
-    pitch at the end of 10 ms frame j."""
-    idx = np.minimum(starts[:, None] // F0_HOP + 1 + np.arange(length // F0_HOP), len(f0) - 1)
-    return torch.from_numpy(f0[idx])
-
-
 def batch_of_crops(audio: np.ndarray, n: int, length: int, rng: np.random.Generator,
                    f0: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """n random crops (n, 1, length) and, given the split's pitch track, their ``pitch_targets``."""
@@ -169,7 +162,7 @@ def batch_of_crops(audio: np.ndarray, n: int, length: int, rng: np.random.Genera
     x = np.stack([audio[s:s + length] for s in starts]).astype(np.float32) / 32768.0
     gain = 10 ** (rng.uniform(-12, 4, (n, 1)) / 20)        # level augmentation
     wav = torch.from_numpy(np.clip(x * gain, -1, 1).astype(np.float32))[:, None]
-    return wav, None if f0 is None else pitch_targets(f0, starts, length)
+    return wav, None if f0 is None else torch.from_numpy(pitch_targets(f0, starts, length))
 
 
 GAINS_DB = (-12.0, -4.0, 4.0)  # levels of the frozen encoder's precomputed latents (--latent-cache)
@@ -214,7 +207,7 @@ def batch_of_latents(audio: np.ndarray, z: torch.Tensor, n: int, length: int, rn
     x = np.stack([audio[s * frame:s * frame + length] for s in starts]).astype(np.float32) / 32768.0
     x = np.clip(x * 10 ** (np.array(GAINS_DB)[gains, None] / 20), -1, 1).astype(np.float32)
     lat = torch.stack([z[g, :, s:s + frames] for g, s in zip(gains, starts)]).float()
-    targets = None if f0 is None else pitch_targets(f0, starts * frame, length)
+    targets = None if f0 is None else torch.from_numpy(pitch_targets(f0, starts * frame, length))
     return torch.from_numpy(x)[:, None], targets, lat
 
 
