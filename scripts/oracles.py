@@ -7,11 +7,16 @@ own resolution) whose magnitude and phase come from different places:
 
 - the codec's output as it is, and decoded with a pitch tracker's pitch (WORLD DIO, as in training) in
   place of the pitch the decoder predicts from the codes: what sending the pitch exactly would buy
-  (needs the ``[train]`` extra; the row is left out without it);
+  (needs the ``[train]`` extra; the row is left out without it), and a second table of how far the
+  decoder's own pitch is from the tracker's, by pitch range, with its voicing below 1 kHz;
 - the codec's output magnitude with Griffin-Lim phase (50 iterations from random phases): a better phase
   for the magnitude the decoder already makes;
 - the *true* magnitude with random phase, and with Griffin-Lim phase (10 and 100 iterations): how far an
   exact magnitude goes once the phase is merely consistent (not the original waveform's);
+- *where* the codec's magnitude loses: the codec's output magnitude with the true one pasted into one
+  frequency band (below 1 kHz, 1-4 kHz, above 4 kHz), and split into a spectral *envelope* (the first 30
+  cepstral coefficients of the log-magnitude) and the *fine structure* around it (the rest: the pitch
+  harmonics), each taken from the truth in turn; all with Griffin-Lim phase (50);
 - what the latent knows: the true log-magnitude squeezed through a PCA of 32 or 128 numbers per 20 ms (a
   linear autoencoder of the spectrum, unquantized), and the log-magnitude *predicted* by a ridge regression
   from the codec's own unquantized latent (128 numbers per 20 ms; this frame's and the next one's), each
@@ -50,6 +55,27 @@ def griffin_lim(mag: torch.Tensor, length: int, iters: int, seed: int = 0) -> to
     for _ in range(iters):
         phase = torch.exp(1j * torch.angle(stft(istft(mag * phase, length))))
     return istft(mag * phase, length)
+
+
+def envelope(logmag: torch.Tensor, lifter: int = 30) -> torch.Tensor:
+    """The smooth spectral envelope of log-magnitudes (bins, frames): their first ``lifter`` cepstral coefficients."""
+    cep = torch.fft.irfft(logmag, dim=0)
+    keep = torch.zeros(cep.shape[0], 1)
+    keep[:lifter], keep[cep.shape[0] - lifter + 1:] = 1, 1
+    return torch.fft.rfft(cep * keep, dim=0).real
+
+
+def mixtures(true_mag: torch.Tensor, out_mag: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The codec's output magnitude with one part taken from the truth: a frequency band, the envelope or the
+    fine structure (``envelope``)."""
+    hz = torch.arange(true_mag.shape[0])[:, None] * 16000 / N_FFT
+    rows = {f"codec magnitude, true {name} + Griffin-Lim (50)": torch.where(band, true_mag, out_mag)
+            for name, band in (("below 1 kHz", hz < 1000), ("1-4 kHz", (hz >= 1000) & (hz < 4000)), ("above 4 kHz", hz >= 4000))}
+    lt, lo = torch.log(true_mag + 1e-5), torch.log(out_mag + 1e-5)
+    et, eo = envelope(lt), envelope(lo)
+    rows["codec fine structure on the true envelope + Griffin-Lim (50)"] = torch.exp(et + lo - eo)
+    rows["true fine structure on the codec's envelope + Griffin-Lim (50)"] = torch.exp(eo + lt - et)
+    return rows
 
 
 def log_pairs(x: torch.Tensor) -> torch.Tensor:
@@ -100,6 +126,37 @@ def with_tracked_pitch(codec, codes: torch.Tensor, x: torch.Tensor) -> torch.Ten
         return codec.synthesize(codec.decoder(codec.quantizer.decode(codes)), target)[0][0, 0, :len(x)]
 
 
+def pitch_errors(codec, codes: torch.Tensor, x: torch.Tensor) -> np.ndarray | None:
+    """On the frames the pitch tracker calls voiced: (tracked pitch in Hz, |log2(decoder's pitch / tracked)|,
+    the decoder's mean voicing below 1 kHz), shape (3, frames); None without pyworld or a pitch source."""
+    if codec.source is None:
+        return None
+    try:
+        f0 = track_f0(x.numpy()).astype(np.float32)
+    except ImportError:
+        return None
+    with torch.no_grad():
+        pitch, logit, per_bin = codec.source.controls(codec.decoder(codec.quantizer.decode(codes)))
+    target = pitch_targets(f0, np.zeros(1, dtype=np.int64), codes.shape[-1] * codec.cfg.frame_size)[0]
+    voicing = torch.sigmoid(logit if per_bin is None else per_bin[..., :N_FFT * 1000 // 16000].mean(-1))[0].numpy()
+    v = target > 0
+    return np.stack([target[v], np.abs(np.log2(pitch[0].numpy()[v] / target[v])), voicing[v]])
+
+
+def pitch_table(parts: list[np.ndarray]) -> list[str]:
+    """Markdown rows of the decoder's pitch error and voicing, by the tracker's pitch range."""
+    f0, err, voicing = np.concatenate(parts, 1)
+    lines = ["", "Pitch the decoder predicts, against the tracker's (frames the tracker calls voiced):", "",
+             "| tracker's pitch | frames | median error | error > 5 % of an octave | octave errors (> 0.5) | voicing below 1 kHz |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for lo, hi in ((60, 140), (140, 220), (220, 500), (60, 500)):
+        m = (f0 >= lo) & (f0 < hi)
+        if m.any():
+            lines.append(f"| {lo}-{hi} Hz | {m.sum()} | {100 * np.median(err[m]):.1f} % oct | {100 * np.mean(err[m] > 0.05):.0f} % "
+                         f"| {100 * np.mean(err[m] > 0.5):.1f} % | {voicing[m].mean():.2f} |")
+    return lines
+
+
 def write_report(path: str, lines: list[str]) -> None:
     """Print the markdown lines and write them to ``path``."""
     text = "\n".join(lines) + "\n"
@@ -123,12 +180,16 @@ def main() -> None:
     n_q = n_q_for(a.kbps)
     probes = fit_probes(engine.codec, a.data, a.fit_crops)
     rows: dict[str, list[float]] = {}
+    pitch: list[np.ndarray] = []
     for clip in tqdm(excerpts(a.data, "test", a.clips), desc="clips"):
         x = torch.from_numpy(clip)
         with torch.no_grad():
             codes = engine.codec.encode(x, n_q)
             y = engine.codec.decode(codes)[0, 0, :len(x)]
         true_mag, out_mag = stft(x).abs(), stft(y).abs()
+        errors = pitch_errors(engine.codec, codes, x)
+        if errors is not None:
+            pitch.append(errors)
         variants = {
             f"codec output ({a.kbps:g} kbps)": y,
             "codec output with the pitch tracker's pitch": with_tracked_pitch(engine.codec, codes, x),
@@ -137,6 +198,7 @@ def main() -> None:
             "true magnitude + Griffin-Lim phase (10)": griffin_lim(true_mag, len(x), 10),
             "true magnitude + Griffin-Lim phase (100)": griffin_lim(true_mag, len(x), 100),
         }
+        variants.update({k: griffin_lim(m, len(x), 50) for k, m in mixtures(true_mag, out_mag).items()})
         pairs, mean = log_pairs(x), probes["mean"]
         for k in (32, 128):
             axes = probes["axes"][:k].T
@@ -151,6 +213,8 @@ def main() -> None:
     lines = [f"# Oracles: magnitude or phase? ({a.clips} test clips, first 4 s, model `{engine.codec.model_id}`)", "",
              "| resynthesis (STFT 640/160) | PESQ-WB |", "|---|---:|"]
     lines += [f"| {name} | {np.nanmean(v):.2f} |" for name, v in rows.items()]
+    if pitch:
+        lines += pitch_table(pitch)
     write_report(a.out, lines)
 
 
