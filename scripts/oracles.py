@@ -138,7 +138,8 @@ def pitch_errors(codec, codes: torch.Tensor, x: torch.Tensor) -> np.ndarray | No
     with torch.no_grad():
         pitch, logit, per_bin = codec.source.controls(codec.decoder(codec.quantizer.decode(codes)))
     target = pitch_targets(f0, np.zeros(1, dtype=np.int64), codes.shape[-1] * codec.cfg.frame_size)[0]
-    voicing = torch.sigmoid(logit if per_bin is None else per_bin[..., :N_FFT * 1000 // 16000].mean(-1))[0].numpy()
+    low = torch.sigmoid(logit) if per_bin is None else torch.sigmoid(per_bin[..., :N_FFT * 1000 // 16000]).mean(-1)
+    voicing = low[0].numpy()
     v = target > 0
     return np.stack([target[v], np.abs(np.log2(pitch[0].numpy()[v] / target[v])), voicing[v]])
 
