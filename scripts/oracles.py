@@ -112,34 +112,35 @@ def fit_probes(codec, data: str, crops: int, seed: int = 0) -> dict:
     return {"mean": mean, "axes": axes, "ridge": ridge}
 
 
-def with_tracked_pitch(codec, codes: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
-    """Decode ``codes`` with the pitch tracker's pitch of ``x`` driving the excitation where it finds voicing
-    (None without pyworld or a pitch source)."""
+def tracked_pitch(codec, codes: torch.Tensor, x: torch.Tensor) -> np.ndarray | None:
+    """The pitch tracker's pitch of ``x`` on the decoder's 10 ms grid (1, frames), Hz, 0 = unvoiced (None
+    without pyworld or a pitch source)."""
     if codec.source is None:
         return None
     try:
         f0 = track_f0(x.numpy()).astype(np.float32)
     except ImportError:
         return None
-    target = torch.from_numpy(pitch_targets(f0, np.zeros(1, dtype=np.int64), codes.shape[-1] * codec.cfg.frame_size))
+    return pitch_targets(f0, np.zeros(1, dtype=np.int64), codes.shape[-1] * codec.cfg.frame_size)
+
+
+def with_tracked_pitch(codec, codes: torch.Tensor, x: torch.Tensor, target: np.ndarray | None) -> torch.Tensor | None:
+    """Decode ``codes`` with the tracker's pitch (``tracked_pitch``) driving the excitation where it finds voicing."""
+    if target is None:
+        return None
     with torch.no_grad():
-        return codec.synthesize(codec.decoder(codec.quantizer.decode(codes)), target)[0][0, 0, :len(x)]
+        return codec.synthesize(codec.decoder(codec.quantizer.decode(codes)), torch.from_numpy(target))[0][0, 0, :len(x)]
 
 
-def pitch_errors(codec, codes: torch.Tensor, x: torch.Tensor) -> np.ndarray | None:
-    """On the frames the pitch tracker calls voiced: (tracked pitch in Hz, |log2(decoder's pitch / tracked)|,
-    the decoder's mean voicing below 1 kHz), shape (3, frames); None without pyworld or a pitch source."""
-    if codec.source is None:
-        return None
-    try:
-        f0 = track_f0(x.numpy()).astype(np.float32)
-    except ImportError:
+def pitch_errors(codec, codes: torch.Tensor, target: np.ndarray | None) -> np.ndarray | None:
+    """On the frames the tracker calls voiced: (tracked pitch in Hz, |log2(decoder's pitch / tracked)|, the
+    decoder's mean voicing below 1 kHz), shape (3, frames); None without a tracked pitch."""
+    if target is None:
         return None
     with torch.no_grad():
         pitch, logit, per_bin = codec.source.controls(codec.decoder(codec.quantizer.decode(codes)))
-    target = pitch_targets(f0, np.zeros(1, dtype=np.int64), codes.shape[-1] * codec.cfg.frame_size)[0]
     low = torch.sigmoid(logit) if per_bin is None else torch.sigmoid(per_bin[..., :N_FFT * 1000 // 16000]).mean(-1)
-    voicing = low[0].numpy()
+    voicing, target = low[0].numpy(), target[0]
     v = target > 0
     return np.stack([target[v], np.abs(np.log2(pitch[0].numpy()[v] / target[v])), voicing[v]])
 
@@ -188,12 +189,13 @@ def main() -> None:
             codes = engine.codec.encode(x, n_q)
             y = engine.codec.decode(codes)[0, 0, :len(x)]
         true_mag, out_mag = stft(x).abs(), stft(y).abs()
-        errors = pitch_errors(engine.codec, codes, x)
+        target = tracked_pitch(engine.codec, codes, x)
+        errors = pitch_errors(engine.codec, codes, target)
         if errors is not None:
             pitch.append(errors)
         variants = {
             f"codec output ({a.kbps:g} kbps)": y,
-            "codec output with the pitch tracker's pitch": with_tracked_pitch(engine.codec, codes, x),
+            "codec output with the pitch tracker's pitch": with_tracked_pitch(engine.codec, codes, x, target),
             "codec magnitude + Griffin-Lim phase (50)": griffin_lim(out_mag, len(x), 50),
             "true magnitude + random phase": griffin_lim(true_mag, len(x), 0),
             "true magnitude + Griffin-Lim phase (10)": griffin_lim(true_mag, len(x), 10),
