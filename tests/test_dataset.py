@@ -8,11 +8,13 @@ from audiocodec import dataset
 
 @pytest.fixture
 def corpus(tmp_path, monkeypatch):
-    """A two-clip corpus in the shared layout: a 200 Hz tone (1 s, 16 kHz) and 0.5 s of silence at 8 kHz."""
+    """A two-clip corpus in the shared layout: a 200 Hz harmonic tone (1 s, 16 kHz, peak 0.5; a pitch tracker
+    like Harvest calls a bare sine unvoiced, as no voice is one) and 0.5 s of silence at 8 kHz."""
     root = tmp_path / "speech"
     (root / "train").mkdir(parents=True)
     t = np.arange(16000) / 16000
-    sf.write(root / "train" / "tone.wav", 0.5 * np.sin(2 * np.pi * 200 * t), 16000, subtype="PCM_16")
+    tone = sum(np.sin(2 * np.pi * 200 * k * t) / k for k in range(1, 20))
+    sf.write(root / "train" / "tone.wav", 0.5 * tone / np.abs(tone).max(), 16000, subtype="PCM_16")
     sf.write(root / "train" / "quiet.wav", np.zeros(4000), 8000, subtype="PCM_16")
     (root / "manifest.csv").write_text("path,split\ntrain/tone.wav,train\ntrain/quiet.wav,train\n")
     monkeypatch.setattr(dataset, "CACHE", str(tmp_path / "cache"))
