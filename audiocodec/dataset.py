@@ -77,7 +77,7 @@ def pitch_targets(f0: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray
 
 def load_f0(root: str = DEFAULT_ROOT, split: str = "train", progress: bool = True) -> np.ndarray:
     """Pitch of a split's concatenated audio (``track_f0`` on 60 s blocks, in parallel), the training target
-    for the decoder's pitch, cached as .npy (3.3 h of train: about 10 minutes on 2 cores)."""
+    for the decoder's pitch, cached as .npy (3.3 h of train: about 24 minutes on 2 cores)."""
     audio, offsets = load_split(root, split, progress)
     cache = os.path.join(CACHE, f"{split}-{len(offsets)}-f0-harvest.npy")
     if os.path.exists(cache):
