@@ -5,7 +5,7 @@
 Each row rebuilds the first 4 s of each clip from an STFT (640-sample window, 160 hop: the decoder head's
 own resolution) whose magnitude and phase come from different places:
 
-- the codec's output as it is, and decoded with a pitch tracker's pitch (WORLD DIO, as in training) in
+- the codec's output as it is, and decoded with a pitch tracker's pitch (WORLD Harvest, as in training; DIO up to session 8) in
   place of the pitch the decoder predicts from the codes: what sending the pitch exactly would buy
   (needs the ``[train]`` extra; the row is left out without it), and a second table of how far the
   decoder's own pitch is from the tracker's, by pitch range, with its voicing below 1 kHz;

@@ -7,7 +7,7 @@
 Each step draws random 1 s crops of the train split, keeps 3/6/12/24 codebooks per clip (quantizer
 dropout), and minimises a multi-scale log-mel loss + L1 of loudness-compressed STFT magnitudes
 (``--cmag-weight``) + RVQ commitment + the harmonic head's pitch error
-against a pitch tracker (WORLD DIO, cached once: ``pip install -e '.[train]'``).
+against a pitch tracker (WORLD Harvest, cached once: ``pip install -e '.[train]'``).
 
 Options, all off by default: ``--pesq-weight`` and ``--stoi-weight`` add differentiable approximations of
 PESQ-WB and STOI (``losses.PesqLoss``, ``losses.StoiLoss``). Levelled like PESQ, the first version gamed the
