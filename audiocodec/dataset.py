@@ -67,6 +67,11 @@ def track_f0(x: np.ndarray) -> np.ndarray:
     return f0[: -(-len(x) // F0_HOP)]
 
 
+def _track_pcm(block: np.ndarray) -> np.ndarray:
+    """``track_f0`` of int16 samples (a worker of ``load_f0``, which sends blocks as int16 to keep them small)."""
+    return track_f0(block / 32768.0)
+
+
 def pitch_targets(f0: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
     """The decoder's pitch targets (n, length / 160) from a pitch track ``f0`` (``track_f0``) for crops of
     ``length`` samples starting at sample ``starts`` (on the pitch grid): value j is the pitch at the end of
@@ -87,9 +92,9 @@ def load_f0(root: str = DEFAULT_ROOT, split: str = "train", progress: bool = Tru
     from tqdm import tqdm
 
     block = 60 * 16000  # a multiple of F0_HOP
-    blocks = [audio[s:s + block] / 32768.0 for s in range(0, len(audio), block)]
+    blocks = [audio[s:s + block] for s in range(0, len(audio), block)]  # int16 views: no float copy of the split
     with ProcessPoolExecutor(min(len(blocks), os.cpu_count() or 1)) as pool:  # Harvest is slow: one block per core
-        out = list(tqdm(pool.map(track_f0, blocks), total=len(blocks), desc=f"pitch of {split}", disable=not progress))
+        out = list(tqdm(pool.map(_track_pcm, blocks), total=len(blocks), desc=f"pitch of {split}", disable=not progress))
     f0 = np.concatenate(out).astype(np.float32)
     np.save(cache + ".tmp.npy", f0)
     os.replace(cache + ".tmp.npy", cache)

@@ -124,21 +124,23 @@ def tracked_pitch(codec, codes: torch.Tensor, x: torch.Tensor) -> np.ndarray | N
     return pitch_targets(f0, np.zeros(1, dtype=np.int64), codes.shape[-1] * codec.cfg.frame_size)
 
 
-def with_tracked_pitch(codec, codes: torch.Tensor, x: torch.Tensor, target: np.ndarray | None) -> torch.Tensor | None:
-    """Decode ``codes`` with the tracker's pitch (``tracked_pitch``) driving the excitation where it finds voicing."""
+def with_tracked_pitch(codec, feats: torch.Tensor, x: torch.Tensor, target: np.ndarray | None) -> torch.Tensor | None:
+    """Synthesize the decoder features ``feats`` with the tracker's pitch (``tracked_pitch``) driving the
+    excitation where it finds voicing."""
     if target is None:
         return None
     with torch.no_grad():
-        return codec.synthesize(codec.decoder(codec.quantizer.decode(codes)), torch.from_numpy(target))[0][0, 0, :len(x)]
+        return codec.synthesize(feats, torch.from_numpy(target))[0][0, 0, :len(x)]
 
 
-def pitch_errors(codec, codes: torch.Tensor, target: np.ndarray | None) -> np.ndarray | None:
+def pitch_errors(codec, feats: torch.Tensor, target: np.ndarray | None) -> np.ndarray | None:
     """On the frames the tracker calls voiced: (tracked pitch in Hz, |log2(decoder's pitch / tracked)|, the
-    decoder's mean voicing below 1 kHz), shape (3, frames); None without a tracked pitch."""
+    decoder's mean voicing below 1 kHz), shape (3, frames), from the decoder features ``feats``; None without
+    a tracked pitch."""
     if target is None:
         return None
     with torch.no_grad():
-        pitch, logit, per_bin = codec.source.controls(codec.decoder(codec.quantizer.decode(codes)))
+        pitch, logit, per_bin = codec.source.controls(feats)
     low = torch.sigmoid(logit) if per_bin is None else torch.sigmoid(per_bin[..., :N_FFT * 1000 // 16000]).mean(-1)
     voicing, target = low[0].numpy(), target[0]
     v = target > 0
@@ -185,17 +187,18 @@ def main() -> None:
     pitch: list[np.ndarray] = []
     for clip in tqdm(excerpts(a.data, "test", a.clips), desc="clips"):
         x = torch.from_numpy(clip)
-        with torch.no_grad():
+        with torch.no_grad():  # decode(codes), with the decoder features kept for the pitch rows
             codes = engine.codec.encode(x, n_q)
-            y = engine.codec.decode(codes)[0, 0, :len(x)]
+            feats = engine.codec.decoder(engine.codec.quantizer.decode(codes))
+            y = engine.codec.synthesize(feats)[0][0, 0, :len(x)]
         true_mag, out_mag = stft(x).abs(), stft(y).abs()
         target = tracked_pitch(engine.codec, codes, x)
-        errors = pitch_errors(engine.codec, codes, target)
+        errors = pitch_errors(engine.codec, feats, target)
         if errors is not None:
             pitch.append(errors)
         variants = {
             f"codec output ({a.kbps:g} kbps)": y,
-            "codec output with the pitch tracker's pitch": with_tracked_pitch(engine.codec, codes, x, target),
+            "codec output with the pitch tracker's pitch": with_tracked_pitch(engine.codec, feats, x, target),
             "codec magnitude + Griffin-Lim phase (50)": griffin_lim(out_mag, len(x), 50),
             "true magnitude + random phase": griffin_lim(true_mag, len(x), 0),
             "true magnitude + Griffin-Lim phase (10)": griffin_lim(true_mag, len(x), 10),
