@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audiocodec.transport import packets
-from audiocodec.transport.jitter import JitterBuffer, Stats, Tracker
+from audiocodec.transport.jitter import JitterBuffer, PlayoutDelay, Stats, Tracker, stream_aligned
 from audiocodec.transport.link import NetworkModel
 from audiocodec.transport.packets import AUDIO, END, HEADER, HEADER_SIZE, PacketError, build_audio, build_end, parse
 
@@ -156,6 +156,33 @@ def test_jitter_buffer_orders_and_rejects_late_frames():
     assert jb.put(50, "far") == "overflow"
     assert [jb.pop(), jb.pop(), jb.pop()] == ["a", "b", None]
     assert jb.put(2, "late") == "late" and jb.next == 3 and len(jb) == 0
+
+
+def test_playout_delay_covers_recent_lateness_and_forgets_it():
+    d = PlayoutDelay(low=1, high=20, window=100)
+    assert d.target == 1                                   # nothing heard yet
+    for late in np.random.default_rng(0).uniform(0, 6, 100):  # packets up to 6 frames (120 ms) late
+        d.observe(late)
+    assert d.target == 7                                   # 98th percentile (5.9) + half a frame, rounded up
+    d.observe(1000)                                        # one absurd packet does not move a quantile
+    assert d.target == 7
+    for _ in range(100):                                   # the network calms down: the window forgets
+        d.observe(0.0)
+    assert d.target == 1
+    for _ in range(100):
+        d.observe(500.0)
+    assert d.target == 20                                  # never deeper than its bound
+    with pytest.raises(ValueError):
+        PlayoutDelay(low=0)
+
+
+def test_stream_aligned_undoes_stretches_and_skips():
+    played = np.arange(10, dtype=np.float32)
+    # 2 samples inserted after output sample 3; 3 stream samples skipped at output sample 6
+    edits = [(3, 2), (6, -3)]
+    stream = stream_aligned(played, edits)
+    assert stream.tolist() == [0, 1, 2, 5, 0, 0, 0, 6, 7, 8, 9]
+    assert stream_aligned(played, []).tolist() == played.tolist()
 
 
 @pytest.mark.parametrize("burst", [False, True])

@@ -105,6 +105,31 @@ def test_bad_network_everything_at_once(codec, clip):
     assert st.frames_decoded + st.frames_concealed == -(-len(wav) // 320)
 
 
+def test_adaptive_buffer_grows_under_jitter_and_shrinks_in_pauses(codec, clip):
+    from audiocodec.transport.jitter import stream_aligned
+
+    runs = {}  # jitter +-60 ms: packets overtake each other by up to 6 frames; the buffer starts at 1
+    for adaptive in (False, True):
+        sink = ArraySink()
+        runs[adaptive] = r = simulate([clip], StreamEncoder(codec, N_Q), StreamDecoder(codec), sink,
+                                      NetworkModel(jitter_ms=60, seed=3), buffer_ms=20, adaptive=adaptive)
+        st = r.stats
+        assert st.frames_decoded + st.frames_concealed == -(-len(clip) // 320)  # stretches are extra
+        assert len(stream_aligned(sink.audio, st.edits)) == len(clip)
+    fixed, adaptive = runs[False].stats, runs[True].stats
+    assert fixed.late > 30 and adaptive.late < fixed.late / 3, (fixed.late, adaptive.late)
+    assert adaptive.stretched > 0 and max(adaptive.buffer_ms_played) > 60
+    assert fixed.stretched == fixed.shrunk == 0 and not fixed.edits
+
+    # a calm network and a deep start: it gives the delay back by skipping quiet frames
+    sink = ArraySink()
+    st = simulate([clip], StreamEncoder(codec, N_Q), StreamDecoder(codec), sink, NetworkModel(seed=0),
+                  buffer_ms=400, adaptive=True).stats
+    assert st.shrunk > 3 and st.stretched == 0 and st.late == 0 and st.frames_concealed == 0
+    assert len(sink.audio) == len(clip) - sum(-n for _, n in st.edits)
+    assert st.buffer_ms_played[-1] < 400
+
+
 def _listen(codec, **kw):
     sock, sink = udp_socket(), ArraySink()
     rx = Receiver(sock, StreamDecoder(codec), sink, paced=False, **kw)

@@ -150,7 +150,7 @@ def cmd_receive(args) -> int:
             print(f"listening on {host}:{port}", file=sys.stderr, flush=True)
         with sock:
             rx = Receiver(sock, StreamDecoder(codec), sink, buffer_ms=args.buffer_ms, timeout=args.timeout,
-                          paced=not args.fast, session=_session(args.session))
+                          paced=not args.fast, session=_session(args.session), adaptive=args.adaptive)
             st = rx.run()
         if st.packets_received == 0 and st.dropped["corrupt"]:
             raise CodecError(f"{st.dropped['corrupt']} packets arrived on {host}:{port} but none passed the CRC "
@@ -182,18 +182,22 @@ def network_model(args):
 
 
 def run_simulation(codec, n_q: int, wav: np.ndarray, model, frames_per_packet: int = 1, buffer_ms: float = 80.0,
-                   paced: bool = False, sink=None, mute: bool = False, timeout: float = 2.0):
+                   paced: bool = False, sink=None, mute: bool = False, timeout: float = 2.0, adaptive: bool = False):
     """One clip through sender -> relay -> receiver on loopback. Returns (decoded audio, SimResult).
-    ``mute``: no concealment (lost frames become silence), the baseline for the benchmark."""
+    ``mute``: no concealment (lost frames become silence), the baseline for the benchmark. With ``adaptive``
+    the audio returned is put back on the stream's clock (``stream_aligned``) so that it can be compared
+    with the input; the sink gets it as played."""
     from .bridge import StreamDecoder, StreamEncoder
+    from .jitter import stream_aligned
     from .simulate import simulate
     from .sinks import ArraySink
 
     out = ArraySink()
     target = out if sink is None else _Tee(sink, out)
     result = simulate([wav], StreamEncoder(codec, n_q), StreamDecoder(codec, mute=mute), target, model,
-                      frames_per_packet=frames_per_packet, paced=paced, buffer_ms=buffer_ms, timeout=timeout)
-    return out.audio, result
+                      frames_per_packet=frames_per_packet, paced=paced, buffer_ms=buffer_ms, timeout=timeout,
+                      adaptive=adaptive)
+    return stream_aligned(out.audio, result.stats.edits), result
 
 
 class _Tee:
@@ -225,7 +229,7 @@ def cmd_simulate(args) -> int:
     sink = _sink(args.output, args.force)
     try:
         decoded, result = run_simulation(codec, n_q, wav, model, args.frames_per_packet, args.buffer_ms,
-                                         paced=args.realtime, sink=sink)
+                                         paced=args.realtime, sink=sink, adaptive=args.adaptive)
     except BaseException:
         sink.abort()
         raise
@@ -239,7 +243,8 @@ def cmd_simulate(args) -> int:
     if not args.quiet:
         lines = [f"network     {_describe(model)}", result.sender.line(), result.link.line(), *st.lines(),
                  f"quality     loss-free: {_fmt(q_clean)}",
-                 f"            this run:  {_fmt(q_net)}   (against {args.input})"]
+                 f"            this run:  {_fmt(q_net)}   (against {args.input}"
+                 + ("; the buffer's stretches cut out and its skips filled with silence first)" if args.adaptive else ")")]
         print("\n".join(lines), file=sys.stderr)
     return 0
 
@@ -280,12 +285,16 @@ what arrived); then prints packets
 received/lost/late/duplicated, wire kbps (with headers), RFC 3550 jitter, network and end-to-end delay.
 With --fast a frame is played as soon as the frames --buffer-ms after it have arrived (for senders run
 with --fast; no wall clock involved).
+With --adaptive, --buffer-ms is only the starting depth: the buffer follows how late packets come (deep
+enough for 98% of the last 5 s of packets, at most 1 s), growing by a stand-in frame when one is
+missing and shrinking by skipping a frame in a pause; the output is then a few frames longer or shorter.
 """
 
 SIMULATE_EPILOG = """examples:
   audiocodec simulate talk.wav out.wav --loss 0.1
   audiocodec simulate talk.wav out.wav --loss 0.1 --burst --jitter-ms 30 --reorder 0.02
   audiocodec simulate talk.wav out.wav --loss 0.05 --corrupt 0.01 --duplicate 0.01 --realtime --json
+  audiocodec simulate talk.wav out.wav --jitter-ms 60 --buffer-ms 40 --realtime --adaptive
 
 Runs a sender, a lossy relay and a receiver on 127.0.0.1 UDP sockets in one process, then prints the
 statistics and PESQ-WB / STOI against the input, next to the loss-free result (the offline codec).
@@ -316,6 +325,8 @@ def add_commands(sub) -> None:
     p.add_argument("--listen", required=True, metavar="HOST:PORT", help="address to listen on (:PORT = all)")
     p.add_argument("output", help="wav file, or - for raw 16-bit PCM on stdout")
     p.add_argument("--buffer-ms", type=float, default=80.0, help="jitter buffer depth (default 80)")
+    p.add_argument("--adaptive", action="store_true", help="let the buffer's depth follow the network's jitter "
+                                                           "(--buffer-ms is where it starts)")
     p.add_argument("--timeout", type=float, default=10.0, help="give up after this many seconds without packets "
                                                                "(default 10)")
     p.add_argument("--fast", action="store_true", help="play out on the stream's clock, not the wall clock")
@@ -340,6 +351,7 @@ def add_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of the network (default 0)")
     _stream_options(p)
     p.add_argument("--buffer-ms", type=float, default=80.0, help="receiver jitter buffer depth (default 80)")
+    p.add_argument("--adaptive", action="store_true", help="adaptive jitter buffer (--buffer-ms is where it starts)")
     p.add_argument("--realtime", action="store_true", help="pace everything on the wall clock")
     p.add_argument("--json", action="store_true", help="statistics and quality as JSON on stdout")
     add_output_options(p)

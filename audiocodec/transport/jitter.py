@@ -3,10 +3,12 @@
 ``Tracker``       accepts parsed packets of one session: unwraps sequence numbers and timestamps, spots
                   duplicates and reordering, measures RFC 3550 interarrival jitter and network delay.
 ``JitterBuffer``  holds frames by index until their playout turn; a frame that comes after its turn is late.
+``PlayoutDelay``  the adaptive buffer's depth: how late recent packets came, and the delay that covers them.
 ``Stats``         the numbers the receiver prints.
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +36,12 @@ class Stats:
     jitter_ms: float | None = None  # RFC 3550 interarrival jitter (None when the sender was not paced)
     delay_ms: list = field(default_factory=list)  # per-packet network delay (sender clock -> arrival)
     end_to_end_ms: float | None = None  # measured mouth-to-ear delay (paced senders only)
-    buffer_ms: float = 0.0
+    buffer_ms: float = 0.0         # the buffer's depth (adaptive: at the start)
+    adaptive: bool = False
+    buffer_ms_played: list = field(default_factory=list)  # adaptive: the depth at each frame played
+    stretched: int = 0             # adaptive: frames inserted to deepen the buffer
+    shrunk: int = 0                # adaptive: quiet frames skipped to make it shallower
+    edits: list = field(default_factory=list)  # adaptive: (output sample, +n inserted / -n skipped samples)
     frames_per_packet: int = 0
     n_q: int = 0
     ended_by: str = ""
@@ -54,10 +61,11 @@ class Stats:
         return (self.bytes + extra) * 8 / self.media_seconds / 1000
 
     def as_dict(self) -> dict:
-        d = {k: v for k, v in self.__dict__.items() if k != "delay_ms"}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("delay_ms", "buffer_ms_played", "edits")}
         d.update(lost=self.lost, loss_rate=round(self.loss_rate, 4), wire_kbps=round(self.wire_kbps(), 2),
                  wire_kbps_ip_udp=round(self.wire_kbps(True), 2), delay_ms_mean=_mean(self.delay_ms),
-                 delay_ms_max=max(self.delay_ms) if self.delay_ms else None, dropped=dict(self.dropped))
+                 delay_ms_max=max(self.delay_ms) if self.delay_ms else None, dropped=dict(self.dropped),
+                 buffer_ms_mean=_mean(self.buffer_ms_played), buffer_ms_max=max(self.buffer_ms_played, default=None))
         return d
 
     def lines(self) -> list[str]:
@@ -67,6 +75,10 @@ class Stats:
                  "n/a (unpaced sender)" if self.jitter_ms is None else "n/a (sender clock not comparable)")
         e2e = f"{self.end_to_end_ms:.0f} ms measured" if self.end_to_end_ms is not None else "n/a (unpaced sender)"
         jit = f"{self.jitter_ms:.1f} ms, RFC 3550" if self.jitter_ms is not None else "n/a (unpaced sender)"
+        buf = f"jitter buffer {self.buffer_ms:.0f} ms"
+        if self.adaptive and self.buffer_ms_played:
+            buf = (f"adaptive jitter buffer {self.buffer_ms:.0f} ms at the start, mean {_mean(self.buffer_ms_played):.0f}, "
+                   f"max {max(self.buffer_ms_played):.0f} ms ({self.stretched} frames stretched, {self.shrunk} skipped)")
         return [
             f"stream      {self.media_seconds:.2f} s, {self.n_q} codebooks, {self.frames_per_packet} frame(s)/packet, "
             f"ended by {self.ended_by}",
@@ -78,8 +90,23 @@ class Stats:
             f"wire rate   {self.wire_kbps():.2f} kbps with packet headers, {self.wire_kbps(True):.2f} kbps with IP/UDP",
             f"jitter      {jit}",
             f"net delay   {delay}",
-            f"end-to-end  {e2e}; jitter buffer {self.buffer_ms:.0f} ms",
+            f"end-to-end  {e2e}; {buf}",
         ]
+
+
+def stream_aligned(audio: np.ndarray, edits: list) -> np.ndarray:
+    """Undo an adaptive buffer's stretches and skips, for comparing the output with the input sample by
+    sample: inserted samples are cut out, skipped ones come back as silence."""
+    parts, at = [], 0
+    for pos, n in edits:
+        parts.append(audio[at:pos])
+        if n > 0:
+            at = pos + n
+        else:
+            parts.append(np.zeros(-n, audio.dtype))
+            at = pos
+    parts.append(audio[at:])
+    return np.concatenate(parts)
 
 
 def _mean(xs) -> float | None:
@@ -202,3 +229,32 @@ class JitterBuffer:
 
     def __len__(self) -> int:
         return len(self.slots)
+
+
+class PlayoutDelay:
+    """The adaptive jitter buffer's target depth, in frames.
+
+    Each arriving packet reports its *lateness*: how many frames after its nominal turn it came (on the
+    wall clock: its arrival against the first packet's; on the stream's clock: how far the newest frame
+    heard was already past it). The target is the ``quantile`` of the last ``window`` latenesses plus
+    ``margin`` frames, rounded up and kept within [``low``, ``high``]: deep enough that all but the latest few
+    packets come in time, and no deeper, so the delay falls again when the network calms down. Packets that
+    never arrive say nothing, so losses alone do not deepen the buffer.
+    """
+
+    def __init__(self, low: int = 1, high: int = 50, window: int = 250, quantile: float = 0.98,
+                 margin: float = 0.5):
+        if not 1 <= low <= high:
+            raise ValueError("need 1 <= low <= high")
+        self.low, self.high, self.quantile, self.margin = low, high, quantile, margin
+        self.lateness: deque[float] = deque(maxlen=window)
+
+    def observe(self, lateness_frames: float) -> None:
+        self.lateness.append(float(lateness_frames))
+
+    @property
+    def target(self) -> int:
+        if not self.lateness:
+            return self.low
+        need = float(np.quantile(np.fromiter(self.lateness, float), self.quantile)) + self.margin
+        return int(min(self.high, max(self.low, np.ceil(need))))

@@ -9,6 +9,15 @@ counted late and dropped. When is a frame's turn?
   paced   (default) on the wall clock: ``buffer_ms`` after the first packet's arrival said it would be due;
   unpaced (--fast)  on the stream's clock: once a frame ``buffer_ms`` later has arrived, or the stream ended.
 A reader thread timestamps datagrams as they arrive, so decoding does not delay the timing statistics.
+
+Adaptive (``adaptive=True``, ``--adaptive``): ``buffer_ms`` is only the starting depth. ``PlayoutDelay`` follows
+how late packets come and sets a target depth; the receiver moves towards it one frame at a time, the way
+VoIP receivers do, trading a little duration for fewer late frames or less delay:
+  deeper      when a frame is missing at its turn (or the last frame played was quiet), play a stand-in
+              (the concealment) and give that frame one more turn instead of writing it off;
+  shallower   when the last frame played was quiet, decode the next one (the decoder follows the stream)
+              without playing it: 20 ms less delay, cut out of a pause.
+So the output is a few frames longer or shorter than the stream; a fixed buffer keeps the exact duration.
 """
 from __future__ import annotations
 
@@ -19,21 +28,26 @@ import time
 
 import numpy as np
 
-from .jitter import JitterBuffer, Stats, Tracker
+from .jitter import JitterBuffer, PlayoutDelay, Stats, Tracker
 from .packets import FRAME, SAMPLE_RATE, PacketError, parse, unwrap
 
 TICK = FRAME / SAMPLE_RATE  # 20 ms
 QUEUE_LIMIT = 100_000      # datagrams waiting to be handled; more than this are dropped (counted "overflow")
+MAX_ADAPTIVE_FRAMES = 50   # the adaptive buffer grows to 1 s at most (or the starting depth, if deeper)
+QUIET = 0.05               # a frame is quiet below this share of the recent loudest frame's RMS
 
 
 class Receiver:
     def __init__(self, sock: socket.socket, decoder, sink, buffer_ms: float = 80.0, timeout: float = 5.0,
-                 paced: bool = True, session: int | None = None):
+                 paced: bool = True, session: int | None = None, adaptive: bool = False):
         self.sock, self.decoder, self.sink = sock, decoder, sink
         self.tag = getattr(decoder, "model_tag", 0)  # packets' CRCs must start from our model's tag
         self.buffer_frames = max(1, round(buffer_ms / 1000 / TICK))
         self.timeout, self.paced = timeout, paced
-        self.stats = Stats(buffer_ms=self.buffer_frames * TICK * 1000)
+        self.stats = Stats(buffer_ms=self.buffer_frames * TICK * 1000, adaptive=adaptive)
+        self.delay = PlayoutDelay(high=max(self.buffer_frames, MAX_ADAPTIVE_FRAMES)) if adaptive else None
+        self.offset = 0                 # samples written minus stream samples played (adaptive stretches/skips)
+        self.level, self.quiet = 0.0, True  # recent loudest frame RMS; whether the last frame played was quiet
         self.tracker = Tracker(self.stats, session)
         self.queue: queue.Queue = queue.Queue(QUEUE_LIMIT)
         self.done = threading.Event()
@@ -78,6 +92,8 @@ class Receiver:
         if frame is None:
             return True  # end-of-stream, duplicate or implausible: heard, nothing to buffer
         self._clock(p, frame, wall, mono)
+        if self.delay is not None:
+            self.delay.observe(self._lateness(frame, p.frames, mono))
         late = False
         for i in range(p.frames):
             r = self.jb.put(frame + i, p.codes[:, i])
@@ -99,24 +115,39 @@ class Receiver:
         self.send_span = [(sent, frame) if first is None or sent < first[0] else first,
                           (sent, frame) if last is None or sent > last[0] else last]
 
+    def _lateness(self, frame: int, n: int, mono: float) -> float:
+        """Frames after its nominal turn that a packet holding frames [frame, frame + n) arrived."""
+        if self.paced:
+            return (mono - (self.anchor + (frame + n) * TICK)) / TICK
+        return max(0, self.jb.highest - (frame + n - 1))  # stream clock: how far the newest frame was past it
+
     def _deadline(self, k: int) -> float:
         return self.anchor + (k + self.stats.frames_per_packet) * TICK + self.buffer_frames * TICK
 
     # ---- playout ---------------------------------------------------------------------------------
-    def _write(self, x: np.ndarray) -> None:
+    def _write(self, x: np.ndarray, inserted: bool = False) -> None:
         total = self.tracker.total_samples
-        if total is not None:
-            x = x[:max(0, total - self.jb_start * FRAME - self.written)]
+        if total is not None and not inserted:
+            x = x[:max(0, total - self.jb_start * FRAME - (self.written - self.offset))]
         if len(x):
             self.sink.write(x)
-            self.e2e.append((time.time(), self.written + len(x) // 2))
+            if inserted:
+                self.offset += len(x)
+                self.stats.edits.append((self.written, len(x)))
+            else:  # (when, which stream sample was playing) for the end-to-end delay
+                self.e2e.append((time.time(), self.written - self.offset + len(x) // 2))
             self.written += len(x)
+            rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+            self.level = max(rms, 0.995 * self.level)
+            self.quiet = rms <= QUIET * self.level + 1e-4
 
     @property
     def jb_start(self) -> int:
         return self.tracker.start_frame or 0
 
-    def _play_one(self) -> None:
+    def _play_one(self, adapt: bool = False) -> None:
+        if adapt and self.delay is not None and self._adapt():
+            return
         codes = self.jb.pop()
         if codes is None:
             self.stats.frames_concealed += 1
@@ -124,6 +155,27 @@ class Receiver:
         else:
             self.stats.frames_decoded += 1
             self._write(self.decoder.decode(codes))
+        if self.delay is not None:
+            self.stats.buffer_ms_played.append(self.buffer_frames * TICK * 1000)
+
+    def _adapt(self) -> bool:
+        """One step towards the target depth, if now is a good moment. True if it replaced this turn's play."""
+        target, k, st = self.delay.target, self.jb.next, self.stats
+        missing = k not in self.jb.slots
+        if target > self.buffer_frames and (missing or self.quiet):
+            self.buffer_frames += 1  # deeper: a stand-in now, frame k at the next turn
+            st.stretched += 1
+            self._write(self.decoder.conceal(), inserted=True)
+            return True
+        if target < self.buffer_frames - 1 and self.quiet and not missing and k + 1 in self.jb.slots:
+            self.buffer_frames -= 1  # shallower: decode frame k (the decoder follows the stream), play k + 1 now
+            st.shrunk += 1
+            st.frames_decoded += 1
+            skipped = len(self.decoder.decode(self.jb.pop()))
+            self.offset -= skipped
+            st.edits.append((self.written, -skipped))
+            return False
+        return False
 
     def _play_due(self) -> None:
         if self.jb is None:
@@ -140,7 +192,7 @@ class Receiver:
                 due = end is not None or self.jb.highest - self.buffer_frames >= k
             if not due:
                 return
-            self._play_one()
+            self._play_one(adapt=end is None)
 
     # ---- main loop -------------------------------------------------------------------------------
     def run(self) -> Stats:

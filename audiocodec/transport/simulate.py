@@ -34,7 +34,7 @@ class SimResult:
 
 
 def simulate(blocks: Iterable[np.ndarray], encoder, decoder, sink, model: NetworkModel, frames_per_packet: int = 1,
-             paced: bool = False, buffer_ms: float = 80.0, timeout: float = 2.0) -> SimResult:
+             paced: bool = False, buffer_ms: float = 80.0, timeout: float = 2.0, adaptive: bool = False) -> SimResult:
     """Send ``blocks`` through ``model``'s network to a receiver writing into ``sink``; all on loopback sockets."""
     rx, relay_sock, tx = udp_socket(), udp_socket(), udp_socket()
     relay = Relay(relay_sock, rx.getsockname(), model, paced=paced, tag=getattr(encoder, "model_tag", 0))
@@ -52,7 +52,8 @@ def simulate(blocks: Iterable[np.ndarray], encoder, decoder, sink, model: Networ
     for t in threads:
         t.start()
     try:
-        stats = Receiver(rx, decoder, sink, buffer_ms=buffer_ms, timeout=timeout, paced=paced).run()
+        stats = Receiver(rx, decoder, sink, buffer_ms=buffer_ms, timeout=timeout, paced=paced,
+                         adaptive=adaptive).run()
     finally:
         relay.stop()
         for t in threads:
