@@ -73,7 +73,8 @@ class Stats:
         dropped = ", ".join(f"{k} {v}" for k, v in self.dropped.items() if v) or "none"
         delay = (f"mean {_mean(self.delay_ms):.1f} ms, max {max(self.delay_ms):.1f} ms" if self.delay_ms else
                  "n/a (unpaced sender)" if self.jitter_ms is None else "n/a (sender clock not comparable)")
-        e2e = f"{self.end_to_end_ms:.0f} ms measured" if self.end_to_end_ms is not None else "n/a (unpaced sender)"
+        e2e = (f"{self.end_to_end_ms:.0f} ms measured" if self.end_to_end_ms is not None
+               else "n/a (unpaced sender or playout)")
         jit = f"{self.jitter_ms:.1f} ms, RFC 3550" if self.jitter_ms is not None else "n/a (unpaced sender)"
         buf = f"jitter buffer {self.buffer_ms:.0f} ms"
         if self.adaptive and self.buffer_ms_played:

@@ -240,7 +240,7 @@ class Receiver:
                         and last[0] - first[0] >= 0.8 * (last[1] - first[1]) * TICK - 0.1)
         if not paced_sender:  # packets came in a burst: timing figures would describe the burst, not a network
             st.jitter_ms, st.delay_ms = None, []
-        elif self.origin is not None and self.e2e:
+        elif self.paced and self.origin is not None and self.e2e:  # (unpaced playout is not on a clock)
             start = self.jb_start * FRAME
             st.end_to_end_ms = float(np.mean([(w - self.origin - (start + n) / SAMPLE_RATE) * 1000
                                               for w, n in self.e2e]))
