@@ -137,9 +137,10 @@ class Receiver:
             else:  # (when, which stream sample was playing) for the end-to-end delay
                 self.e2e.append((time.time(), self.written - self.offset + len(x) // 2))
             self.written += len(x)
-            rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
-            self.level = max(rms, 0.995 * self.level)
-            self.quiet = rms <= QUIET * self.level + 1e-4
+            if self.delay is not None:  # only the adaptive buffer asks whether the last frame was quiet
+                rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+                self.level = max(rms, 0.995 * self.level)
+                self.quiet = rms <= QUIET * self.level + 1e-4
 
     @property
     def jb_start(self) -> int:
