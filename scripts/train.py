@@ -26,7 +26,10 @@ Since session 6: ``--spectral true`` gives the encoder a branch that reads log-m
 shipped session-7 weights); ``--reseed-every N`` refits RVQ stages ``--reseed-from`` (0-based) on
 to the moving latent every N steps; ``--nq-weights`` sets the odds of keeping 3, 6, 12 or 24 stages.
 Since session 8: ``--weight-ema 0.999`` validates, saves and (through export.py) ships a moving average of
-the weights instead of the live ones.
+the weights instead of the live ones (and ``--init`` from a run's .pt starts from its average, if it kept one).
+Since session 11: ``--periodicity-weight`` adds ``losses.PeriodicityLoss``: on the frames the tracker calls
+voiced, the output's band below 1 kHz should be as periodic at the tracker's pitch as the input's (the decoder
+had learned to hedge an uncertain pitch with noise there).
 """
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.dataset import DEFAULT_ROOT, F0_HOP, excerpts, load_f0, load_split, pitch_targets  # noqa: E402
-from audiocodec.losses import (ComplexSTFTLoss, CompressedMagnitudeLoss, MultiResolutionDiscriminator, MultiScaleMelLoss, PesqLoss,  # noqa: E402
+from audiocodec.losses import (ComplexSTFTLoss, CompressedMagnitudeLoss, MultiResolutionDiscriminator, MultiScaleMelLoss, PeriodicityLoss, PesqLoss,  # noqa: E402
                                StoiLoss,
                                discriminator_loss, generator_losses)
 from audiocodec.model import BITRATES, Codec, CodecConfig  # noqa: E402
@@ -71,6 +74,7 @@ class Settings:
     phase_weight: float = 0.0    # complex-STFT loss (tried for 500 steps: no gain; off)
     pesq_weight: float = 0.0     # differentiable PESQ-WB approximation (losses.PesqLoss); off: it lowered real PESQ
     stoi_weight: float = 0.0     # 1 - a differentiable STOI (losses.StoiLoss); off: no gain in STOI seen
+    periodicity_weight: float = 0.0  # losses.PeriodicityLoss: as periodic below 1 kHz as the input on voiced frames
     freeze_encoder: bool = False  # train only the quantizer and decoder side and the encoder's spectral branch (SEANet's backward is skipped)
     latent_cache: bool = False   # ... and read its latents from one pass over the split (a further 30 % faster)
     dec_blocks: int = 12         # at least this many decoder blocks; those the --init weights lack are appended near-identity
@@ -263,7 +267,8 @@ def main() -> None:
         cfg = CodecConfig.from_dict(ck["config"]) if "config" in ck else cfg
     elif s.init.endswith(".pt"):
         init = torch.load(s.init, map_location=s.device, weights_only=False)
-        cfg, init_state, init_step = CodecConfig.from_dict(init["config"]), init["model"], init["step"]
+        # a run that kept a weight average is continued from the average (what it validated and exported)
+        cfg, init_state, init_step = CodecConfig.from_dict(init["config"]), init.get("averaged", init["model"]), init["step"]
     elif s.init:
         init = Codec.load(s.init)
         cfg, init_state, init_step = init.cfg, init.state_dict(), int(Codec.metadata(s.init).get("steps", 0))
@@ -281,6 +286,7 @@ def main() -> None:
     extra = {name: (weight, make().to(s.device)) for name, weight, make in (
         ("cmag", s.cmag_weight, CompressedMagnitudeLoss), ("cplx", s.phase_weight, ComplexSTFTLoss),
         ("pesq_loss", s.pesq_weight, PesqLoss), ("stoi_loss", s.stoi_weight, StoiLoss)) if weight}
+    rho_loss = PeriodicityLoss().to(s.device) if s.periodicity_weight and s.pitch_source else None
     opt_g = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     step, best, ramp_from = 0, -1.0, 0
@@ -385,6 +391,10 @@ def main() -> None:
             value = term(x_hat, x)
             loss = loss + weight * value
             acc[name] = acc.get(name, 0.0) + value.item()
+        if rho_loss is not None:
+            rho = rho_loss(x_hat, x, f0_target)
+            loss = loss + s.periodicity_weight * rho
+            acc["rho"] = acc.get("rho", 0.0) + rho.item()
         if adv_on:
             adv, fm = generator_losses(disc(x), disc(x_hat))
             loss = loss + s.adv_weight * adv + s.fm_weight * fm

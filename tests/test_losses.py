@@ -65,3 +65,36 @@ def test_compressed_magnitude_loss_weighs_loud_bins(clip):
     assert loss(x, x).item() < 1e-6
     costs = [loss(x + level * noise, x).item() for level in (1e-4, 1e-3, 1e-2)]
     assert costs[0] < costs[1] < costs[2] and costs[0] < 0.1 * costs[2]
+
+
+def _harmonic(f0: float, seconds: float = 1.0) -> torch.Tensor:
+    t = torch.arange(int(16000 * seconds)) / 16000
+    return sum(torch.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 25))[None] * 0.1
+
+
+def test_periodicity_tells_harmonics_from_noise_and_tolerates_a_pitch_off_by_little():
+    from audiocodec.losses import PeriodicityLoss
+
+    loss = PeriodicityLoss()
+    f0 = torch.full((1, 99), 110.0)
+    harm, noise = _harmonic(110.0), torch.randn(1, 16000, generator=torch.Generator().manual_seed(0)) * 0.1
+    assert loss.periodicity(harm, f0).mean() > 0.95
+    assert loss.periodicity(noise, f0).mean() < 0.3
+    # a comb 4 % off the tracker's pitch is still a comb; one an octave off is not at this lag
+    assert loss.periodicity(_harmonic(114.4), f0).mean() > 0.9
+    assert loss.periodicity(_harmonic(55.0), f0 * 0 + 80.0).mean() < 0.5
+
+
+def test_periodicity_loss_is_zero_on_the_input_and_pulls_noise_towards_harmonics():
+    from audiocodec.losses import PeriodicityLoss
+
+    loss = PeriodicityLoss()
+    harm = _harmonic(150.0)[None]
+    f0 = torch.full((1, 99), 150.0)
+    f0[:, :10] = 0.0  # unvoiced frames are left out
+    assert loss(harm, harm, f0).item() < 1e-4
+    noise = (torch.randn(1, 1, 16000, generator=torch.Generator().manual_seed(1)) * 0.1).requires_grad_()
+    value = loss(noise, harm, f0)
+    value.backward()
+    assert value.item() > 0.5 and torch.isfinite(noise.grad).all() and noise.grad.abs().sum() > 0
+    assert loss(noise, harm, torch.zeros(1, 99)).item() == 0.0  # nothing voiced: nothing to match
