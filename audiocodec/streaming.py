@@ -25,15 +25,11 @@ def _conv(conv: CausalConv1d, x: torch.Tensor, state: dict) -> torch.Tensor:
     """Run a causal conv on a chunk, remembering the last ``left_pad`` inputs for the next chunk."""
     p = conv.left_pad
     buf = state.get(id(conv))
-    if buf is None:  # the stream's first chunk: zeros before it, which the layer pads itself without a copy
-        y, buf = conv(x), x.new_zeros(x.shape[0], x.shape[1], p)
-    else:
-        y = F.conv1d(torch.cat([buf, x], -1), conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
-    if p:
-        state[id(conv)] = torch.cat([buf, x[..., max(0, x.shape[-1] - p):]], -1)[..., -p:]
-    else:
-        state[id(conv)] = buf
-    return y
+    if buf is None:
+        buf = x.new_zeros(x.shape[0], x.shape[1], p)
+    xc = torch.cat([buf, x], -1)
+    state[id(conv)] = xc[..., xc.shape[-1] - p:]
+    return F.conv1d(xc, conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
 
 
 def _residual(unit: ResidualUnit, x: torch.Tensor, state: dict) -> torch.Tensor:

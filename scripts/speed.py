@@ -1,0 +1,91 @@
+"""Where the encode + decode time goes, part by part, on ONE CPU thread.
+
+    python scripts/speed.py [--model W] [--kbps 6] [--repeats 7] [audio file]
+
+Times each stage of the codec on a clip (default: samples/speech_male.wav, repeated to 10 s) with the
+offline API (one pass over the whole clip), and the file path that ``audiocodec compress``/``decompress``
+take (the streaming encoder and decoder, range coding, the container), and prints the median of
+``--repeats`` runs per part in ms per second of audio, and the real-time factor (RTF: seconds of work per
+second of audio; 1 / RTF = times faster than real time). Numbers depend on the host and its load: stop
+other jobs first (``kill -STOP`` a training run, ``kill -CONT`` it after).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from audiocodec.audio import load  # noqa: E402
+from audiocodec.compress import compress, decompress, load_engine, n_q_for  # noqa: E402
+
+SAMPLE = os.path.join(os.path.dirname(__file__), "..", "samples", "speech_male.wav")
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up: first calls allocate and pick kernels
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("audio", nargs="?", default=SAMPLE)
+    p.add_argument("--model", default=None, help="weights file (default: the shipped model)")
+    p.add_argument("--kbps", type=float, default=6.0)
+    p.add_argument("--seconds", type=float, default=10.0, help="the clip is repeated or cut to this length")
+    p.add_argument("--repeats", type=int, default=7)
+    a = p.parse_args()
+    torch.set_num_threads(1)
+
+    engine = load_engine(a.model)
+    codec, n_q = engine.codec, n_q_for(a.kbps)
+    wav = load(a.audio)
+    n = int(a.seconds * 16000)
+    wav = np.tile(wav, -(-n // len(wav)))[:n].astype(np.float32)
+    x = torch.from_numpy(wav)
+
+    with torch.no_grad():
+        batch = codec._as_batch(x)
+        z, late = codec.encoder.parts(batch)
+        codes = codec.quantizer.encode(z, n_q, late)
+        z_q = codec.quantizer.decode(codes)
+        feats = codec.decoder(z_q)
+        parts = {
+            "encoder (SEANet at 16 kHz + spectral branch)": lambda: codec.encoder.parts(batch),
+            "RVQ encode": lambda: codec.quantizer.encode(z, n_q, late),
+            "RVQ decode": lambda: codec.quantizer.decode(codes),
+            "decoder backbone (ConvNeXt at 50 Hz)": lambda: codec.decoder(z_q),
+            "pitch source + iSTFT head + overlap-add": lambda: codec.synthesize(feats),
+        }
+        data = compress(wav, a.kbps, engine)
+        paths = {
+            "offline encode + decode (Codec.encode / .decode)": lambda: codec.decode(codec.encode(x, n_q)),
+            "file path: compress + decompress": lambda: decompress(compress(wav, a.kbps, engine), engine),
+            "  compress": lambda: compress(wav, a.kbps, engine),
+            "  decompress": lambda: decompress(data, engine),
+        }
+        print(f"model {codec.model_id}, {a.kbps:g} kbps, {a.seconds:g} s of {os.path.basename(a.audio)}, 1 thread, "
+              f"median of {a.repeats}\n")
+        print("| part | ms per s of audio | share |\n|---|---:|---:|")
+        times = {k: median_seconds(f, a.repeats) / a.seconds for k, f in parts.items()}
+        total = sum(times.values())
+        for k, t in times.items():
+            print(f"| {k} | {1000 * t:.1f} | {100 * t / total:.0f} % |")
+        print(f"| sum | {1000 * total:.1f} | |\n")
+        print("| path | RTF | × real time |\n|---|---:|---:|")
+        for k, f in paths.items():
+            t = median_seconds(f, a.repeats) / a.seconds
+            print(f"| {k} | {t:.4f} | {1 / t:.0f}× |")
+
+
+if __name__ == "__main__":
+    main()
