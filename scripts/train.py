@@ -74,7 +74,7 @@ class Settings:
     phase_weight: float = 0.0    # complex-STFT loss (tried for 500 steps: no gain; off)
     pesq_weight: float = 0.0     # differentiable PESQ-WB approximation (losses.PesqLoss); off: it lowered real PESQ
     stoi_weight: float = 0.0     # 1 - a differentiable STOI (losses.StoiLoss); off: no gain in STOI seen
-    periodicity_weight: float = 0.0  # losses.PeriodicityLoss: as periodic below 1 kHz as the input on voiced frames
+    periodicity_weight: float = 0.0  # losses.PeriodicityLoss: as periodic below 1 kHz as the input on voiced frames (10: no PESQ gain; off)
     freeze_encoder: bool = False  # train only the quantizer and decoder side and the encoder's spectral branch (SEANet's backward is skipped)
     latent_cache: bool = False   # ... and read its latents from one pass over the split (a further 30 % faster)
     dec_blocks: int = 12         # at least this many decoder blocks; those the --init weights lack are appended near-identity
