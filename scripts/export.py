@@ -19,7 +19,7 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.bitstream.entropy import EntropyModel  # noqa: E402
 from audiocodec.dataset import DEFAULT_ROOT, load_split  # noqa: E402
-from audiocodec.model import Codec, CodecConfig  # noqa: E402
+from audiocodec.model import Codec  # noqa: E402
 
 
 def count_codes(codec: Codec, audio: np.ndarray, minutes: float, seconds_per_piece: float = 10.0) -> np.ndarray:
@@ -46,9 +46,8 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     ck = torch.load(a.checkpoint, map_location="cpu", weights_only=False)
-    model = Codec(CodecConfig.from_dict(ck.get("config", {})))  # checkpoints before the pitch source have none
+    model = Codec.from_checkpoint(ck, live=a.live)
     averaged = "averaged" in ck and not a.live
-    model.load_state_dict(ck["averaged"] if averaged else ck["model"])
     weights = a.out + ".safetensors"
     model.save(weights, {"steps": ck["step"], "trained_on": "shared/data/speech train split",
                          "weights": "moving average" if averaged else "live"})

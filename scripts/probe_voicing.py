@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.dataset import DEFAULT_ROOT, excerpts, pitch_targets, track_f0  # noqa: E402
 from audiocodec.evaluation.metrics import pesq_wb  # noqa: E402
 from audiocodec.losses import PeriodicityLoss  # noqa: E402
-from audiocodec.model.codec import Codec, CodecConfig, default_weights_path  # noqa: E402
+from audiocodec.model.codec import Codec, default_weights_path  # noqa: E402
 
 PROBES = {"as it is": (1.0, 0.0, False), "voicing logits x 1.5": (1.5, 0.0, False), "voicing logits x 2": (2.0, 0.0, False),
           "voicing logits + 1 below 1 kHz": (1.0, 1.0, False), "2:1 expander 40 dB below the peak": (1.0, 0.0, True)}
@@ -34,12 +34,7 @@ PITCH_RANGES = {"60-140 Hz": (0, 140), "140-220 Hz": (140, 220), "220-500 Hz": (
 def load_model(path: str) -> Codec:
     if not path.endswith(".pt"):
         return Codec.load(path)
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    codec = Codec(CodecConfig.from_dict(ck["config"]))
-    codec.load_state_dict(ck.get("averaged", ck["model"]))
-    for stage in codec.quantizer.stages:
-        stage.initialized.fill_(True)
-    return codec.eval()
+    return Codec.from_checkpoint(torch.load(path, map_location="cpu", weights_only=False))
 
 
 def expand(y: np.ndarray, below_db: float = 40.0, frame: int = 320) -> np.ndarray:

@@ -166,3 +166,18 @@ def test_weights_without_the_spectral_branch_load_without_it():
     old = CodecConfig.from_dict({"dec_blocks": 6})
     assert old.enc_spectral is False and Codec(old).encoder.spectral is None
     assert CodecConfig.from_dict({"enc_spectral": True}).enc_spectral is True
+
+
+def test_from_checkpoint_takes_the_weight_average_unless_live():
+    from dataclasses import asdict
+
+    from audiocodec.model import Codec, CodecConfig
+
+    cfg = CodecConfig(n_codebooks=3, dec_blocks=1)
+    live = Codec(cfg).state_dict()
+    averaged = {k: v + 1 if v.is_floating_point() else v for k, v in live.items()}
+    ck = {"config": asdict(cfg), "model": live, "averaged": averaged}
+    key = "decoder.embed.weight"
+    assert torch.equal(Codec.from_checkpoint(ck).state_dict()[key], averaged[key])
+    assert torch.equal(Codec.from_checkpoint(ck, live=True).state_dict()[key], live[key])
+    assert torch.equal(Codec.from_checkpoint({"config": asdict(cfg), "model": live}).state_dict()[key], live[key])

@@ -200,6 +200,16 @@ class Codec(nn.Module):
         return codec.eval()
 
     @staticmethod
+    def from_checkpoint(ck: dict, live: bool = False) -> "Codec":
+        """A training checkpoint (the dict ``scripts/train.py`` saves) -> its model: the moving average of the
+        weights when the run kept one (``--weight-ema``), unless ``live``."""
+        codec = Codec(CodecConfig.from_dict(ck.get("config", {})))  # checkpoints before the pitch source have none
+        codec.load_state_dict(ck["averaged"] if "averaged" in ck and not live else ck["model"])
+        for stage in codec.quantizer.stages:
+            stage.initialized.fill_(True)
+        return codec.eval()
+
+    @staticmethod
     def metadata(path: str) -> dict:
         from safetensors import safe_open
 
