@@ -44,7 +44,7 @@ def load_engine(weights: str | None = None) -> Engine:
         raise CodecError(f"{path}: cannot load model weights ({exc})") from None
     ent_path = path.replace(".safetensors", ".entropy.npz")
     entropy = EntropyModel.load(ent_path) if os.path.isfile(ent_path) else None
-    if entropy is not None and entropy.model_id != codec.model_id:
+    if entropy is not None and (entropy.model_id != codec.model_id or len(entropy.probs) < codec.max_rows):
         entropy = None
     return Engine(codec, entropy)
 
@@ -74,7 +74,7 @@ def encode_blocks(blocks: Iterable[np.ndarray], kbps: float, engine: Engine, ent
         nonlocal used_range
         payload = encode_fixed(codes, cfg.bits_per_code)
         if use_entropy:  # range-code the chunk only where that is smaller than the fixed-rate codes
-            ranged = engine.entropy.encode(codes)
+            ranged = engine.entropy.encode(codes, engine.codec.row_tables(n_q))
             if len(ranged) < len(payload):
                 chunks.append(encode_chunk(codes.shape[1], ranged, range_coded=True))
                 used_range = True
@@ -102,7 +102,7 @@ def check_model(header: Header, engine: Engine) -> None:
     cfg = engine.codec.cfg
     if header.model_id != engine.model_id:
         raise FormatError(f"file was made with model {header.model_id.hex()}, this is model {engine.model_id.hex()}")
-    if header.n_q > cfg.n_codebooks or header.bits != cfg.bits_per_code or header.frame_size != cfg.frame_size:
+    if header.n_q > engine.codec.max_rows or header.bits != cfg.bits_per_code or header.frame_size != cfg.frame_size:
         raise FormatError("file's codebook layout does not match the model")
     if header.entropy_coded and engine.entropy is None:
         raise FormatError("file is entropy-coded but no entropy model is installed for this model")
@@ -118,7 +118,7 @@ def decode_stream(f: BinaryIO, engine: Engine) -> tuple[Header, Iterator[np.ndar
         left = header.num_samples
         for n_frames, payload, ranged in read_chunks(f, header):
             if ranged:
-                codes = engine.entropy.decode(payload, header.n_q, n_frames)
+                codes = engine.entropy.decode(payload, engine.codec.row_tables(header.n_q), n_frames)
             else:
                 codes = decode_fixed(payload, header.n_q, n_frames, header.bits)
             out = dec.push(codes)[:left]

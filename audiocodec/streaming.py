@@ -4,7 +4,8 @@ Pattern (after Moshi/Mimi): the model is never changed; each causal conv keeps t
 inputs it saw in a small state dict that lives in the streaming object, and the iSTFT head keeps the
 overlapping tail of its windows. The caller feeds whole 20 ms frames (320 samples).
 
-Algorithmic latency: 20 ms to fill a frame + 30 ms overlap-add tail in the decoder = 50 ms.
+Algorithmic latency: 20 ms to fill a frame + 30 ms overlap-add tail in the decoder = 50 ms; a stream that
+sends the pitch (model/pitch.py) waits 20 ms more, for its tracker to hear past the frame (``latency_ms``).
 """
 from __future__ import annotations
 
@@ -16,9 +17,16 @@ from .model import Codec
 from .model.decoder import Decoder
 from .model.encoder import Encoder
 from .model.layers import CausalConv1d, ConvNeXtBlock, ResidualUnit
+from .model.pitch import PitchTracker, dequantize, frame_symbols, quantize
 
 FRAME = 320          # samples per codec frame (20 ms at 16 kHz)
 LATENCY_MS = 50.0    # frame (20 ms) + iSTFT overlap tail (30 ms)
+
+
+def latency_ms(codec: Codec, n_q: int) -> float:
+    """Algorithmic latency of an ``n_q``-row stream: ``LATENCY_MS``, plus the pitch tracker's lookahead when
+    the stream sends the pitch."""
+    return LATENCY_MS + (1000 * codec.pitch.LOOKAHEAD * codec.pitch.HOP / 16000 if codec.sends_pitch(n_q) else 0.0)
 
 
 def _conv(conv: CausalConv1d, x: torch.Tensor, state: dict) -> torch.Tensor:
@@ -74,17 +82,33 @@ def decoder_step(dec: Decoder, z: torch.Tensor, state: dict) -> torch.Tensor:
     return dec.norm_out(x.transpose(1, 2))
 
 
+def pitch_step(tracker: PitchTracker, wav: torch.Tensor, state: dict) -> torch.Tensor:
+    """wav chunk (B, 1, k * 320) -> the pitch tracker's logits (B, 2k, classes), keeping its past samples
+    and its convolutions' past inputs."""
+    past = state.get(id(tracker))
+    samples = torch.cat([wav.new_zeros(wav.shape[0], tracker.history) if past is None else past, wav[:, 0]], 1)
+    state[id(tracker)] = samples[:, -tracker.history:]
+    return tracker.logits(tracker.spectra(samples), lambda layer, x: _conv(layer, x, state))
+
+
 class StreamingEncoder:
     """Push any number of samples; get codes for every completed 20 ms frame.
 
     >>> enc = StreamingEncoder(codec, n_q=12)
     >>> codes = enc.push(samples)   # (n_q, frames_completed) int64
+
+    A stream that sends the pitch (``Codec.sends_pitch``) gives each frame's codes one frame later: its pitch
+    tracker hears 20 ms past the frame (``PitchTracker.LOOKAHEAD``), which adds 20 ms to the latency.
     """
 
     def __init__(self, codec: Codec, n_q: int):
         self.codec, self.n_q = codec, n_q
         self.state: dict = {}
         self.pending = np.zeros(0, dtype=np.float32)
+        self.pitch = codec.sends_pitch(n_q)
+        self.held = torch.zeros(1, n_q - 1, 0, dtype=torch.long)  # RVQ codes of frames whose pitch is not heard yet
+        self.hz = torch.zeros(1, 0)                                  # tracker's pitch per 10 ms, not yet sent
+        self.skip = codec.pitch.LOOKAHEAD if self.pitch else 0       # its first outputs describe before the start
 
     @torch.no_grad()
     def push(self, samples: np.ndarray) -> np.ndarray:
@@ -93,14 +117,31 @@ class StreamingEncoder:
         if k == 0:
             return np.zeros((self.n_q, 0), dtype=np.int64)
         chunk, self.pending = self.pending[: k * FRAME], self.pending[k * FRAME:]
-        z, late = encoder_step(self.codec.encoder, torch.from_numpy(chunk)[None, None], self.state)
-        return self.codec.quantizer.encode(z, self.n_q, late)[0].numpy()
+        wav = torch.from_numpy(chunk)[None, None]
+        z, late = encoder_step(self.codec.encoder, wav, self.state)
+        if not self.pitch:
+            return self.codec.quantizer.encode(z, self.n_q, late)[0].numpy()
+        self.held = torch.cat([self.held, self.codec.quantizer.encode(z, self.n_q - 1, late)], 2)
+        return self._hear(wav)
 
+    def _hear(self, wav: torch.Tensor) -> np.ndarray:
+        """Run the pitch tracker on more samples; return the codes of the frames whose pitch is now known."""
+        hz = self.codec.pitch.to_hz(pitch_step(self.codec.pitch, wav, self.state))
+        drop = min(self.skip, hz.shape[1])
+        self.hz, self.skip = torch.cat([self.hz, hz[:, drop:]], 1), self.skip - drop
+        m = min(self.held.shape[2], self.hz.shape[1] // 2)
+        out = torch.cat([frame_symbols(self.hz[:, :2 * m])[:, None], self.held[:, :, :m]], 1)
+        self.hz, self.held = self.hz[:, 2 * m:], self.held[:, :, m:]
+        return out[0].numpy()
+
+    @torch.no_grad()
     def flush(self) -> np.ndarray:
-        """Zero-pad the last partial frame (if any) and encode it."""
-        if len(self.pending) == 0:
-            return np.zeros((self.n_q, 0), dtype=np.int64)
-        return self.push(np.zeros(FRAME - len(self.pending), dtype=np.float32))
+        """Zero-pad the last partial frame (if any) and encode it; a pitch stream then hears 20 ms of zeros
+        past the end, as the offline ``Codec.encode`` does, and gives its last frame."""
+        out = [self.push(np.zeros(FRAME - len(self.pending), dtype=np.float32))] if len(self.pending) else []
+        if self.pitch and self.held.shape[2]:
+            out.append(self._hear(torch.zeros(1, 1, FRAME)))
+        return np.concatenate(out, 1) if out else np.zeros((self.n_q, 0), dtype=np.int64)
 
 
 class StreamingDecoder:
@@ -119,28 +160,37 @@ class StreamingDecoder:
         self.position = -(self.n_fft - self.hop)        # timeline index of tail[0]
         self.last_latent: torch.Tensor | None = None
         self.synth_state: dict | None = None            # the head's running phase, the harmonic source's state
+        self.last_symbol: torch.Tensor | None = None    # the pitch sent with the frame before (streams with pitch)
 
     def latent_of(self, codes: np.ndarray) -> torch.Tensor:
-        """codes (n_q,) -> quantized latent (latent_dim,)."""
+        """codes (n_q,) -> quantized latent (latent_dim,) (a pitch row is left out)."""
         c = torch.as_tensor(np.asarray(codes, dtype=np.int64))[None, :, None]
         with torch.no_grad():
-            return self.codec.quantizer.decode(c)[0, :, 0]
+            return self.codec.quantizer.decode(self.codec.split(c)[1])[0, :, 0]
+
+    def pitch_of(self, codes: np.ndarray) -> torch.Tensor | None:
+        """codes (n_q,) or (n_q, k) -> the sent pitch per 10 ms (1, 2k) in Hz, or None if the stream has none."""
+        c = torch.as_tensor(np.asarray(codes, dtype=np.int64))
+        symbols, _ = self.codec.split((c[:, None] if c.dim() == 1 else c)[None])
+        return None if symbols is None else dequantize(symbols, self.last_symbol)
 
     @torch.no_grad()
     def push(self, codes: np.ndarray) -> np.ndarray:
         """codes (n_q,) for one frame, or (n_q, k) for k frames -> the samples that became final."""
         c = np.asarray(codes, dtype=np.int64)
         c = c[:, None] if c.ndim == 1 else c
-        z = self.codec.quantizer.decode(torch.from_numpy(c)[None])[0]
-        return self.push_latent(z)
+        symbols, stages = self.codec.split(torch.from_numpy(c)[None])
+        return self.push_latent(self.codec.quantizer.decode(stages)[0], self.pitch_of(c))
 
     @torch.no_grad()
-    def push_latent(self, z: torch.Tensor) -> np.ndarray:
-        """z (latent_dim,) or (latent_dim, k) quantized latents -> final samples (float32)."""
+    def push_latent(self, z: torch.Tensor, f0: torch.Tensor | None = None) -> np.ndarray:
+        """z (latent_dim,) or (latent_dim, k) quantized latents, and the sent pitch (``pitch_of``) or None
+        (the decoder's own) -> final samples (float32)."""
         z = z[:, None] if z.dim() == 1 else z
         self.last_latent = z[:, -1]
+        self.last_symbol = None if f0 is None else quantize(f0[:, -1:])
         feats = decoder_step(self.codec.decoder, z[None], self.state)
-        frames, _, self.synth_state = self.codec.frames(feats, state=self.synth_state)
+        frames, _, self.synth_state = self.codec.frames(feats, f0, state=self.synth_state)
         ola = self.codec.head.fold(frames)[0]
         buf = torch.cat([self.tail, torch.zeros(self.hop * frames.shape[1])]) + ola
         done = len(buf) - (self.n_fft - self.hop)

@@ -2,6 +2,7 @@
 
     python scripts/export.py runs/main/best.pt                      # -> audiocodec/weights/default.*
     python scripts/export.py runs/main/ckpt.pt --minutes 30 --out audiocodec/weights/default
+    python scripts/export.py runs/hv2/ckpt.pt --pitch runs/pitch/ckpt.pt   # with the sender's pitch tracker
 
 The entropy model counts how often each code of each codebook is chosen on the training split
 (``--minutes`` of it, spread over the whole split); the range coder then spends fewer bits on frequent codes.
@@ -26,12 +27,12 @@ def count_codes(codec: Codec, audio: np.ndarray, minutes: float, seconds_per_pie
     n = int(minutes * 60 / seconds_per_piece)
     length = int(seconds_per_piece * 16000)
     starts = np.linspace(0, len(audio) - length, n).astype(int)
-    counts = np.zeros((codec.cfg.n_codebooks, codec.cfg.codebook_size), dtype=np.int64)
+    counts = np.zeros((codec.max_rows, codec.cfg.codebook_size), dtype=np.int64)  # one table per stage (+ pitch)
     for s in tqdm(starts, desc="counting codes"):
         x = torch.from_numpy(audio[s:s + length].astype(np.float32) / 32768.0)
-        codes = codec.encode(x, codec.cfg.n_codebooks)[0].numpy()
-        for i, row in enumerate(codes):
-            counts[i] += np.bincount(row, minlength=codec.cfg.codebook_size)
+        codes = codec.encode(x, codec.max_rows)[0].numpy()
+        for t, row in zip(codec.row_tables(codec.max_rows), codes):
+            counts[t] += np.bincount(row, minlength=codec.cfg.codebook_size)
     return counts
 
 
@@ -41,12 +42,16 @@ def main() -> None:
     p.add_argument("--out", default="audiocodec/weights/default", help="path prefix for .safetensors and .entropy.npz")
     p.add_argument("--minutes", type=float, default=20.0)
     p.add_argument("--data", default=DEFAULT_ROOT)
+    p.add_argument("--pitch", default=None, metavar="CKPT",
+                   help="a pitch tracker from scripts/train_pitch.py: the codec sends its pitch (audiocodec/model/pitch.py)")
     p.add_argument("--live", action="store_true",
                    help="ship the live weights of a run trained with --weight-ema rather than their moving average")
     a = p.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     ck = torch.load(a.checkpoint, map_location="cpu", weights_only=False)
     model = Codec.from_checkpoint(ck, live=a.live)
+    if a.pitch:
+        model = model.with_pitch_tracker(torch.load(a.pitch, map_location="cpu", weights_only=True)["tracker"])
     averaged = "averaged" in ck and not a.live
     weights = a.out + ".safetensors"
     model.save(weights, {"steps": ck["step"], "trained_on": "shared/data/speech train split",
@@ -58,7 +63,9 @@ def main() -> None:
     bits = EntropyModel(counts, codec.model_id).bits_per_code()
     kind = "averaged" if averaged else "live"
     print(f"wrote {weights} ({os.path.getsize(weights) / 1e6:.2f} MB, step {ck['step']}, {kind} weights, id {codec.model_id})")
-    print("entropy bits per code by stage:", " ".join(f"{b:.2f}" for b in bits))
+    print("entropy bits per code by stage:", " ".join(f"{b:.2f}" for b in bits[:codec.cfg.n_codebooks]))
+    if codec.pitch is not None:
+        print(f"entropy bits per pitch symbol: {bits[-1]:.2f}")
 
 
 if __name__ == "__main__":

@@ -56,16 +56,19 @@ def main() -> None:
     with torch.no_grad():
         batch = codec._as_batch(x)
         z, late = codec.encoder.parts(batch)
-        codes = codec.quantizer.encode(z, n_q, late)
+        stages = n_q - codec.sends_pitch(n_q)  # a stream that sends the pitch gives it a row
+        codes = codec.quantizer.encode(z, stages, late)
         z_q = codec.quantizer.decode(codes)
         feats = codec.decoder(z_q)
         parts = {
             "encoder (SEANet at 16 kHz + spectral branch)": lambda: codec.encoder.parts(batch),
-            "RVQ encode": lambda: codec.quantizer.encode(z, n_q, late),
+            "RVQ encode": lambda: codec.quantizer.encode(z, stages, late),
             "RVQ decode": lambda: codec.quantizer.decode(codes),
             "decoder backbone (ConvNeXt at 50 Hz)": lambda: codec.decoder(z_q),
             "pitch source + iSTFT head + overlap-add": lambda: codec.synthesize(feats),
         }
+        if codec.sends_pitch(n_q):
+            parts["pitch tracker (sender, model/pitch.py)"] = lambda: codec.pitch_symbols(batch)
         data = compress(wav, a.kbps, engine)
         paths = {
             "offline encode + decode (Codec.encode / .decode)": lambda: codec.decode(codec.encode(x, n_q)),

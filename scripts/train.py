@@ -30,6 +30,10 @@ the weights instead of the live ones (and ``--init`` from a run's .pt starts fro
 Since session 11: ``--periodicity-weight`` adds ``losses.PeriodicityLoss``: on the frames the tracker calls
 voiced, the output's band below 1 kHz should be as periodic at the tracker's pitch as the input's (the decoder
 had learned to hedge an uncertain pitch with noise there).
+Since session 12: ``--sent-pitch runs/pitch/train-f0.npy`` trains the decoder for pitch-coded streams
+(model/pitch.py): clips of at least ``pitch_from`` rows keep one RVQ stage fewer, and the excitation follows
+the pitch the sender would send (its tracker's pitch of the split, written by ``scripts/train_pitch.py``,
+through the 8-bit code, one per 20 ms); ``scripts/export.py --pitch`` puts tracker and decoder together.
 """
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ from audiocodec.losses import (ComplexSTFTLoss, CompressedMagnitudeLoss, MultiRe
                                StoiLoss,
                                discriminator_loss, generator_losses)
 from audiocodec.model import BITRATES, Codec, CodecConfig  # noqa: E402
+from audiocodec.model.pitch import dequantize, frame_symbols  # noqa: E402
 
 
 @dataclass
@@ -86,6 +91,9 @@ class Settings:
     f0_weight: float = 50.0      # L1 of the predicted pitch in octaves, on voiced frames
     voicing_weight: float = 5.0  # binary cross-entropy of the predicted voicing
     teacher_until: int = 2000    # before this step the excitation follows the tracker's pitch, not the predicted one
+    sent_pitch: str = ""         # a pitch track of the train split (train_pitch.py's train-f0.npy, or "harvest"): clips of at
+                                 # least pitch_from rows are decoded as a pitch-coded stream, one stage fewer, the
+                                 # excitation at that pitch as the stream sends it (model/pitch.py's 8-bit code)
     nq_weights: str = "1,1,1,1"  # quantizer dropout: relative odds of keeping 3, 6, 12, 24 stages (1.5, 3, 6, 12 kbps)
     reseed_every: int = 0        # every this many steps, seed the RVQ stages afresh on 256 new crops (0: never)
     reseed_from: int = 3         # ... from this stage on (0-based): the first three (1.5 kbps) keep what they learned
@@ -98,6 +106,15 @@ class Settings:
                                  # the learning rate ramping up over --warmup steps from there (Adam starts afresh)
     weight_ema: float = 0.0      # also keep an exponential moving average of the weights with this decay (0.999:
                                  # over about 1,000 steps); validated, saved and exported in place of the live weights
+
+
+def as_sent(n_q: torch.Tensor, f0: torch.Tensor, pitch_from: int, teacher: torch.Tensor | None = None):
+    """``--sent-pitch``: rows per clip (B,) and the tracker's pitch (B, J) -> (RVQ stages per clip, the pitch
+    that drives the excitation (B, J), 0 = the predicted one). Clips of at least ``pitch_from`` rows give a
+    row to the pitch, which arrives through the 8-bit code, one value per 20 ms (model/pitch.py)."""
+    sent = n_q >= pitch_from
+    coded = torch.where(sent[:, None], dequantize(frame_symbols(f0)), torch.zeros_like(f0))
+    return n_q - sent.long(), coded if teacher is None else torch.where(coded > 0, coded, teacher)
 
 
 MACHINE = ("device", "threads")  # settings of the machine, not of the run: a resumed run does not inherit them
@@ -318,6 +335,8 @@ def main() -> None:
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params; settings: {json.dumps(dataclasses.asdict(s))}")
     audio, _ = load_split(s.data, "train")
     f0 = load_f0(s.data, "train") if s.pitch_source else None
+    if s.sent_pitch:  # row 0: the decoder's pitch targets; row 1: the pitch a pitch-coded stream would send
+        f0 = np.stack([f0, f0 if s.sent_pitch == "harvest" else np.load(s.sent_pitch)[:len(f0)]], -1)
     clips = excerpts(s.data, "test", s.eval_clips)  # fixed validation material: the first 4 s of each
     rng = np.random.default_rng(s.seed + step)
     length = int(s.seconds * 16000) // model.cfg.frame_size * model.cfg.frame_size
@@ -370,6 +389,10 @@ def main() -> None:
         x, f0_target = x.to(s.device), f0_target.to(s.device) if f0_target is not None else None
         n_q = choices[torch.multinomial(odds, s.batch, replacement=True)].to(s.device)
         teacher = f0_target if step < s.teacher_until else None
+        if s.sent_pitch:
+            f0_target, track = f0_target[..., 0], f0_target[..., 1]
+            teacher = teacher if teacher is None else teacher[..., 0]
+            n_q, teacher = as_sent(n_q, track, model.cfg.pitch_from, teacher)
         if latents is None:
             x_hat, q, f0_hat = model(x, n_q, teacher)
         else:  # the frozen encoder's latents were computed once, at the start

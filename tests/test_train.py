@@ -1,4 +1,4 @@
-"""The training script's schedule and weight average (scripts/train.py; training itself is too slow to test)."""
+"""The training script's schedule, weight average and pitch-coded clips (scripts/train.py; training itself is too slow to test)."""
 import importlib.util
 import os
 import sys
@@ -58,3 +58,11 @@ def test_weight_average_follows_the_live_weights(train):
 
     resumed = train.WeightAverage(model, decay=0.75, state=state)  # from a checkpoint's "averaged"
     assert torch.allclose(resumed.state_dict()["0.weight"], start["0.weight"] + 1.0)
+
+
+def test_sent_pitch_takes_a_row_and_drives_the_excitation(train):
+    f0 = torch.tensor([[0.0, 0.0, 100.0, 100.0], [200.0, 200.0, 0.0, 0.0]])
+    n_q, teacher = train.as_sent(torch.tensor([3, 12]), f0, 6)
+    assert n_q.tolist() == [3, 11]
+    assert teacher[0].tolist() == [0, 0, 0, 0]                     # 3 rows: no pitch sent, the predicted one
+    assert torch.allclose(teacher[1], torch.tensor([200.0, 200.0, 0.0, 0.0]), rtol=0.01)  # 20 ms, 8-bit code

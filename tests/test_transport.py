@@ -328,3 +328,24 @@ def test_paced_receiver_waits_without_spinning_when_the_buffer_runs_dry(codec):
     sock.close()
     assert st.ended_by == "timeout" and len(sink.audio) == 3 * 320
     assert time.process_time() - cpu < 0.3  # idle, not polling
+
+
+def test_look_ahead_encoder_gets_every_frame_to_its_place(codec, clip, offline):
+    class LookAhead(StreamEncoder):  # each frame's codes one frame late, as a stream that sends the pitch gives them
+        held = None
+
+        def push(self, samples):
+            codes, self.held = self.held, super().push(samples)
+            return np.zeros((N_Q, 0), dtype=np.int64) if codes is None else codes
+
+        def flush(self):
+            return self.held
+
+    for frames_per_packet in (1, 4):
+        sock, sink, t, out = _listen(codec)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            st = send_stream(tx, sock.getsockname(), [clip], LookAhead(codec, N_Q), frames_per_packet, paced=False)
+        t.join(10)
+        sock.close()
+        assert st.frames == offline[0].shape[1] and out["stats"].ended_by == "end-of-stream"
+        assert len(sink.audio) == len(clip) and np.abs(sink.audio - offline[1]).max() < 1e-4

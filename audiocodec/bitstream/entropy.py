@@ -40,23 +40,25 @@ class EntropyModel:
         """Entropy of each stage's distribution, in bits (what range coding costs on average)."""
         return -(self.probs * np.log2(self.probs)).sum(1)
 
-    def encode(self, codes: np.ndarray) -> bytes:
-        """codes (n_q, frames) -> range-coded bytes (a whole number of 32-bit words)."""
+    def encode(self, codes: np.ndarray, tables: list[int]) -> bytes:
+        """codes (n_q, frames), row ``i`` coded with table ``tables[i]`` (``Codec.row_tables``) -> range-coded
+        bytes (a whole number of 32-bit words)."""
         import constriction
 
         enc = constriction.stream.queue.RangeEncoder()
-        for i, row in enumerate(np.asarray(codes)):
-            enc.encode(row.astype(np.int32), self._models[i])
+        for t, row in zip(tables, np.asarray(codes), strict=True):
+            enc.encode(row.astype(np.int32), self._models[t])
         return enc.get_compressed().astype("<u4").tobytes()
 
-    def decode(self, data: bytes, n_q: int, frames: int) -> np.ndarray:
+    def decode(self, data: bytes, tables: list[int], frames: int) -> np.ndarray:
+        """Inverse of ``encode``: (len(tables), frames) codes."""
         import constriction
 
         if len(data) % 4:
             raise FormatError("entropy-coded payload is not a whole number of words")
         dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
         try:
-            rows = [dec.decode(self._models[i], frames) for i in range(n_q)]
+            rows = [dec.decode(self._models[t], frames) for t in tables]
         except Exception:
             raise FormatError("entropy-coded payload does not decode") from None
         return np.stack(rows).astype(np.int64)

@@ -3,6 +3,10 @@
 Public API (no files, no bytes):
     codes = codec.encode(wav, n_q)    # wav (T,) or (B, 1, T) float at 16 kHz -> codes (B, n_q, frames)
     wav   = codec.decode(codes)       # codes -> wav (B, 1, frames * 320)
+
+Each of the ``n_q`` rows of codes is 10 bits per 20 ms frame. In a model with a pitch tracker
+(``pitch_coded``), from ``pitch_from`` rows up the first row carries the sender's pitch (``pitch.py``, 8 of
+its 10 bits) and the other ``n_q - 1`` the RVQ stages; below that, and in other models, all rows are stages.
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
@@ -18,6 +22,7 @@ from torch import nn
 from .decoder import Decoder
 from .encoder import Encoder
 from .heads import HarmonicSource, ISTFTHead
+from .pitch import CODE_BITS, PitchTracker, dequantize, frame_symbols
 from .quantizer import QuantizerOutput, ResidualVQ
 
 # kbps -> number of codebooks (each codebook: 10 bits per 20 ms frame = 0.5 kbps)
@@ -51,6 +56,8 @@ class CodecConfig:
     vq_gain: bool = True        # codes keep their length, so each RVQ stage refines the last (False: unit codes, models up to session 4)
     enc_spectral: bool = False  # the encoder also reads log-magnitude spectra (SpectralBranch; a session-6 experiment)
     spectral_join: int = 0      # ... and its output joins the RVQ residual before this stage (ResidualVQ's ``late``)
+    pitch_coded: bool = False   # the sender tracks the pitch and sends it as the first row of codes (pitch.py)
+    pitch_from: int = 6         # ... in streams of at least this many rows (at 1.5 kbps a stage is worth more)
 
     @property
     def frame_size(self) -> int:
@@ -92,6 +99,9 @@ class Codec(nn.Module):
         self.head = ISTFTHead(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop)
         self.source = HarmonicSource(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop,
                                      bands=cfg.voicing_bands) if cfg.pitch_source else None
+        if cfg.pitch_coded and (not cfg.pitch_source or cfg.bits_per_code < CODE_BITS):
+            raise ValueError(f"a pitch-coded model needs the pitch source and codes of at least {CODE_BITS} bits")
+        self.pitch = PitchTracker() if cfg.pitch_coded else None
         self.model_id = "untrained"
 
     # ---- training path -------------------------------------------------------------------------
@@ -120,7 +130,6 @@ class Codec(nn.Module):
         frames, phase = self.head.frames(feats, state.get("phase"), source, voicing)
         return frames, pitch, {"phase": phase, "source": source_state}
 
-    # ---- public API ----------------------------------------------------------------------------
     def _as_batch(self, wav: torch.Tensor) -> torch.Tensor:
         wav = torch.as_tensor(wav, dtype=torch.float32)
         if wav.dim() == 1:
@@ -135,19 +144,55 @@ class Codec(nn.Module):
         """wav -> continuous latents (B, latent_dim, frames), before quantization."""
         return self.encoder(self._as_batch(wav).to(self.device))
 
+    # ---- rows of codes: RVQ stages and the pitch ---------------------------------------------------
+    @property
+    def max_rows(self) -> int:
+        return self.cfg.n_codebooks + (self.pitch is not None)
+
+    def sends_pitch(self, n_q: int) -> bool:
+        """Whether a stream of ``n_q`` rows carries the pitch in its first row."""
+        return self.pitch is not None and n_q >= self.cfg.pitch_from
+
+    def row_tables(self, n_q: int) -> list[int]:
+        """The entropy table of each row of an ``n_q``-row stream: stage ``i`` uses table ``i``, the pitch
+        row table ``n_codebooks`` (``bitstream/entropy.py``)."""
+        if self.sends_pitch(n_q):
+            return [self.cfg.n_codebooks] + list(range(n_q - 1))
+        return list(range(n_q))
+
+    def split(self, codes: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """codes (B, n_q, frames) -> (pitch symbols (B, frames) or None, RVQ codes (B, stages, frames))."""
+        if self.sends_pitch(codes.shape[1]):
+            return codes[:, 0], codes[:, 1:]
+        return None, codes
+
+    def pitch_symbols(self, x: torch.Tensor) -> torch.Tensor:
+        """wav (B, 1, frames * 320) -> the pitch symbols sent (B, frames). The tracker hears 20 ms past each
+        frame (``PitchTracker.LOOKAHEAD``), zeros after the end."""
+        look = self.pitch.LOOKAHEAD
+        hz = self.pitch.to_hz(self.pitch(torch.nn.functional.pad(x, (0, self.cfg.frame_size))))
+        return frame_symbols(hz[:, look:look + 2 * x.shape[-1] // self.cfg.frame_size])
+
+    # ---- public API ----------------------------------------------------------------------------
     @torch.no_grad()
     def encode(self, wav: torch.Tensor, n_q: int) -> torch.Tensor:
         """wav (T,) / (B, T) / (B, 1, T) at 16 kHz -> codes (B, n_q, ceil(T / 320)) int64 in [0, 1024)."""
-        if not 1 <= n_q <= self.cfg.n_codebooks:
-            raise ValueError(f"n_q must be in 1..{self.cfg.n_codebooks}")
-        z, late = self.encoder.parts(self._as_batch(wav).to(self.device))
-        return self.quantizer.encode(z, n_q, late)
+        if not 1 <= n_q <= self.max_rows:
+            raise ValueError(f"n_q must be in 1..{self.max_rows}")
+        x = self._as_batch(wav).to(self.device)
+        z, late = self.encoder.parts(x)
+        if not self.sends_pitch(n_q):
+            return self.quantizer.encode(z, n_q, late)
+        stages = self.quantizer.encode(z, n_q - 1, late)
+        return torch.cat([self.pitch_symbols(x)[:, None], stages], 1)
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (B, n_q, frames) -> wav (B, 1, frames * 320)."""
         codes = torch.as_tensor(codes, dtype=torch.long, device=self.device)
-        return self.synthesize(self.decoder(self.quantizer.decode(codes)))[0]
+        symbols, stages = self.split(codes)
+        f0 = None if symbols is None else dequantize(symbols)
+        return self.synthesize(self.decoder(self.quantizer.decode(stages)), f0)[0]
 
     @property
     def device(self) -> torch.device:
@@ -205,6 +250,17 @@ class Codec(nn.Module):
         weights when the run kept one (``--weight-ema``), unless ``live``."""
         codec = Codec(CodecConfig.from_dict(ck.get("config", {})))  # checkpoints before the pitch source have none
         codec.load_state_dict(ck["averaged"] if "averaged" in ck and not live else ck["model"])
+        for stage in codec.quantizer.stages:
+            stage.initialized.fill_(True)
+        return codec.eval()
+
+    def with_pitch_tracker(self, tracker_state: dict) -> "Codec":
+        """A copy of this model that tracks and sends the pitch, with a trained ``PitchTracker``'s weights
+        (``scripts/train_pitch.py``)."""
+        codec = Codec(replace(self.cfg, pitch_coded=True))
+        state = dict(self.state_dict())
+        state.update({f"pitch.{k}": v for k, v in tracker_state.items()})
+        codec.load_state_dict(state)
         for stage in codec.quantizer.stages:
             stage.initialized.fill_(True)
         return codec.eval()

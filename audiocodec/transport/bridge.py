@@ -30,13 +30,17 @@ class StreamEncoder:
     def push(self, samples: np.ndarray) -> np.ndarray:
         return self.enc.push(samples)
 
+    def flush(self) -> np.ndarray:
+        """The frame a look-ahead stream (one that sends the pitch) still holds once the input ends."""
+        return self.enc.flush()
+
 
 class StreamDecoder:
     def __init__(self, codec: Codec, decay: float = DECAY, mute: bool = False):
         self.codec, self.decay, self.mute = codec, decay, mute
         self.model_tag = model_tag(codec.model_id)
         self.dec = StreamingDecoder(codec)
-        self.max_codebooks = codec.cfg.n_codebooks
+        self.max_codebooks = codec.max_rows
         self.run = 0                       # consecutive frames concealed so far
         self.good: torch.Tensor | None = None
         with torch.no_grad():              # the quantized latent of 20 ms of silence: where concealment fades to
@@ -46,7 +50,7 @@ class StreamDecoder:
     def decode(self, codes: np.ndarray) -> np.ndarray:
         z = self.dec.latent_of(codes)
         self.good, self.run = z, 0
-        return self.dec.push_latent(z)
+        return self.dec.push_latent(z, self.dec.pitch_of(codes))
 
     def conceal(self) -> np.ndarray:
         base = self.good if self.good is not None and not self.mute else self.silence

@@ -1,8 +1,9 @@
 """The sending side: audio -> 20 ms frames -> encoder -> packets -> UDP, paced like a live microphone.
 
 The encoder is any object with ``push(samples) -> codes (n_q, k)``; it gets exactly one 320-sample frame
-per call (the last one zero-padded) and must return that frame's codes (``bridge.StreamEncoder`` wraps the
-streaming codec). No torch here.
+per call (the last one zero-padded) and returns that frame's codes, or, if it looks ahead (a stream that
+sends the pitch), the frame before's: nothing for the first, and ``flush()`` gives the last
+(``bridge.StreamEncoder`` wraps the streaming codec). No torch here.
 """
 from __future__ import annotations
 
@@ -77,13 +78,13 @@ def send_stream(sock: socket.socket, dest: tuple, blocks: Iterable[np.ndarray], 
     st = stats or SenderStats()
     st.session = secrets.randbits(32) if session is None else session
     tag = getattr(encoder, "model_tag", 0)  # seeds each packet's CRC: receivers with other weights refuse them
-    seq, frame_index, pending = 0, 0, []
+    seq, frame_index, coded, pending = 0, 0, 0, []
     start = time.monotonic()
 
-    def emit(codes: np.ndarray) -> None:
+    def emit(codes: np.ndarray, first: int) -> None:
+        """Send the codes of frames ``first``, ``first + 1``, ..."""
         nonlocal seq
-        data = packets.build_audio(seq, (frame_index - codes.shape[1]) * FRAME, st.session, codes,
-                                   int(time.time() * 1000), tag)
+        data = packets.build_audio(seq, first * FRAME, st.session, codes, int(time.time() * 1000), tag)
         sock.sendto(data, dest)
         seq += 1
         st.packets += 1
@@ -97,17 +98,24 @@ def send_stream(sock: socket.socket, dest: tuple, blocks: Iterable[np.ndarray], 
                 if wait > 0:
                     time.sleep(wait)
             codes = encoder.push(frame)
-            if codes.shape[1] != 1:
+            if codes.shape[1] > 1 or (codes.shape[1] == 0 and frame_index > 0):
                 raise RuntimeError(f"encoder returned {codes.shape[1]} frames for one frame of input")
-            pending.append(codes)
             frame_index += 1
+            if codes.shape[1]:
+                pending.append(codes)
+                coded += 1
             if len(pending) == frames_per_packet:
-                emit(np.concatenate(pending, axis=1))
+                emit(np.concatenate(pending, axis=1), coded - len(pending))
                 pending = []
     except KeyboardInterrupt as exc:  # Ctrl-C hangs up: still tell the receiver where the stream ends
         interrupted, total = exc, min(total, frame_index * FRAME)
-    if pending:
-        emit(np.concatenate(pending, axis=1))
+    if coded < frame_index and hasattr(encoder, "flush"):  # a look-ahead encoder still holds the last frame
+        pending.append(encoder.flush())
+        coded += pending[-1].shape[1]
+    if pending:  # at most frames_per_packet of them
+        rest = np.concatenate(pending, axis=1)
+        for i in range(0, rest.shape[1], frames_per_packet):
+            emit(rest[:, i:i + frames_per_packet], coded - rest.shape[1] + i)
     st.frames, st.samples = frame_index, total
     for _ in range(END_COPIES):
         sock.sendto(packets.build_end(seq, frame_index * FRAME, st.session, total, int(time.time() * 1000), tag), dest)
