@@ -3,15 +3,19 @@
     python scripts/benchmark.py                               # 60 fixed clips of the shared test split
     python scripts/benchmark.py --limit 10                    # quick look
     python scripts/benchmark.py samples/ --out /tmp/bench     # your own clips
+    python scripts/benchmark.py --model cand.safetensors --against '' --out /tmp/cand \
+        --compare reports/benchmark/results.json              # a candidate against the shipped model, clip by clip
 
 Per codec: actual kbps (payload bits of real encoder output / seconds), PESQ-WB, STOI, ESTOI, SI-SDR,
 log-mel distance, and the encode+decode real-time factor on ONE thread. Writes OUT/benchmark.md,
-OUT/rd.png (PESQ-WB and STOI vs kbps) and OUT/results.json (read by scripts/make_figures.py).
+OUT/rd.png (PESQ-WB and STOI vs kbps) and OUT/results.json (read by scripts/make_figures.py). With
+--compare, benchmark.md also gets the change against an earlier results.json, clip by clip.
 The work is done by audiocodec.evaluation (the same code as `audiocodec evaluate`)."""
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import sys
@@ -24,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from audiocodec.errors import CodecError  # noqa: E402
 from audiocodec.evaluation.codecs import make_codecs, parse_list  # noqa: E402
 from audiocodec.evaluation.plots import rd_plot  # noqa: E402
-from audiocodec.evaluation.report import model_info, summary_rows, write_json  # noqa: E402
+from audiocodec.evaluation.report import model_info, paired_rows, summary_rows, write_json  # noqa: E402
 from audiocodec.evaluation.runner import collect_inputs, evaluate, fixed_test_clips  # noqa: E402
 
 
@@ -71,7 +75,10 @@ def main() -> int:
     ap.add_argument("--against", default="opus,codec2,pca", help="reference codecs, comma-separated; '' for none")
     ap.add_argument("--model", help="weights file (default: the shipped model)")
     ap.add_argument("--out", default="reports/benchmark", help="output folder (default reports/benchmark)")
+    ap.add_argument("--compare", metavar="RESULTS_JSON", help="an earlier run's results.json: add the change, clip by clip")
     args = ap.parse_args()
+    if args.compare and not os.path.isfile(args.compare):
+        raise CodecError(f"{args.compare}: no such results file")
 
     torch.set_num_threads(1)
     if args.inputs:
@@ -91,6 +98,11 @@ def main() -> int:
     write_json(results, os.path.join(args.out, "results.json"))
     rd_plot(results["summary"], os.path.join(args.out, "rd.png"), metrics=("pesq_wb", "stoi"))
     text = markdown(results, desc)
+    if args.compare:
+        with open(args.compare) as f:
+            rows = paired_rows(json.load(f), results)
+        text += "\n".join([f"## Against `{args.compare}`, clip by clip", "", "| " + " | ".join(rows[0]) + " |",
+                           "|" + "---|" * len(rows[0])] + ["| " + " | ".join(r) + " |" for r in rows[1:]]) + "\n"
     with open(os.path.join(args.out, "benchmark.md"), "w") as f:
         f.write(text)
     print(text)

@@ -104,6 +104,20 @@ def test_benchmark_script(tmp_path):
     assert "| neural-3 |" in md and "| pca-3 |" in md and "1 thread" in md
     assert (out / "rd.png").stat().st_size > 1000
     assert len(json.loads((out / "results.json").read_text())["rows"]) == 2
+    again = tmp_path / "again"  # the same run compared with itself, clip by clip: no change
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "benchmark.py"), CLIPS[0], "--bitrates", "3",
+                    "--against", "", "--out", str(again), "--compare", str(out / "results.json")],
+                   check=True, env=env, capture_output=True)
+    assert re.search(r"\| neural-3 \| 1 \| [0-9.]+ \(\+0\.000 ± nan\)", (again / "benchmark.md").read_text())
+
+
+def test_paired_rows_show_the_change_per_codec():
+    from audiocodec.evaluation.report import paired_rows
+
+    old = {"rows": [{"clip": c, "codec": "neural-6", "pesq_wb": p} for c, p in (("a", 2.0), ("b", 3.0), ("c", 1.0))]}
+    new = {"rows": [{"clip": c, "codec": "neural-6", "pesq_wb": p} for c, p in (("a", 2.1), ("b", 3.3), ("d", 9.0))]}
+    rows = paired_rows(old, new, metrics=("pesq_wb",))
+    assert rows[1] == ["neural-6", "2", "2.700 (+0.200 ± 0.100)"]
 
 
 def _chromium(args, user_dir, timeout=60):

@@ -52,6 +52,28 @@ def summary_rows(summary: list[dict]) -> list[list[str]]:
     return [head] + body
 
 
+def paired_rows(old: dict, new: dict, metrics=("pesq_wb", "stoi", "estoi")) -> list[list[str]]:
+    """Clip-by-clip comparison of two ``evaluate`` results (say, a candidate model against the shipped one): per
+    codec in both, the new mean and the mean change over the clips both scored, +- its standard error. Paired
+    differences cancel what the clips share, so they show a change far smaller than the spread of the means."""
+    before = {(r["clip"], r["codec"]): r for r in old["rows"]}
+    out = [["codec", "clips"] + [f"{M.LABELS.get(m, m)} (change)" for m in metrics]]
+    for codec in dict.fromkeys(r["codec"] for r in new["rows"]):
+        pairs = [(before[(r["clip"], codec)], r) for r in new["rows"] if r["codec"] == codec and (r["clip"], codec) in before]
+        if not pairs:
+            continue
+        row = [codec, str(len(pairs))]
+        for m in metrics:
+            a = np.array([p[0].get(m, math.nan) for p in pairs], dtype=float)
+            b = np.array([p[1].get(m, math.nan) for p in pairs], dtype=float)
+            ok = np.isfinite(a) & np.isfinite(b)
+            d = b[ok] - a[ok]
+            se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else math.nan
+            row.append(f"{b[ok].mean():.3f} ({d.mean():+.3f} ± {se:.3f})" if len(d) else "-")
+        out.append(row)
+    return out
+
+
 def strict_json(obj):
     """NaN/inf -> None, so results.json is strict JSON (readable by browsers and jq)."""
     if isinstance(obj, float):
