@@ -100,8 +100,10 @@ def main() -> int:
     text = markdown(results, desc)
     if args.compare:
         with open(args.compare) as f:
-            rows = paired_rows(json.load(f), results)
-        text += "\n".join([f"## Against `{args.compare}`, clip by clip", "", "| " + " | ".join(rows[0]) + " |",
+            old = json.load(f)
+        rows = paired_rows(old, results)
+        before = old.get("model", {}).get("model_id", "?")
+        text += "\n".join(["", f"## Against an earlier run (`{args.compare}`, model `{before}`), clip by clip", "", "| " + " | ".join(rows[0]) + " |",
                            "|" + "---|" * len(rows[0])] + ["| " + " | ".join(r) + " |" for r in rows[1:]]) + "\n"
     with open(os.path.join(args.out, "benchmark.md"), "w") as f:
         f.write(text)

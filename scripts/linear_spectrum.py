@@ -76,7 +76,6 @@ def main() -> None:
     for clip in tqdm(excerpts(a.data, "test", a.clips), desc="clips"):
         x = torch.from_numpy(clip)[:64000]
         c = (log_pairs(x).float() - mean) @ axes
-        codes = codec.encode(x, max(STAGES.values()))  # residual codes: the first n are the n-stage code
         for kbps, n in [*STAGES.items(), (None, 0)]:
             rebuilt = (c if kbps is None else code(c, books[:n])) @ axes.T + mean
             y = griffin_lim(from_pairs(rebuilt.double(), len(x)), len(x), 30)
@@ -84,7 +83,7 @@ def main() -> None:
             linear.setdefault(name, []).append(pesq_wb(x.numpy(), y.numpy()))
             if kbps is not None:
                 with torch.no_grad():
-                    y = codec.decode(codes[:, :n])[0, 0, :len(x)]
+                    y = codec.decode(codec.encode(x, n))[0, 0, :len(x)]  # as a stream of n rows
                 neural.setdefault(name, []).append(pesq_wb(x.numpy(), y.numpy()))
     lines = [f"# Linear transform coder of the log-magnitude spectrum ({a.clips} test clips, first 4 s)", "",
              f"PCA to {a.components} numbers per 20 ms, residual k-means 1024 x 24, Griffin-Lim phase (30); "

@@ -134,7 +134,8 @@ def codebook_figures(plt, wavs, codec, out, info):
     n_stages, size = codec.cfg.n_codebooks, codec.cfg.codebook_size
     counts = np.zeros((n_stages, size))
     for w in wavs:
-        codes = codec.encode(torch.from_numpy(w), n_stages)[0].numpy()
+        with torch.no_grad():  # the RVQ stages alone (a stream that sends the pitch spends a row on it)
+            codes = codec.quantizer.encode(*codec.encoder.parts(codec._as_batch(torch.from_numpy(w))), n_stages)[0].numpy()
         for k in range(n_stages):
             counts[k] += np.bincount(codes[k], minlength=size)
     p = counts / counts.sum(1, keepdims=True)
@@ -171,7 +172,7 @@ def rvq_stages_figure(plt, wavs, codec, out, info):
             codes = codec.quantizer.encode(z, max(ks))
             energy = (z - z.mean(-1, keepdim=True)).pow(2).sum()
             for j, k in enumerate(ks):
-                y = codec.decode(codes[:, :k])[0, 0, :len(w)].numpy()
+                y = codec.synthesize(codec.decoder(codec.quantizer.decode(codes[:, :k])))[0][0, 0, :len(w)].numpy()
                 mel[j] += M.mel_distance(w, y) / len(wavs)
                 left[j] += float((z - codec.quantizer.decode(codes[:, :k])).pow(2).sum() / energy) / len(wavs)
     info["rvq_mel_distance"] = {str(k): float(m) for k, m in zip(ks, mel)}

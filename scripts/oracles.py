@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.compress import load_engine, n_q_for  # noqa: E402
 from audiocodec.dataset import DEFAULT_ROOT, excerpts, load_split, pitch_targets, track_f0  # noqa: E402
 from audiocodec.evaluation.metrics import pesq_wb  # noqa: E402
+from audiocodec.model.pitch import dequantize  # noqa: E402
 
 N_FFT, HOP = 640, 160
 
@@ -189,8 +190,9 @@ def main() -> None:
         x = torch.from_numpy(clip)
         with torch.no_grad():  # decode(codes), with the decoder features kept for the pitch rows
             codes = engine.codec.encode(x, n_q)
-            feats = engine.codec.decoder(engine.codec.quantizer.decode(codes))
-            y = engine.codec.synthesize(feats)[0][0, 0, :len(x)]
+            symbols, stages = engine.codec.split(codes)  # a stream of n_q rows may send the pitch in one
+            feats = engine.codec.decoder(engine.codec.quantizer.decode(stages))
+            y = engine.codec.synthesize(feats, None if symbols is None else dequantize(symbols))[0][0, 0, :len(x)]
         true_mag, out_mag = stft(x).abs(), stft(y).abs()
         target = tracked_pitch(engine.codec, codes, x)
         errors = pitch_errors(engine.codec, feats, target)

@@ -149,8 +149,11 @@ def test_range_coded_chunks_round_trip(engine, speech):
     from audiocodec.bitstream.entropy import EntropyModel
     from audiocodec.compress import Engine, compress, decompress, read_info
 
-    codes = engine.codec.encode(torch.from_numpy(speech), 24)[0].numpy()
-    counts = np.stack([np.bincount(row, minlength=1024) for row in codes]) * 100
+    codec = engine.codec
+    codes = codec.encode(torch.from_numpy(speech), codec.max_rows)[0].numpy()
+    counts = np.zeros((codec.max_rows, 1024), dtype=np.int64)  # a table per stage (and the pitch's, if sent)
+    for table, row in zip(codec.row_tables(codec.max_rows), codes):
+        counts[table] = np.bincount(row, minlength=1024) * 100
     fitted = Engine(engine.codec, EntropyModel(counts, engine.codec.model_id))
     ranged, fixed = compress(speech, 6.0, fitted), compress(speech, 6.0, fitted, entropy=False)
     assert read_info(io.BytesIO(ranged))["range_coded_chunks"] == 1 and len(ranged) < 0.9 * len(fixed)

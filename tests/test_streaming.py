@@ -65,7 +65,8 @@ def test_decoder_accepts_several_frames_and_latents(codec, offline):
     codes, ref = offline
     a, b = StreamingDecoder(codec), StreamingDecoder(codec)
     ya = np.concatenate([a.push(codes[:, k:k + 3]) for k in range(0, codes.shape[1], 3)] + [a.flush()])
-    yb = np.concatenate([b.push_latent(b.latent_of(codes[:, k])) for k in range(codes.shape[1])] + [b.flush()])
+    yb = np.concatenate([b.push_latent(b.latent_of(codes[:, k]), b.pitch_of(codes[:, k])) for k in range(codes.shape[1])]
+                        + [b.flush()])
     assert np.abs(ya - ref).max() < 1e-4 and np.abs(yb - ref).max() < 1e-4
     assert torch.equal(b.last_latent, b.latent_of(codes[:, -1]))
 

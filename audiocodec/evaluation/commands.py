@@ -34,7 +34,8 @@ LATENTS_EPILOG = """examples:
 
 OUT is a NumPy .npz archive (np.load(OUT)), written under exactly the name given, holding:
   latents      float32 (128, frames)  encoder output before quantization, one vector per 20 ms
-  codes        int16   (n_q, frames)  the residual-VQ codes at --bitrate (3, 6, 12 or 24 codebooks)
+  codes        int16   (n_q, frames)  the codes at --bitrate (3, 6, 12 or 24 rows; from 3 kbps up the shipped
+                                      model sends its pitch in row 0 and RVQ stages in the rest: docs/bitstream.md)
   frame_rate   50.0, sample_rate 16000, num_samples, kbps, model_id"""
 
 

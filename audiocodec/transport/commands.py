@@ -267,7 +267,8 @@ Frames of 20 ms are encoded as they "arrive" (paced like a live microphone) and 
 ceil(frames x codebooks x 10 / 8) bytes of codes. At 6 kbps, one frame per packet is 39 bytes every 20 ms
 (15.6 kbps, 26.8 with IP/UDP); three frames per packet, 69 bytes every 60 ms (9.2 kbps, 12.9).
 The stream ends with an end-of-stream packet (sent 5 times) carrying the exact sample count.
-Codec latency: 50 ms (20 ms frame + 30 ms decoder overlap), plus packetisation, network and jitter buffer.
+Codec latency: 50 ms (20 ms frame + 30 ms decoder overlap; 70 ms in a stream that sends the pitch, whose
+tracker hears 20 ms ahead), plus packetisation, network and jitter buffer.
 """
 
 RECEIVE_EPILOG = """examples:
