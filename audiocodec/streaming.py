@@ -179,7 +179,7 @@ class StreamingDecoder:
         """codes (n_q,) for one frame, or (n_q, k) for k frames -> the samples that became final."""
         c = np.asarray(codes, dtype=np.int64)
         c = c[:, None] if c.ndim == 1 else c
-        symbols, stages = self.codec.split(torch.from_numpy(c)[None])
+        _, stages = self.codec.split(torch.from_numpy(c)[None])
         return self.push_latent(self.codec.quantizer.decode(stages)[0], self.pitch_of(c))
 
     @torch.no_grad()

@@ -1,4 +1,4 @@
-"""The sender's pitch: a small causal pitch tracker, and the 8-bit code that carries its pitch in the bitstream.
+"""The sender's pitch: a small pitch tracker, and the 8-bit code that carries its pitch in the bitstream.
 
 Why send the pitch: the decoder's harmonic source predicts a pitch from the codes alone, and for low voices
 that guess is an octave off on about a third of the voiced frames (README, Training). Decoding with a real
@@ -6,7 +6,10 @@ pitch tracker's pitch in its place raises PESQ-WB by about 0.1 at 6 kbps. WORLD'
 decoder was trained against, runs at 3x real time on one core, too slow for a codec, so ``PitchTracker``
 learns to imitate it: from log-magnitude spectra (64 ms windows every 10 ms) it classifies each 10 ms frame
 as unvoiced or as one of 128 log-spaced pitches (60 .. 500 Hz), trained on Harvest's pitch of the training
-split (``scripts/train_pitch.py``). It only looks back, so it streams.
+split (``scripts/train_pitch.py``). Its layers only look back, so it streams; but it is trained to give the
+pitch of 20 ms before the newest sample it has heard (``LOOKAHEAD``), because a causal version lagged Harvest
+by about 20 ms, and a pitch 20 ms late costs more than the decoder's own guess. So a stream that sends the
+pitch hands each frame over one frame later (70 ms of latency instead of 50; ``streaming.py``).
 
 The code: one pitch per 20 ms codec frame (the pitch at the end of the frame), 8 bits, 0 = unvoiced and
 1 .. 255 a log-spaced pitch from 60 to 500 Hz (steps of 1.2 % of an octave). The 10 ms frame in between
@@ -82,7 +85,8 @@ class PitchTracker(nn.Module):
 
     @torch.no_grad()
     def track(self, wav: torch.Tensor) -> torch.Tensor:
-        """wav (B, 1, T) -> pitch (B, T / HOP) in Hz, 0 = unvoiced."""
+        """wav (B, 1, T) -> pitch (B, T / HOP) in Hz, 0 = unvoiced; value j is the pitch at the end of 10 ms
+        frame j - LOOKAHEAD."""
         return self.to_hz(self(wav))
 
     def targets(self, f0: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
