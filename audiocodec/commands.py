@@ -16,6 +16,11 @@ from .errors import CodecError
 MAX_STDIN = 256 * 1024 * 1024  # refuse more than this from a pipe (files are streamed instead)
 
 
+def _rows(engine, n_q: int) -> str:
+    """What the n_q rows of a stream are: "12 codebooks", or "pitch + 11 codebooks" where one is the pitch."""
+    return f"pitch + {n_q - 1} codebooks" if engine.codec.sends_pitch(n_q) else f"{n_q} codebooks"
+
+
 def _progress(total: float, desc: str, unit: str = "s"):
     from tqdm import tqdm
 
@@ -82,7 +87,7 @@ def cmd_compress(args) -> int:
 
     i = read_info(io.BytesIO(data))
     if not args.quiet:
-        print(f"{args.input} -> {args.output}: {i['duration_s']:.2f} s at {args.bitrate:g} kbps ({i['codebooks']} codebooks"
+        print(f"{args.input} -> {args.output}: {i['duration_s']:.2f} s at {args.bitrate:g} kbps ({_rows(engine, i['codebooks'])}"
               f", {i['range_coded_chunks']}/{i['chunks']} chunks range-coded), {i['size_bytes']} bytes = "
               f"{i['actual_kbps']:.2f} kbps actual", file=sys.stderr)
     return 0
@@ -127,7 +132,7 @@ def cmd_decompress(args) -> int:
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
     if not args.quiet:
-        print(f"{args.input} -> {args.output}: {header.duration:.2f} s, {header.n_q} codebooks", file=sys.stderr)
+        print(f"{args.input} -> {args.output}: {header.duration:.2f} s, {_rows(engine, header.n_q)}", file=sys.stderr)
     if args.reference:
         _report_quality(args.reference, np.concatenate(kept))
     return 0

@@ -26,6 +26,8 @@ def test_round_trip_every_bitrate(tmp_path, kbps, capsys):
     x, _ = sf.read(SAMPLE)
     y, sr = sf.read(out, dtype="int16")
     assert sr == 16000 and len(y) == len(x) and y.dtype == np.int16
+    rows = {"1.5": "3 codebooks", "3": "pitch + 5 codebooks", "6": "pitch + 11 codebooks", "12": "pitch + 23 codebooks"}
+    assert f"({rows[kbps]}" in capsys.readouterr().err  # the shipped model sends the pitch from 3 kbps up
     assert run("info", acdc) == 0
     text = capsys.readouterr().out
     assert f"{float(kbps):g} kbps mode" in text and "format version  1" in text
