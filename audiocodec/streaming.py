@@ -26,7 +26,8 @@ LATENCY_MS = 50.0    # frame (20 ms) + iSTFT overlap tail (30 ms)
 def latency_ms(codec: Codec, n_q: int) -> float:
     """Algorithmic latency of an ``n_q``-row stream: ``LATENCY_MS``, plus the pitch tracker's lookahead when
     the stream sends the pitch."""
-    return LATENCY_MS + (1000 * codec.pitch.LOOKAHEAD * codec.pitch.HOP / 16000 if codec.sends_pitch(n_q) else 0.0)
+    ahead = codec.pitch.LOOKAHEAD * codec.pitch.HOP if codec.sends_pitch(n_q) else 0
+    return LATENCY_MS + 1000 * ahead / codec.cfg.sample_rate
 
 
 def _conv(conv: CausalConv1d, x: torch.Tensor, state: dict) -> torch.Tensor:
@@ -85,8 +86,7 @@ def decoder_step(dec: Decoder, z: torch.Tensor, state: dict) -> torch.Tensor:
 def pitch_step(tracker: PitchTracker, wav: torch.Tensor, state: dict) -> torch.Tensor:
     """wav chunk (B, 1, k * 320) -> the pitch tracker's logits (B, 2k, classes), keeping its past samples
     and its convolutions' past inputs."""
-    past = state.get(id(tracker))
-    samples = torch.cat([wav.new_zeros(wav.shape[0], tracker.history) if past is None else past, wav[:, 0]], 1)
+    samples = tracker.with_history(wav, state.get(id(tracker)))
     state[id(tracker)] = samples[:, -tracker.history:]
     return tracker.logits(tracker.spectra(samples), lambda layer, x: _conv(layer, x, state))
 

@@ -237,33 +237,29 @@ class Codec(nn.Module):
                     if scale.numel() != state[k].shape[0]:
                         raise ValueError(f"{path}: {k} has {scale.numel()} scales for {state[k].shape[0]} channels")
                     state[k] = state[k] * _per_channel(scale, state[k])
-        codec = Codec(cfg)
-        codec.load_state_dict(state, strict=True)
-        for stage in codec.quantizer.stages:
-            stage.initialized.fill_(True)
+        codec = Codec(cfg)._trained(state)
         codec.model_id = digest[:16]
-        return codec.eval()
+        return codec
 
     @staticmethod
     def from_checkpoint(ck: dict, live: bool = False) -> "Codec":
         """A training checkpoint (the dict ``scripts/train.py`` saves) -> its model: the moving average of the
         weights when the run kept one (``--weight-ema``), unless ``live``."""
         codec = Codec(CodecConfig.from_dict(ck.get("config", {})))  # checkpoints before the pitch source have none
-        codec.load_state_dict(ck["averaged"] if "averaged" in ck and not live else ck["model"])
-        for stage in codec.quantizer.stages:
-            stage.initialized.fill_(True)
-        return codec.eval()
+        return codec._trained(ck["averaged"] if "averaged" in ck and not live else ck["model"])
 
     def with_pitch_tracker(self, tracker_state: dict) -> "Codec":
         """A copy of this model that tracks and sends the pitch, with a trained ``PitchTracker``'s weights
         (``scripts/train_pitch.py``)."""
-        codec = Codec(replace(self.cfg, pitch_coded=True))
-        state = dict(self.state_dict())
-        state.update({f"pitch.{k}": v for k, v in tracker_state.items()})
-        codec.load_state_dict(state)
-        for stage in codec.quantizer.stages:
+        state = {**self.state_dict(), **{f"pitch.{k}": v for k, v in tracker_state.items()}}
+        return Codec(replace(self.cfg, pitch_coded=True))._trained(state)
+
+    def _trained(self, state: dict) -> "Codec":
+        """Load trained weights (every key, strictly), mark the codebooks as fitted, switch to eval mode."""
+        self.load_state_dict(state, strict=True)
+        for stage in self.quantizer.stages:
             stage.initialized.fill_(True)
-        return codec.eval()
+        return self.eval()
 
     @staticmethod
     def metadata(path: str) -> dict:

@@ -66,10 +66,14 @@ class PitchTracker(nn.Module):
             x = x + (layer(F.gelu(x)) if conv is None else conv(layer, F.gelu(x)))
         return self.out(F.gelu(x).transpose(1, 2))
 
+    def with_history(self, wav: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
+        """wav (B, 1, T) -> (B, history + T): the samples before it (streaming), zeros if None, then it."""
+        x = wav[:, 0]
+        return torch.cat([x.new_zeros(x.shape[0], self.history) if history is None else history, x], 1)
+
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """wav (B, 1, T), a whole signal, T a multiple of HOP -> logits (B, T / HOP, 1 + CLASSES)."""
-        x = wav[:, 0]
-        return self.logits(self.spectra(torch.cat([x.new_zeros(x.shape[0], self.history), x], 1)))
+        return self.logits(self.spectra(self.with_history(wav)))
 
     def to_hz(self, logits: torch.Tensor) -> torch.Tensor:
         """logits (..., 1 + CLASSES) -> pitch in Hz (0 where unvoiced is likelier than voiced): the average

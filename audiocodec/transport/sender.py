@@ -112,10 +112,8 @@ def send_stream(sock: socket.socket, dest: tuple, blocks: Iterable[np.ndarray], 
     if coded < frame_index and hasattr(encoder, "flush"):  # a look-ahead encoder still holds the last frame
         pending.append(encoder.flush())
         coded += pending[-1].shape[1]
-    if pending:  # at most frames_per_packet of them
-        rest = np.concatenate(pending, axis=1)
-        for i in range(0, rest.shape[1], frames_per_packet):
-            emit(rest[:, i:i + frames_per_packet], coded - rest.shape[1] + i)
+    if pending:  # fewer than frames_per_packet frames, plus at most the one flushed: one packet
+        emit(np.concatenate(pending, axis=1), coded - sum(c.shape[1] for c in pending))
     st.frames, st.samples = frame_index, total
     for _ in range(END_COPIES):
         sock.sendto(packets.build_end(seq, frame_index * FRAME, st.session, total, int(time.time() * 1000), tag), dest)
