@@ -93,7 +93,8 @@ class Settings:
     teacher_until: int = 2000    # before this step the excitation follows the tracker's pitch, not the predicted one
     sent_pitch: str = ""         # a pitch track of the train split (train_pitch.py's train-f0.npy, or "harvest"): clips of at
                                  # least pitch_from rows are decoded as a pitch-coded stream, one stage fewer, the
-                                 # excitation at that pitch as the stream sends it (model/pitch.py's 8-bit code)
+                                 # excitation at that pitch as the stream sends it (model/pitch.py's 8-bit code);
+                                 # validation sends the pitch of the tracker saved beside the track, if one is
     nq_weights: str = "1,1,1,1"  # quantizer dropout: relative odds of keeping 3, 6, 12, 24 stages (1.5, 3, 6, 12 kbps)
     reseed_every: int = 0        # every this many steps, seed the RVQ stages afresh on 256 new crops (0: never)
     reseed_from: int = 3         # ... from this stage on (0-based): the first three (1.5 kbps) keep what they learned
@@ -240,12 +241,24 @@ def averaged_copy(model: Codec, average: WeightAverage) -> Codec:
     return copy
 
 
+def tracker_beside(sent_pitch: str) -> dict | None:
+    """``--sent-pitch runs/X/train-f0.npy`` -> the weights of the tracker that wrote it (``runs/X/ckpt.pt``
+    of ``scripts/train_pitch.py``), or None (``harvest``, or no checkpoint there)."""
+    path = os.path.join(os.path.dirname(sent_pitch), "ckpt.pt")
+    if not sent_pitch or sent_pitch == "harvest" or not os.path.isfile(path):
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)["tracker"]
+
+
 @torch.no_grad()
-def evaluate(model: Codec, clips: list[np.ndarray]) -> dict:
+def evaluate(model: Codec, clips: list[np.ndarray], tracker: dict | None = None) -> dict:
+    """Validation: code usage, and PESQ-WB / STOI at 1.5, 6 and 12 kbps on ``clips``. With ``tracker``
+    (``tracker_beside``) the streams from ``pitch_from`` rows up send its pitch, as the exported codec's do."""
     from pesq import pesq
     from pystoi import stoi
 
     model.eval()
+    coder = model if tracker is None else model.with_pitch_tracker(tracker).to(model.device)
     out = {}
     codes = model.encode(torch.from_numpy(np.concatenate(clips)), model.cfg.n_codebooks)[0]
     for i in (0, 11, 23):  # code usage: perplexity of stages 1, 12, 24 (1024 = all codes used evenly)
@@ -256,7 +269,7 @@ def evaluate(model: Codec, clips: list[np.ndarray]) -> dict:
     for kbps in (1.5, 6.0, 12.0):
         scores, intelligibility, start = [], [], []
         for x in clips:
-            y = model.decode(model.encode(torch.from_numpy(x), BITRATES[kbps]))[0, 0, : len(x)].cpu().numpy()
+            y = coder.decode(coder.encode(torch.from_numpy(x), BITRATES[kbps]))[0, 0, : len(x)].cpu().numpy()
             start.append(power_db(y) - power_db(x))  # a burst at the start once gamed PESQ: watch for it
             try:
                 scores.append(pesq(16000, x, y, "wb"))
@@ -337,6 +350,9 @@ def main() -> None:
     f0 = load_f0(s.data, "train") if s.pitch_source else None
     if s.sent_pitch:  # row 0: the decoder's pitch targets; row 1: the pitch a pitch-coded stream would send
         f0 = np.stack([f0, f0 if s.sent_pitch == "harvest" else np.load(s.sent_pitch)[:len(f0)]], -1)
+    tracker = tracker_beside(s.sent_pitch)  # validate pitch streams as they will be sent; None: no pitch row
+    if tracker is not None:
+        print(f"validation: streams of {model.cfg.pitch_from} rows or more send the pitch of the tracker beside {s.sent_pitch}")
     clips = excerpts(s.data, "test", s.eval_clips)  # fixed validation material: the first 4 s of each
     rng = np.random.default_rng(s.seed + step)
     length = int(s.seconds * 16000) // model.cfg.frame_size * model.cfg.frame_size
@@ -446,7 +462,7 @@ def main() -> None:
             log.write(json.dumps(rec) + "\n"), log.flush()
             t0, acc = time.time(), {}
         if step % s.eval_every == 0 or step == s.steps:
-            res = evaluate(model if average is None else averaged_copy(model, average), clips)
+            res = evaluate(model if average is None else averaged_copy(model, average), clips, tracker)
             res["step"] = step
             print("eval", json.dumps(res), flush=True)
             log.write(json.dumps({"eval": res}) + "\n"), log.flush()

@@ -66,3 +66,25 @@ def test_sent_pitch_takes_a_row_and_drives_the_excitation(train):
     assert n_q.tolist() == [3, 11]
     assert teacher[0].tolist() == [0, 0, 0, 0]                     # 3 rows: no pitch sent, the predicted one
     assert torch.allclose(teacher[1], torch.tensor([200.0, 200.0, 0.0, 0.0]), rtol=0.01)  # 20 ms, 8-bit code
+
+
+def test_validation_sends_the_pitch_of_the_tracker_beside_the_track(train, tmp_path, monkeypatch):
+    from audiocodec.model import Codec, CodecConfig
+    from audiocodec.model.pitch import PitchTracker
+
+    track = tmp_path / "train-f0.npy"
+    assert train.tracker_beside(str(track)) is None and train.tracker_beside("harvest") is None
+    torch.save({"tracker": PitchTracker().state_dict()}, tmp_path / "ckpt.pt")
+    tracker = train.tracker_beside(str(track))
+    cfg = CodecConfig(enc_channels=(8, 8, 16, 16, 32), enc_hidden=64, latent_dim=16, n_codebooks=24, codebook_size=256,
+                      dec_dim=32, dec_hidden=64, dec_blocks=1, pitch_source=True)
+    model = Codec(cfg)
+    for stage in model.quantizer.stages:
+        stage.initialized.fill_(True)
+    clip = (0.1 * torch.randn(16000)).numpy()
+    calls, encode = [], Codec.encode
+    monkeypatch.setattr(Codec, "encode", lambda self, wav, n_q: calls.append((n_q, self.sends_pitch(n_q))) or encode(self, wav, n_q))
+    res = train.evaluate(model, [clip], tracker)
+    assert calls[1:] == [(3, False), (12, True), (24, True)]  # after the code-usage pass: 1.5, 6, 12 kbps
+    assert {"pesq@1.5", "pesq@6", "stoi@12"} <= set(res) and model.training  # the model itself trains on
+    assert model.pitch is None  # the tracker went into a copy
