@@ -18,7 +18,7 @@ over the split (10 s pieces, three levels) instead of running the encoder (0.28 
 ``--adv-start`` on, light 1-D spectral discriminators at three resolutions add adversarial (hinge) and
 feature-matching terms (in 5,000 CPU steps they lowered PESQ). Every ``eval_every`` steps it measures
 PESQ-WB, STOI and the level of the first 50 ms (a burst there once gamed PESQ) at 1.5, 6 and 12 kbps on fixed
-test clips, and writes a resumable checkpoint. A resumed run keeps the settings it was started with
+test clips; it writes a resumable checkpoint then and every ``save_every`` steps. A resumed run keeps the settings it was started with
 unless given again.
 
 Since session 6: ``--spectral true`` gives the encoder a branch that reads log-magnitude spectra directly
@@ -99,6 +99,7 @@ class Settings:
     reseed_every: int = 0        # every this many steps, seed the RVQ stages afresh on 256 new crops (0: never)
     reseed_from: int = 3         # ... from this stage on (0-based): the first three (1.5 kbps) keep what they learned
     eval_every: int = 500
+    save_every: int = 250        # write ckpt.pt this often too (a run's process may die at any moment)
     eval_clips: int = 12
     log_every: int = 50
     seed: int = 0
@@ -471,6 +472,8 @@ def main() -> None:
                 best = res["pesq@6"]
                 save("best.pt")
             t0 = time.time()
+        elif step % s.save_every == 0:
+            save()
 
 
 if __name__ == "__main__":
