@@ -119,6 +119,18 @@ def as_sent(n_q: torch.Tensor, f0: torch.Tensor, pitch_from: int, teacher: torch
     return n_q - sent.long(), coded if teacher is None else torch.where(coded > 0, coded, teacher)
 
 
+def initial_weights(path: str, device: str = "cpu") -> tuple[CodecConfig, dict, int]:
+    """``--init``: (architecture, weights, step) from a run's .pt or a shipped .safetensors. A run that kept a
+    weight average continues from the average (what it validated and exported); a shipped codec leaves its
+    sender's pitch tracker behind (``train_pitch.py --init`` trains that, and ``export.py --pitch`` adds it)."""
+    if path.endswith(".pt"):
+        init = torch.load(path, map_location=device, weights_only=False)
+        return CodecConfig.from_dict(init["config"]), init.get("averaged", init["model"]), init["step"]
+    init = Codec.load(path)
+    state = {k: v for k, v in init.state_dict().items() if not k.startswith("pitch.")}
+    return dataclasses.replace(init.cfg, pitch_coded=False), state, int(Codec.metadata(path).get("steps", 0))
+
+
 MACHINE = ("device", "threads")  # settings of the machine, not of the run: a resumed run does not inherit them
 
 
@@ -296,13 +308,8 @@ def main() -> None:
     cfg, init_state, init_step = CodecConfig(pitch_source=s.pitch_source, vq_gain=s.vq_gain, enc_spectral=s.spectral), None, 0
     if ck is not None:
         cfg = CodecConfig.from_dict(ck["config"]) if "config" in ck else cfg
-    elif s.init.endswith(".pt"):
-        init = torch.load(s.init, map_location=s.device, weights_only=False)
-        # a run that kept a weight average is continued from the average (what it validated and exported)
-        cfg, init_state, init_step = CodecConfig.from_dict(init["config"]), init.get("averaged", init["model"]), init["step"]
     elif s.init:
-        init = Codec.load(s.init)
-        cfg, init_state, init_step = init.cfg, init.state_dict(), int(Codec.metadata(s.init).get("steps", 0))
+        cfg, init_state, init_step = initial_weights(s.init, s.device)
     init_cfg_gain = cfg.vq_gain
     if ck is None:
         cfg = dataclasses.replace(cfg, dec_blocks=max(cfg.dec_blocks, s.dec_blocks),

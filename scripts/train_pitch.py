@@ -2,6 +2,8 @@
 
     python scripts/train_pitch.py --out runs/pitch              # about 20 minutes on 2 CPU cores
     python scripts/export.py runs/hv2/ckpt.pt --pitch runs/pitch/ckpt.pt   # ship it inside the codec's weights
+    python scripts/train_pitch.py --out runs/p --init audiocodec/weights/default.safetensors --steps 0
+                                        # no training: the shipped tracker's pitch of the split, for train.py
 
 The spectra of the whole 3.3 h train split (64 ms windows every 10 ms) are computed once and kept in memory
 as float16; a batch is random 1.28 s runs of them, with Harvest's pitch at each frame's end as the target
@@ -72,6 +74,18 @@ def agreement(tracker: PitchTracker, data: str, clips: int = 24) -> dict:
             "median_err_pct_oct": float(100 * np.median(err)), "frames": int(len(b))}
 
 
+def initial_tracker(path: str) -> dict:
+    """A tracker's weights from a ``train_pitch.py`` checkpoint or from a pitch-coded codec's safetensors."""
+    if path.endswith(".safetensors"):
+        from audiocodec.model import Codec
+
+        codec = Codec.load(path)
+        if not codec.cfg.pitch_coded:
+            sys.exit(f"error: {path} holds no pitch tracker (its codec does not send the pitch)")
+        return codec.pitch.state_dict()
+    return torch.load(path, map_location="cpu", weights_only=True)["tracker"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/pitch")
@@ -83,12 +97,16 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default="", help="start from this tracker: a train_pitch.py ckpt.pt or the tracker inside "
+                   "a shipped codec (.safetensors); with --steps 0 it only writes that tracker's train-f0.npy")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     os.makedirs(a.out, exist_ok=True)
 
     tracker = PitchTracker()
+    if a.init:
+        tracker.load_state_dict(initial_tracker(a.init))
     audio, _ = load_split(a.data, "train")
     f0 = torch.from_numpy(load_f0(a.data, "train"))
     feats = all_spectra(tracker, audio).to(a.device)               # (J, F)
@@ -99,7 +117,7 @@ def main() -> None:
     offsets = torch.arange(a.frames, device=a.device)
     warm = 1 + 2 * sum(tracker.DILATIONS)  # frames before the convolutions see a full past
     opt = torch.optim.AdamW(tracker.parameters(), lr=a.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * s / a.steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * s / max(1, a.steps))))
     gen = torch.Generator(device=a.device).manual_seed(a.seed)
     bar = tqdm(range(a.steps), desc="pitch tracker")
     for step in bar:
@@ -112,8 +130,9 @@ def main() -> None:
         sched.step()
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        if (step + 1) % 500 == 0 or step + 1 == a.steps:
+        if (step + 1) % 500 == 0:
             torch.save({"tracker": tracker.state_dict(), "step": step + 1}, os.path.join(a.out, "ckpt.pt"))
+    torch.save({"tracker": tracker.state_dict(), "step": a.steps}, os.path.join(a.out, "ckpt.pt"))
     tracker.eval()
     np.save(os.path.join(a.out, "train-f0.npy"), track_split(tracker, feats))
     print(agreement(tracker, a.data))

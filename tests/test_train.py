@@ -1,4 +1,5 @@
 """The training script's schedule, weight average and pitch-coded clips (scripts/train.py; training itself is too slow to test)."""
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -88,3 +89,26 @@ def test_validation_sends_the_pitch_of_the_tracker_beside_the_track(train, tmp_p
     assert calls[1:] == [(3, False), (12, True), (24, True)]  # after the code-usage pass: 1.5, 6, 12 kbps
     assert {"pesq@1.5", "pesq@6", "stoi@12"} <= set(res) and model.training  # the model itself trains on
     assert model.pitch is None  # the tracker went into a copy
+
+
+def test_init_from_a_shipped_codec_leaves_its_pitch_tracker_to_train_pitch(train, tmp_path):
+    from audiocodec.model import Codec, CodecConfig
+
+    spec = importlib.util.spec_from_file_location("train_pitch", os.path.join(ROOT, "scripts", "train_pitch.py"))
+    train_pitch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_pitch)
+    cfg = CodecConfig(enc_channels=(8, 8, 16, 16, 32), enc_hidden=64, latent_dim=16, n_codebooks=24, codebook_size=256,
+                      dec_dim=32, dec_hidden=64, dec_blocks=1, pitch_source=True, pitch_coded=True)
+    shipped = Codec(cfg)._trained(Codec(cfg).state_dict())
+    path = str(tmp_path / "codec.safetensors")
+    shipped.save(path, int8=False)
+    got_cfg, state, _ = train.initial_weights(path)
+    assert not got_cfg.pitch_coded and not any(k.startswith("pitch.") for k in state)
+    Codec(got_cfg).load_state_dict(state, strict=True)  # exactly the codec without its tracker
+    tracker = train_pitch.initial_tracker(path)
+    assert all(torch.allclose(v.float(), shipped.pitch.state_dict()[k].float(), atol=1e-3) for k, v in tracker.items())
+    plain = str(tmp_path / "plain.safetensors")
+    plain_cfg = dataclasses.replace(cfg, pitch_coded=False)
+    Codec(plain_cfg)._trained(Codec(plain_cfg).state_dict()).save(plain)
+    with pytest.raises(SystemExit, match="holds no pitch tracker"):
+        train_pitch.initial_tracker(plain)
