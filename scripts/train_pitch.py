@@ -130,7 +130,7 @@ def main() -> None:
         sched.step()
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        if (step + 1) % 500 == 0:
+        if (step + 1) % 500 == 0 and step + 1 < a.steps:  # the last one is saved below
             torch.save({"tracker": tracker.state_dict(), "step": step + 1}, os.path.join(a.out, "ckpt.pt"))
     torch.save({"tracker": tracker.state_dict(), "step": a.steps}, os.path.join(a.out, "ckpt.pt"))
     tracker.eval()

@@ -10,13 +10,18 @@ import torch
 from tests.conftest import ROOT
 
 
-@pytest.fixture(scope="module")
-def train():
-    spec = importlib.util.spec_from_file_location("train", os.path.join(ROOT, "scripts", "train.py"))
+def load_script(name: str):
+    """scripts/<name>.py as a module."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "scripts", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def train():
+    return load_script("train")
 
 
 def test_schedule_warms_up_then_decays(train):
@@ -94,9 +99,7 @@ def test_validation_sends_the_pitch_of_the_tracker_beside_the_track(train, tmp_p
 def test_init_from_a_shipped_codec_leaves_its_pitch_tracker_to_train_pitch(train, tmp_path):
     from audiocodec.model import Codec, CodecConfig
 
-    spec = importlib.util.spec_from_file_location("train_pitch", os.path.join(ROOT, "scripts", "train_pitch.py"))
-    train_pitch = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_pitch)
+    train_pitch = load_script("train_pitch")
     cfg = CodecConfig(enc_channels=(8, 8, 16, 16, 32), enc_hidden=64, latent_dim=16, n_codebooks=24, codebook_size=256,
                       dec_dim=32, dec_hidden=64, dec_blocks=1, pitch_source=True, pitch_coded=True)
     shipped = Codec(cfg)._trained(Codec(cfg).state_dict())
