@@ -189,7 +189,7 @@ class StreamingDecoder:
         z = z[:, None] if z.dim() == 1 else z
         self.last_latent = z[:, -1]
         self.last_symbol = None if f0 is None else quantize(f0[:, -1:])
-        feats = decoder_step(self.codec.decoder, z[None], self.state)
+        feats = decoder_step(self.codec.decoder, self.codec.decoder_input(z[None], f0), self.state)
         frames, _, self.synth_state = self.codec.frames(feats, f0, state=self.synth_state)
         ola = self.codec.head.fold(frames)[0]
         buf = torch.cat([self.tail, torch.zeros(self.hop * frames.shape[1])]) + ola

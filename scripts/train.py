@@ -87,6 +87,7 @@ class Settings:
     vq_gain: bool = True         # RVQ codes keep their length (quantizer.py); from unit-code --init weights the codebooks are seeded afresh
     spectral: bool = False       # the encoder's spectral branch (encoder.SpectralBranch); added at zero to --init weights without it
     spectral_join: int = 0       # ... joining the RVQ residual before this stage (3: the 1.5 kbps stages never see it); weights with a branch keep theirs
+    pitch_input: bool = False    # the decoder backbone also hears the sent pitch (decoder.PitchInput; needs --sent-pitch; added at zero to --init weights without it)
     pitch_source: bool = True    # harmonic excitation at a predicted pitch (the shipped model up to step 12,250 had none)
     f0_weight: float = 50.0      # L1 of the predicted pitch in octaves, on voiced frames
     voicing_weight: float = 5.0  # binary cross-entropy of the predicted voicing
@@ -112,11 +113,13 @@ class Settings:
 
 def as_sent(n_q: torch.Tensor, f0: torch.Tensor, pitch_from: int, teacher: torch.Tensor | None = None):
     """``--sent-pitch``: rows per clip (B,) and the tracker's pitch (B, J) -> (RVQ stages per clip, the pitch
-    that drives the excitation (B, J), 0 = the predicted one). Clips of at least ``pitch_from`` rows give a
-    row to the pitch, which arrives through the 8-bit code, one value per 20 ms (model/pitch.py)."""
+    that drives the excitation (B, J), 0 = the predicted one, the pitch sent (B, J), zeros for the clips
+    that send none, and which clips send it (B,) bool). Clips of at least ``pitch_from`` rows give a row to
+    the pitch, which arrives through the 8-bit code, one value per 20 ms (model/pitch.py)."""
     sent = n_q >= pitch_from
     coded = torch.where(sent[:, None], dequantize(frame_symbols(f0)), torch.zeros_like(f0))
-    return n_q - sent.long(), coded if teacher is None else torch.where(coded > 0, coded, teacher)
+    drive = coded if teacher is None else torch.where(coded > 0, coded, teacher)
+    return n_q - sent.long(), drive, coded, sent
 
 
 def initial_weights(path: str, device: str = "cpu") -> tuple[CodecConfig, dict, int]:
@@ -298,6 +301,8 @@ def evaluate(model: Codec, clips: list[np.ndarray], tracker: dict | None = None)
 
 def main() -> None:
     s, ck = parse()
+    if s.pitch_input and not s.sent_pitch:
+        sys.exit("error: --pitch-input true needs --sent-pitch (the decoder can only hear a pitch that is sent)")
     torch.manual_seed(s.seed)
     torch.set_num_threads(s.threads)
     os.makedirs(s.out, exist_ok=True)
@@ -314,6 +319,7 @@ def main() -> None:
     if ck is None:
         cfg = dataclasses.replace(cfg, dec_blocks=max(cfg.dec_blocks, s.dec_blocks),
                                   voicing_bands=max(cfg.voicing_bands, s.voicing_bands), vq_gain=cfg.vq_gain or s.vq_gain,
+                                  pitch_input=cfg.pitch_input or s.pitch_input,
                                   enc_spectral=cfg.enc_spectral or s.spectral,
                                   spectral_join=cfg.spectral_join if cfg.enc_spectral else s.spectral_join)  # a trained branch keeps its place
 
@@ -413,16 +419,17 @@ def main() -> None:
         x, f0_target = x.to(s.device), f0_target.to(s.device) if f0_target is not None else None
         n_q = choices[torch.multinomial(odds, s.batch, replacement=True)].to(s.device)
         teacher = f0_target if step < s.teacher_until else None
+        sent_f0 = sent = None
         if s.sent_pitch:
             f0_target, track = f0_target[..., 0], f0_target[..., 1]
             teacher = teacher if teacher is None else teacher[..., 0]
-            n_q, teacher = as_sent(n_q, track, model.cfg.pitch_from, teacher)
+            n_q, teacher, sent_f0, sent = as_sent(n_q, track, model.cfg.pitch_from, teacher)
         if latents is None:
-            x_hat, q, f0_hat = model(x, n_q, teacher)
+            x_hat, q, f0_hat = model(x, n_q, teacher, sent_f0, sent)
         else:  # the frozen encoder's latents were computed once, at the start
             z = z.to(s.device)
             q = model.quantizer(z, n_q, None if model.encoder.spectral is None else model.encoder.spectral(x))
-            x_hat, f0_hat = model.synthesize(model.decoder(q.z_q), teacher)
+            x_hat, f0_hat = model.synthesize(model.decoder(model.decoder_input(q.z_q, sent_f0, sent)), teacher)
         adv_on = step >= s.adv_start
 
         if adv_on:  # discriminator step

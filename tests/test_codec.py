@@ -182,3 +182,21 @@ def test_from_checkpoint_takes_the_weight_average_unless_live():
     assert torch.equal(Codec.from_checkpoint(ck).state_dict()[key], averaged[key])
     assert torch.equal(Codec.from_checkpoint(ck, live=True).state_dict()[key], live[key])
     assert torch.equal(Codec.from_checkpoint({"config": asdict(cfg), "model": live}).state_dict()[key], live[key])
+
+
+def test_pitch_input_starts_silent_and_hears_only_a_sent_pitch(engine, speech):
+    """PitchInput joins trained weights at zero (same output), and once trained it changes only the streams
+    that send the pitch."""
+    from dataclasses import replace
+
+    x = torch.from_numpy(speech[:16000])
+    base = engine.codec
+    state = {**base.state_dict(), "pitch_input.proj.weight": torch.zeros(base.cfg.latent_dim, 17)}
+    heard = Codec(replace(base.cfg, pitch_input=True))._trained(state)
+    with_pitch, without = base.encode(x, 12), base.encode(x, 3)
+    assert base.sends_pitch(12) and not base.sends_pitch(3)
+    assert torch.equal(heard.decode(with_pitch), base.decode(with_pitch))
+    torch.manual_seed(0)
+    heard.pitch_input.proj.weight.data.normal_(std=0.05)
+    assert not torch.allclose(heard.decode(with_pitch), base.decode(with_pitch), atol=1e-3)
+    assert torch.equal(heard.decode(without), base.decode(without))

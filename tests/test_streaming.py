@@ -154,3 +154,20 @@ def test_late_spectral_branch_streams_like_offline(clip):
     assert torch.equal(before[:, :3], after[:, :3]) and not torch.equal(before[:, 3:], after[:, 3:])
     assert np.array_equal(_stream_encode(codec, clip, [777] * 1000), after[0].numpy())
 
+
+
+def test_pitch_input_streams_like_offline(codec, offline):
+    """A decoder that hears the sent pitch (PitchInput, here with a random map) streams like offline."""
+    from dataclasses import replace
+
+    from audiocodec.model import Codec
+
+    torch.manual_seed(0)
+    state = {**codec.state_dict(), "pitch_input.proj.weight": 0.05 * torch.randn(codec.cfg.latent_dim, 17)}
+    heard = Codec(replace(codec.cfg, pitch_input=True))._trained(state)
+    codes, ref = offline
+    y_off = heard.decode(torch.from_numpy(codes)[None])[0, 0].numpy()
+    dec = StreamingDecoder(heard)
+    y = np.concatenate([dec.push(codes[:, k:k + 2]) for k in range(0, codes.shape[1], 2)] + [dec.flush()])
+    assert np.abs(y_off - ref).max() > 1e-3  # the pitch is heard
+    assert np.abs(y - y_off).max() < 1e-4

@@ -68,10 +68,14 @@ def test_weight_average_follows_the_live_weights(train):
 
 def test_sent_pitch_takes_a_row_and_drives_the_excitation(train):
     f0 = torch.tensor([[0.0, 0.0, 100.0, 100.0], [200.0, 200.0, 0.0, 0.0]])
-    n_q, teacher = train.as_sent(torch.tensor([3, 12]), f0, 6)
-    assert n_q.tolist() == [3, 11]
+    n_q, teacher, coded, sent = train.as_sent(torch.tensor([3, 12]), f0, 6)
+    assert n_q.tolist() == [3, 11] and sent.tolist() == [False, True]
     assert teacher[0].tolist() == [0, 0, 0, 0]                     # 3 rows: no pitch sent, the predicted one
     assert torch.allclose(teacher[1], torch.tensor([200.0, 200.0, 0.0, 0.0]), rtol=0.01)  # 20 ms, 8-bit code
+    assert torch.equal(coded, teacher)                              # no teacher forcing: the sent pitch drives it
+    harvest = torch.full_like(f0, 150.0)
+    _, teacher, coded, _ = train.as_sent(torch.tensor([3, 12]), f0, 6, harvest)
+    assert teacher[0].tolist() == [150.0] * 4 and coded[0].tolist() == [0.0] * 4  # the decoder hears only what is sent
 
 
 def test_validation_sends_the_pitch_of_the_tracker_beside_the_track(train, tmp_path, monkeypatch):

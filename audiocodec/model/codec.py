@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from torch import nn
 
-from .decoder import Decoder
+from .decoder import Decoder, PitchInput
 from .encoder import Encoder
 from .heads import HarmonicSource, ISTFTHead
 from .pitch import CODE_BITS, PitchTracker, dequantize, frame_symbols
@@ -58,6 +58,7 @@ class CodecConfig:
     spectral_join: int = 0      # ... and its output joins the RVQ residual before this stage (ResidualVQ's ``late``)
     pitch_coded: bool = False   # the sender tracks the pitch and sends it as the first row of codes (pitch.py)
     pitch_from: int = 6         # ... in streams of at least this many rows (at 1.5 kbps a stage is worth more)
+    pitch_input: bool = False   # the decoder backbone also hears the sent pitch (decoder.PitchInput)
 
     @property
     def frame_size(self) -> int:
@@ -95,6 +96,7 @@ class Codec(nn.Module):
                                cfg.enc_spectral, cfg.n_fft, cfg.hop)
         self.quantizer = ResidualVQ(cfg.latent_dim, cfg.n_codebooks, cfg.codebook_size, cfg.codebook_dim, cfg.vq_gain,
                                     cfg.spectral_join)
+        self.pitch_input = PitchInput(cfg.latent_dim) if cfg.pitch_input else None
         self.decoder = Decoder(cfg.latent_dim, cfg.dec_dim, cfg.dec_hidden, cfg.dec_blocks)
         self.head = ISTFTHead(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop)
         self.source = HarmonicSource(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop,
@@ -105,14 +107,24 @@ class Codec(nn.Module):
         self.model_id = "untrained"
 
     # ---- training path -------------------------------------------------------------------------
-    def forward(self, wav: torch.Tensor, n_q: torch.Tensor, f0: torch.Tensor | None = None):
+    def forward(self, wav: torch.Tensor, n_q: torch.Tensor, f0: torch.Tensor | None = None,
+                sent_f0: torch.Tensor | None = None, sent: torch.Tensor | None = None):
         """wav (B, 1, T) with T a multiple of 320; n_q (B,) stages per clip; f0 (B, T / 160) optional pitch
-        targets for teacher forcing -> (wav_hat (B, 1, T), quantizer output, None or the pitch source's
-        predicted (pitch, voicing logit), each (B, T / 160))."""
+        for the excitation (0: the predicted one); ``sent_f0`` (B, T / 160) and ``sent`` (B,) bool: the
+        pitch each clip's stream sends, and which clips send one (``decoder_input``) -> (wav_hat (B, 1, T),
+        quantizer output, None or the pitch source's predicted (pitch, voicing logit), each (B, T / 160))."""
         z, late = self.encoder.parts(wav)
         q = self.quantizer(z, n_q, late)
-        wav_hat, pitch = self.synthesize(self.decoder(q.z_q), f0)
+        wav_hat, pitch = self.synthesize(self.decoder(self.decoder_input(q.z_q, sent_f0, sent)), f0)
         return wav_hat, q, pitch
+
+    def decoder_input(self, z_q: torch.Tensor, f0: torch.Tensor | None, sent: torch.Tensor | bool = True) -> torch.Tensor:
+        """Quantized latents (B, latent_dim, T) -> the decoder's input: with a ``PitchInput``, the sent pitch
+        ``f0`` (B, 2T) Hz added in for the clips that send it (``sent``, (B,) bool or one bool for all)."""
+        if self.pitch_input is None or f0 is None:
+            return z_q
+        sent = torch.as_tensor(sent, device=z_q.device).expand(z_q.shape[0])
+        return self.pitch_input(z_q, f0, sent)
 
     def synthesize(self, feats: torch.Tensor, f0: torch.Tensor | None = None):
         """decoder features (B, T, dim) -> (wav (B, 1, T * 320), the source's (pitch, voicing logit) or None)."""
@@ -192,7 +204,7 @@ class Codec(nn.Module):
         codes = torch.as_tensor(codes, dtype=torch.long, device=self.device)
         symbols, stages = self.split(codes)
         f0 = None if symbols is None else dequantize(symbols)
-        return self.synthesize(self.decoder(self.quantizer.decode(stages)), f0)[0]
+        return self.synthesize(self.decoder(self.decoder_input(self.quantizer.decode(stages), f0)), f0)[0]
 
     @property
     def device(self) -> torch.device:
