@@ -58,14 +58,36 @@ class RecordingDecoder(StreamDecoder):
         return super().decode(codes)
 
 
+class RecordingEncoder(StreamEncoder):
+    """The real streaming encoder, also remembering the codes it sent."""
+
+    def __init__(self, codec, n_q):
+        super().__init__(codec, n_q)
+        self.codes = []
+
+    def push(self, samples):
+        out = super().push(samples)
+        self.codes.append(out)
+        return out
+
+    def flush(self):
+        out = super().flush()
+        self.codes.append(out)
+        return out
+
+
 @pytest.mark.parametrize("frames_per_packet", [1, 3])
 def test_clean_transfer_is_bit_exact(codec, clip, offline, frames_per_packet):
-    codes, ref = offline
-    dec, sink = RecordingDecoder(codec), ArraySink()
-    r = simulate([clip], StreamEncoder(codec, N_Q), dec, sink, NetworkModel(), frames_per_packet=frames_per_packet)
-    assert np.array_equal(np.stack(dec.codes, axis=1), codes)   # every code arrived, in order, unchanged
+    codes, _ = offline
+    enc, dec, sink = RecordingEncoder(codec, N_Q), RecordingDecoder(codec), ArraySink()
+    r = simulate([clip], enc, dec, sink, NetworkModel(), frames_per_packet=frames_per_packet)
+    sent = np.concatenate(enc.codes, axis=1)
+    assert np.array_equal(np.stack(dec.codes, axis=1), sent)    # every code arrived, in order, unchanged
+    # the chunked encoder may flip a rare near-tie against the one-shot one (test_streaming.py)
+    assert sent.shape == codes.shape and (sent != codes).mean() <= 0.01
+    ref = codec.decode(torch.from_numpy(sent)[None])[0, 0, : len(clip)].numpy()
     assert len(sink.audio) == len(clip)
-    assert np.abs(sink.audio - ref).max() < 1e-4                # same audio as the offline decoder
+    assert np.abs(sink.audio - ref).max() < 1e-4                # same audio as the offline decoder of those codes
     st = r.stats
     assert st.ended_by == "end-of-stream" and st.lost == 0 and st.frames_concealed == 0
     assert st.packets_received == st.packets_expected == -(-codes.shape[1] // frames_per_packet)
