@@ -34,6 +34,8 @@ Since session 12: ``--sent-pitch runs/pitch/train-f0.npy`` trains the decoder fo
 (model/pitch.py): clips of at least ``pitch_from`` rows keep one RVQ stage fewer, and the excitation follows
 the pitch the sender would send (its tracker's pitch of the split, written by ``scripts/train_pitch.py``,
 through the 8-bit code, one per 20 ms); ``scripts/export.py --pitch`` puts tracker and decoder together.
+Since session 15: ``--pitch-input true`` (with ``--sent-pitch``) lets the decoder backbone hear that pitch as
+well (``decoder.PitchInput``, added at zero to weights without it).
 """
 from __future__ import annotations
 

@@ -16,24 +16,24 @@ from .pitch import F0_MAX, F0_MIN
 class PitchInput(nn.Module):
     """The sent pitch as an input of the decoder backbone: latents (B, latent_dim, T) + a linear map of, per
     20 ms frame, a flag that the stream sends the pitch and, for each of its two 10 ms pitches, a voiced
-    flag, the log-pitch (0 at 60 Hz, 1 at 500 Hz) and its sine and cosine at ``harmonics`` frequencies (all 0
-    where unvoiced). Without it the backbone knows the pitch only as far as the codes tell it, so it cannot
-    draw its magnitudes and voicing for the harmonics that the excitation puts at the sent pitch. The map
-    starts at zero, so it joins trained weights without changing their output, and a stream without a
-    pitch (``sent`` False) adds nothing."""
+    flag, the log-pitch (0 at 60 Hz, 1 at 500 Hz) and its sine and cosine at ``sines`` frequencies (k half
+    turns over that range, k = 1 .. sines), all 0 where unvoiced. Without it the backbone knows the pitch
+    only as far as the codes tell it, so it cannot draw its magnitudes and voicing for the harmonics that
+    the excitation puts at the sent pitch. The map starts at zero, so it joins trained weights without
+    changing their output, and a stream without a pitch (``sent`` False) adds nothing."""
 
-    def __init__(self, latent_dim: int, harmonics: int = 3):
+    def __init__(self, latent_dim: int, sines: int = 3):
         super().__init__()
-        self.harmonics = harmonics
-        self.proj = nn.Linear(1 + 2 * (2 + 2 * harmonics), latent_dim, bias=False)
+        self.sines = sines
+        self.proj = nn.Linear(1 + 2 * (2 + 2 * sines), latent_dim, bias=False)
         nn.init.zeros_(self.proj.weight)
 
     def features(self, f0: torch.Tensor, sent: torch.Tensor) -> torch.Tensor:
-        """f0 (B, 2T) Hz (0 = unvoiced), sent (B,) bool -> (B, T, 1 + 2 * (2 + 2 * harmonics))."""
+        """f0 (B, 2T) Hz (0 = unvoiced), sent (B,) bool -> (B, T, 1 + 2 * (2 + 2 * sines))."""
         b, j = f0.shape
         voiced = (f0 > 0).float()[..., None]
         pos = (torch.log2(f0.clamp(min=F0_MIN, max=F0_MAX) / F0_MIN) / math.log2(F0_MAX / F0_MIN))[..., None]
-        angle = pos * math.pi * torch.arange(1, self.harmonics + 1, device=f0.device)
+        angle = pos * math.pi * torch.arange(1, self.sines + 1, device=f0.device)
         per = voiced * torch.cat([torch.ones_like(pos), pos, torch.sin(angle), torch.cos(angle)], -1)
         flag = torch.ones(b, j // 2, 1, device=f0.device)
         return torch.cat([flag, per.reshape(b, j // 2, -1)], -1) * sent.float().view(b, 1, 1)
