@@ -125,13 +125,14 @@ def tracked_pitch(codec, codes: torch.Tensor, x: torch.Tensor) -> np.ndarray | N
     return pitch_targets(f0, np.zeros(1, dtype=np.int64), codes.shape[-1] * codec.cfg.frame_size)
 
 
-def with_tracked_pitch(codec, feats: torch.Tensor, x: torch.Tensor, target: np.ndarray | None) -> torch.Tensor | None:
-    """Synthesize the decoder features ``feats`` with the tracker's pitch (``tracked_pitch``) driving the
-    excitation where it finds voicing."""
+def with_tracked_pitch(codec, z_q: torch.Tensor, sent: bool, x: torch.Tensor, target: np.ndarray | None) -> torch.Tensor | None:
+    """Decode the quantized latents ``z_q`` with the tracker's pitch (``tracked_pitch``) driving the excitation
+    where it finds voicing, and, if the stream ``sent`` a pitch, heard by the decoder in its place."""
     if target is None:
         return None
+    f0 = torch.from_numpy(target)
     with torch.no_grad():
-        return codec.synthesize(feats, torch.from_numpy(target))[0][0, 0, :len(x)]
+        return codec.synthesize(codec.features(z_q, f0, sent), f0)[0][0, 0, :len(x)]
 
 
 def pitch_errors(codec, feats: torch.Tensor, target: np.ndarray | None) -> np.ndarray | None:
@@ -191,8 +192,9 @@ def main() -> None:
         with torch.no_grad():  # decode(codes), with the decoder features kept for the pitch rows
             codes = engine.codec.encode(x, n_q)
             symbols, stages = engine.codec.split(codes)  # a stream of n_q rows may send the pitch in one
-            feats = engine.codec.decoder(engine.codec.quantizer.decode(stages))
-            y = engine.codec.synthesize(feats, None if symbols is None else dequantize(symbols))[0][0, 0, :len(x)]
+            z_q, sent = engine.codec.quantizer.decode(stages), None if symbols is None else dequantize(symbols)
+            feats = engine.codec.features(z_q, sent)
+            y = engine.codec.synthesize(feats, sent)[0][0, 0, :len(x)]
         true_mag, out_mag = stft(x).abs(), stft(y).abs()
         target = tracked_pitch(engine.codec, codes, x)
         errors = pitch_errors(engine.codec, feats, target)
@@ -200,7 +202,7 @@ def main() -> None:
             pitch.append(errors)
         variants = {
             f"codec output ({a.kbps:g} kbps)": y,
-            "codec output with the pitch tracker's pitch": with_tracked_pitch(engine.codec, feats, x, target),
+            "codec output with the pitch tracker's pitch": with_tracked_pitch(engine.codec, z_q, symbols is not None, x, target),
             "codec magnitude + Griffin-Lim phase (50)": griffin_lim(out_mag, len(x), 50),
             "true magnitude + random phase": griffin_lim(true_mag, len(x), 0),
             "true magnitude + Griffin-Lim phase (10)": griffin_lim(true_mag, len(x), 10),

@@ -47,8 +47,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     scores: dict[str, list[float]] = {}
 
-    def score(name: str, clip: np.ndarray, feats: torch.Tensor, f0: torch.Tensor | None) -> None:
-        y = codec.synthesize(feats, f0)[0][0, 0, :len(clip)].numpy()
+    def score(name: str, clip: np.ndarray, z_q: torch.Tensor, f0: torch.Tensor | None) -> None:
+        """Decode quantized latents with ``f0`` as the sent pitch (None: the decoder's own)."""
+        y = codec.synthesize(codec.features(z_q, f0), f0)[0][0, 0, :len(clip)].numpy()
         scores.setdefault(name, []).append(pesq_wb(clip, y))
 
     for clip in tqdm(excerpts(a.data, "test", a.clips), desc="clips"):
@@ -57,12 +58,12 @@ def main() -> None:
             z, extra = codec.encoder.parts(x)
             harvest = torch.from_numpy(pitch_targets(track_f0(clip).astype(np.float32), np.zeros(1, dtype=np.int64), x.shape[-1]))
             sent = dequantize(frame_symbols(harvest))
-            feats = {n: codec.decoder(codec.quantizer.decode(codec.quantizer.encode(z, n, extra)))
-                     for n in sorted({2, 3, 5, 6, 11, 12, 23, 24, a.rows})}
+            z_q = {n: codec.quantizer.decode(codec.quantizer.encode(z, n, extra))
+                   for n in sorted({2, 3, 5, 6, 11, 12, 23, 24, a.rows})}
             for n in (3, 6, 12, 24):
-                score(f"{n} | {n} stages, own pitch", clip, feats[n], None)
-                score(f"{n} | {n - 1} stages + sent pitch", clip, feats[n - 1], sent)
-            f = feats[a.rows]
+                score(f"{n} | {n} stages, own pitch", clip, z_q[n], None)
+                score(f"{n} | {n - 1} stages + sent pitch", clip, z_q[n - 1], sent)
+            f = z_q[a.rows]
             score("own pitch", clip, f, None)
             score("Harvest's, every 10 ms", clip, f, harvest)
             score("Harvest's through the 8-bit code, every 20 ms", clip, f, sent)

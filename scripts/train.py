@@ -431,7 +431,7 @@ def main() -> None:
         else:  # the frozen encoder's latents were computed once, at the start
             z = z.to(s.device)
             q = model.quantizer(z, n_q, None if model.encoder.spectral is None else model.encoder.spectral(x))
-            x_hat, f0_hat = model.synthesize(model.decoder(model.decoder_input(q.z_q, sent_f0, sent)), teacher)
+            x_hat, f0_hat = model.synthesize(model.features(q.z_q, sent_f0, sent), teacher)
         adv_on = step >= s.adv_start
 
         if adv_on:  # discriminator step

@@ -115,8 +115,13 @@ class Codec(nn.Module):
         quantizer output, None or the pitch source's predicted (pitch, voicing logit), each (B, T / 160))."""
         z, late = self.encoder.parts(wav)
         q = self.quantizer(z, n_q, late)
-        wav_hat, pitch = self.synthesize(self.decoder(self.decoder_input(q.z_q, sent_f0, sent)), f0)
+        wav_hat, pitch = self.synthesize(self.features(q.z_q, sent_f0, sent), f0)
         return wav_hat, q, pitch
+
+    def features(self, z_q: torch.Tensor, f0: torch.Tensor | None = None, sent: torch.Tensor | bool = True) -> torch.Tensor:
+        """Quantized latents (B, latent_dim, T) and the sent pitch (``decoder_input``) -> decoder features
+        (B, T, dim), what ``synthesize`` turns into a waveform."""
+        return self.decoder(self.decoder_input(z_q, f0, sent))
 
     def decoder_input(self, z_q: torch.Tensor, f0: torch.Tensor | None, sent: torch.Tensor | bool = True) -> torch.Tensor:
         """Quantized latents (B, latent_dim, T) -> the decoder's input: with a ``PitchInput``, the sent pitch
@@ -204,7 +209,7 @@ class Codec(nn.Module):
         codes = torch.as_tensor(codes, dtype=torch.long, device=self.device)
         symbols, stages = self.split(codes)
         f0 = None if symbols is None else dequantize(symbols)
-        return self.synthesize(self.decoder(self.decoder_input(self.quantizer.decode(stages), f0)), f0)[0]
+        return self.synthesize(self.features(self.quantizer.decode(stages), f0), f0)[0]
 
     @property
     def device(self) -> torch.device:
