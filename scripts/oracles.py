@@ -17,6 +17,8 @@ own resolution) whose magnitude and phase come from different places:
   frequency band (below 1 kHz, 1-4 kHz, above 4 kHz), and split into a spectral *envelope* (the first 30
   cepstral coefficients of the log-magnitude) and the *fine structure* around it (the rest: the pitch
   harmonics), each taken from the truth in turn; all with Griffin-Lim phase (50);
+- *when* the codec's output loses: the true STFT pasted into the quiet frames (more than 35 dB below the
+  clip's loudest frame: pauses and background), or into the others (the speech), the codec's kept elsewhere;
 - what the latent knows: the true log-magnitude squeezed through a PCA of 32 or 128 numbers per 20 ms (a
   linear autoencoder of the spectrum, unquantized), and the log-magnitude *predicted* by a ridge regression
   from the codec's own unquantized latent (128 numbers per 20 ms; this frame's and the next one's), each
@@ -77,6 +79,24 @@ def mixtures(true_mag: torch.Tensor, out_mag: torch.Tensor) -> dict[str, torch.T
     rows["codec fine structure on the true envelope + Griffin-Lim (50)"] = torch.exp(et + lo - eo)
     rows["true fine structure on the codec's envelope + Griffin-Lim (50)"] = torch.exp(eo + lt - et)
     return rows
+
+
+def quiet_frames(spec: torch.Tensor, below_db: float = 35.0, ease: bool = True) -> torch.Tensor:
+    """STFT (bins, frames) -> weight per frame (frames,), 1 where the frame is more than ``below_db`` under
+    the loudest one, 0 elsewhere; ``ease``d over 5 frames (50 ms) so that a pasted part does not click."""
+    energy = spec.abs().pow(2).sum(0)
+    quiet = (energy < energy.max() * 10 ** (-below_db / 10)).float()
+    if not ease:
+        return quiet
+    return torch.nn.functional.avg_pool1d(quiet[None, None], 5, 1, 2, count_include_pad=False)[0, 0]
+
+
+def pasted_in_time(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The codec's output with the true STFT pasted into its quiet frames, or into the others."""
+    true, out = stft(x), stft(y)
+    q = quiet_frames(true)
+    return {"codec output, the true signal in the quiet frames (> 35 dB under the peak)": istft(true * q + out * (1 - q), len(x)),
+            "codec output, the true signal in the other frames (the speech)": istft(out * q + true * (1 - q), len(x))}
 
 
 def log_pairs(x: torch.Tensor) -> torch.Tensor:
@@ -208,6 +228,7 @@ def main() -> None:
             "true magnitude + Griffin-Lim phase (10)": griffin_lim(true_mag, len(x), 10),
             "true magnitude + Griffin-Lim phase (100)": griffin_lim(true_mag, len(x), 100),
         }
+        variants.update(pasted_in_time(x, y))
         variants.update({k: griffin_lim(m, len(x), 50) for k, m in mixtures(true_mag, out_mag).items()})
         pairs, mean = log_pairs(x), probes["mean"]
         for k in (32, 128):

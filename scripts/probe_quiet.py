@@ -1,0 +1,109 @@
+"""Where in time does the codec lose to Opus? PESQ-WB with the truth pasted into the quiet frames or the speech.
+
+    python scripts/probe_quiet.py [--clips 60] [--kbps 6] [--model W] [--out reports/probe_quiet.md]
+
+On the benchmark's fixed test clips, the neural codec and Opus at the same nominal bitrate (if opus-tools is
+installed), each decoded through its real bitstream, then resynthesized from an STFT (640/160) that takes
+some frames from the input and the rest from the codec:
+
+- *quiet frames*: more than 35 dB below the clip's loudest (pauses, background noise, the quietest sounds),
+  found on the input, eased over 50 ms (``oracles.quiet_frames``); and, not eased, split into those up to
+  40 ms before a louder frame (onsets: pre-echo would show here), up to 40 ms after one (decays) and the
+  rest (background);
+- *speech*: every other frame.
+
+Then three changes a decoder could make on its own, in the frames quiet *in its output*: its magnitude
+with random phases, its magnitude times complex Gaussian noise (a noise fill), and 3 dB quieter.
+Each row: mean PESQ-WB, and the change against the codec as it is, clip by clip (mean ± standard error).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from audiocodec.audio import load  # noqa: E402
+from audiocodec.evaluation.baselines import OpusCodec, opus_available  # noqa: E402
+from audiocodec.evaluation.codecs import NeuralCodec  # noqa: E402
+from audiocodec.evaluation.metrics import common_delay, pesq_wb  # noqa: E402
+from audiocodec.evaluation.runner import fixed_test_clips  # noqa: E402
+from oracles import istft, quiet_frames, stft, write_report  # noqa: E402
+
+
+def near(mask: np.ndarray, steps: int, after: bool) -> np.ndarray:
+    """Frames within ``steps`` frames before (``after`` False) or after a frame of ``mask``."""
+    out = np.zeros_like(mask)
+    for k in range(1, steps + 1):
+        if after:
+            out[k:] |= mask[:-k]
+        else:
+            out[:-k] |= mask[k:]
+    return out
+
+
+def pasted(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The codec's output ``y`` with the input's STFT pasted into some frames (see the module's doc)."""
+    true, out = stft(x), stft(y)
+    quiet = quiet_frames(true)
+    hard = quiet_frames(true, ease=False).numpy() > 0
+    loud = ~hard
+    onset, decay = hard & near(loud, 4, False), hard & near(loud, 4, True) & ~near(loud, 4, False)
+    parts = {"truth in the quiet frames": quiet, "truth in the speech frames": 1 - quiet,
+             "truth in the quiet frames before an onset": torch.from_numpy(onset).float(),
+             "truth in the quiet frames after a decay": torch.from_numpy(decay).float(),
+             "truth in the other quiet frames (background)": torch.from_numpy(hard & ~onset & ~decay).float()}
+    return {name: istft(true * m + out * (1 - m), len(x)) for name, m in parts.items()}
+
+
+def own_changes(y: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Changes in the frames quiet in the codec's own output (what a decoder could do without the input)."""
+    out = stft(y)
+    quiet = quiet_frames(out)
+    g = torch.Generator().manual_seed(seed)
+    phases = torch.exp(2j * np.pi * torch.rand(out.shape, generator=g))
+    noise = torch.complex(torch.randn(out.shape, generator=g), torch.randn(out.shape, generator=g)) / np.sqrt(2)
+    changed = {"own quiet frames: random phases": out.abs() * phases, "own quiet frames: noise fill": out.abs() * noise,
+               "own quiet frames: 3 dB quieter": out * 10 ** (-3 / 20)}
+    return {name: istft(c * quiet + out * (1 - quiet), len(y)) for name, c in changed.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clips", type=int, default=60)
+    p.add_argument("--kbps", type=float, default=6.0)
+    p.add_argument("--model", default=None, help="weights (default: the shipped model)")
+    p.add_argument("--out", default="reports/probe_quiet.md")
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    codecs = {f"audiocodec {a.kbps:g}": NeuralCodec(a.kbps, a.model)}
+    if opus_available():
+        codecs[f"Opus {a.kbps:g}"] = OpusCodec(a.kbps)
+    inputs = [load(path) for path in fixed_test_clips(a.clips)]
+    scores: dict[str, dict[str, list[float]]] = {name: {} for name in codecs}
+    for name, codec in codecs.items():
+        decoded = [codec.run(x).decoded for x in tqdm(inputs, desc=name)]
+        lag = codec.delay if codec.delay is not None else common_delay(list(zip(inputs[:5], decoded[:5])))
+        for x, y in tqdm(list(zip(inputs, decoded)), desc="PESQ"):
+            x, y = torch.from_numpy(x), torch.from_numpy(np.concatenate([y[lag:], np.zeros(lag, np.float32)]))
+            variants = {"as it is": y, **pasted(x, y), **(own_changes(y) if codec.family == "neural" else {})}
+            for row, z in variants.items():
+                scores[name].setdefault(row, []).append(pesq_wb(x.numpy(), z.numpy()))
+    lines = [f"# Where in time the codec loses PESQ-WB ({len(inputs)} fixed test clips, {a.kbps:g} kbps)", ""]
+    for name, rows in scores.items():
+        base = np.array(rows["as it is"])
+        lines += [f"## {name}", "", "| resynthesis (STFT 640/160) | PESQ-WB | change, clip by clip |", "|---|---:|---:|"]
+        for row, v in rows.items():
+            d = np.array(v) - base
+            d = d[~np.isnan(d)]
+            lines.append(f"| {row} | {np.nanmean(v):.3f} | {d.mean():+.3f} ± {d.std() / np.sqrt(len(d)):.3f} |")
+        lines.append("")
+    write_report(a.out, lines)
+
+
+if __name__ == "__main__":
+    main()
