@@ -15,6 +15,8 @@ some frames from the input and the rest from the codec:
 Then three changes a decoder could make on its own, in the frames quiet *in its output*: its magnitude
 with random phases, its magnitude times complex Gaussian noise (a noise fill), and 3 dB quieter.
 Each row: mean PESQ-WB, and the change against the codec as it is, clip by clip (mean ± standard error).
+A last table gives each codec's level error in its quiet frames, band by band: the mean (bias) and the
+spread from frame to frame (standard deviation) of output minus input, in dB.
 """
 from __future__ import annotations
 
@@ -60,6 +62,19 @@ def pasted(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
     return {name: istft(true * m + out * (1 - m), len(x)) for name, m in parts.items()}
 
 
+BAND_EDGES_HZ = (0, 250, 500, 1000, 2000, 4000, 8000.1)
+
+
+def band_errors(x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """Output minus input level (dB) in each band of BAND_EDGES_HZ, on the input's quiet frames: (bands, frames)."""
+    true, out = stft(x).abs().square(), stft(y).abs().square()
+    hz = torch.arange(true.shape[0]) * 16000 / 640
+    hard = quiet_frames(stft(x), ease=False) > 0
+    bands = [(hz >= lo) & (hz < hi) for lo, hi in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:])]
+    db = lambda p: 10 * torch.log10(torch.stack([p[b].sum(0) for b in bands]) + 1e-10)
+    return (db(out) - db(true))[:, hard].numpy()
+
+
 def own_changes(y: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
     """Changes in the frames quiet in the codec's own output (what a decoder could do without the input)."""
     out = stft(y)
@@ -85,11 +100,13 @@ def main() -> None:
         codecs[f"Opus {a.kbps:g}"] = OpusCodec(a.kbps)
     inputs = [load(path) for path in fixed_test_clips(a.clips)]
     scores: dict[str, dict[str, list[float]]] = {name: {} for name in codecs}
+    levels: dict[str, list[np.ndarray]] = {name: [] for name in codecs}
     for name, codec in codecs.items():
         decoded = [codec.run(x).decoded for x in tqdm(inputs, desc=name)]
         lag = codec.delay if codec.delay is not None else common_delay(list(zip(inputs[:5], decoded[:5])))
         for x, y in tqdm(list(zip(inputs, decoded)), desc="PESQ"):
             x, y = torch.from_numpy(x), torch.from_numpy(np.concatenate([y[lag:], np.zeros(lag, np.float32)]))
+            levels[name].append(band_errors(x, y))
             variants = {"as it is": y, **pasted(x, y), **(own_changes(y) if codec.family == "neural" else {})}
             for row, z in variants.items():
                 scores[name].setdefault(row, []).append(pesq_wb(x.numpy(), z.numpy()))
@@ -102,6 +119,12 @@ def main() -> None:
             d = d[~np.isnan(d)]
             lines.append(f"| {row} | {np.nanmean(v):.3f} | {d.mean():+.3f} ± {d.std() / np.sqrt(len(d)):.3f} |")
         lines.append("")
+    bands = [f"{lo / 1000:g}-{round(hi / 1000, 2):g} kHz" for lo, hi in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:])]
+    lines += ["## Level error in the quiet frames, output minus input (dB): mean / spread from frame to frame", "",
+              "| codec | " + " | ".join(bands) + " |", "|---|" + "---:|" * len(bands)]
+    for name, parts in levels.items():
+        e = np.concatenate(parts, 1)
+        lines.append(f"| {name} | " + " | ".join(f"{m:+.1f} / {sd:.1f}" for m, sd in zip(e.mean(1), e.std(1))) + " |")
     write_report(a.out, lines)
 
 
