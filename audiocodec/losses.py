@@ -234,6 +234,12 @@ class PesqLoss(nn.Module):
         return 0.1866055 * base.clamp(min=0)
 
     def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        sym, asym = self.terms(x_hat, x)
+        return (sym + asym).mean()
+
+    def terms(self, x_hat: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss's two parts per clip (B,): 0.1 x the symmetric disturbance and 0.0309 x the asymmetric
+        one (energy the decoded signal adds weighs up to 12 times more than energy it lacks)."""
         (deg, deg_level), (ref, ref_level) = self._filtered(x_hat.flatten(0, 1)), self._filtered(x.flatten(0, 1))
         # each signal levelled on its own, as P.862 does, but with the gain a constant for the gradient: through
         # it the cheapest way down was to inflate a short burst, which takes over the decoded signal's levelling
@@ -263,7 +269,7 @@ class PesqLoss(nn.Module):
             win = v.unfold(1, min(20, v.shape[1]), 10)
             return win.pow(6).mean(-1).clamp(min=1e-30).pow(1 / 6).square().mean(-1).clamp(min=1e-20).sqrt()
 
-        return (0.1 * aggregate(sym_d) + 0.0309 * aggregate(asym_d)).mean()
+        return 0.1 * aggregate(sym_d), 0.0309 * aggregate(asym_d)
 
     @staticmethod
     def mos(loss: torch.Tensor) -> torch.Tensor:

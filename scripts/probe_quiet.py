@@ -15,7 +15,9 @@ some frames from the input and the rest from the codec:
 Then three changes a decoder could make on its own, in the frames quiet *in its output*: its magnitude
 with random phases, its magnitude times complex Gaussian noise (a noise fill), and 3 dB quieter.
 Each row: mean PESQ-WB, and the change against the codec as it is, clip by clip (mean ± standard error).
-A last table gives each codec's level error in its quiet frames, band by band: the mean (bias) and the
+Two more tables: PESQ's two disturbances, as the differentiable approximation ``losses.PesqLoss`` computes
+them (symmetric, and asymmetric: energy the output adds), for each codec as it is and with the truth in
+its quiet frames; and each codec's level error in its quiet frames, band by band: the mean (bias) and the
 spread from frame to frame (standard deviation) of output minus input, in dB.
 """
 from __future__ import annotations
@@ -34,6 +36,7 @@ from audiocodec.evaluation.baselines import OpusCodec, opus_available  # noqa: E
 from audiocodec.evaluation.codecs import NeuralCodec  # noqa: E402
 from audiocodec.evaluation.metrics import common_delay, pesq_wb  # noqa: E402
 from audiocodec.evaluation.runner import fixed_test_clips  # noqa: E402
+from audiocodec.losses import PesqLoss  # noqa: E402
 from oracles import istft, quiet_frames, stft, write_report  # noqa: E402
 
 
@@ -101,6 +104,8 @@ def main() -> None:
     inputs = [load(path) for path in fixed_test_clips(a.clips)]
     scores: dict[str, dict[str, list[float]]] = {name: {} for name in codecs}
     levels: dict[str, list[np.ndarray]] = {name: [] for name in codecs}
+    terms: dict[str, list[list[float]]] = {name: [] for name in codecs}
+    approx = PesqLoss()
     for name, codec in codecs.items():
         decoded = [codec.run(x).decoded for x in tqdm(inputs, desc=name)]
         lag = codec.delay if codec.delay is not None else common_delay(list(zip(inputs[:5], decoded[:5])))
@@ -108,6 +113,9 @@ def main() -> None:
             x, y = torch.from_numpy(x), torch.from_numpy(np.concatenate([y[lag:], np.zeros(lag, np.float32)]))
             levels[name].append(band_errors(x, y))
             variants = {"as it is": y, **pasted(x, y), **(own_changes(y) if codec.family == "neural" else {})}
+            with torch.no_grad():
+                terms[name].append([float(t) for z in (y, variants["truth in the quiet frames"])
+                                    for t in approx.terms(z[None, None], x[None, None])])
             for row, z in variants.items():
                 scores[name].setdefault(row, []).append(pesq_wb(x.numpy(), z.numpy()))
     lines = [f"# Where in time the codec loses PESQ-WB ({len(inputs)} fixed test clips, {a.kbps:g} kbps)", ""]
@@ -119,6 +127,11 @@ def main() -> None:
             d = d[~np.isnan(d)]
             lines.append(f"| {row} | {np.nanmean(v):.3f} | {d.mean():+.3f} ± {d.std() / np.sqrt(len(d)):.3f} |")
         lines.append("")
+    lines += ["## PESQ's two disturbances (losses.PesqLoss, no time alignment; the score falls as they grow)", "",
+              "| codec | symmetric, as it is | asymmetric, as it is | symmetric, truth in the quiet frames | asymmetric, truth in the quiet frames |",
+              "|---|---:|---:|---:|---:|"]
+    lines += [f"| {name} | " + " | ".join(f"{v:.3f}" for v in np.mean(t, 0)) + " |" for name, t in terms.items()]
+    lines.append("")
     bands = [f"{lo / 1000:g}-{round(hi / 1000, 2):g} kHz" for lo, hi in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:])]
     lines += ["## Level error in the quiet frames, output minus input (dB): mean / spread from frame to frame", "",
               "| codec | " + " | ".join(bands) + " |", "|---|" + "---:|" * len(bands)]
