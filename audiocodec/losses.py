@@ -60,18 +60,23 @@ class CompressedMagnitudeLoss(nn.Module):
 
     A log loss weighs a quiet valley between harmonics as much as the harmonic itself; a power law close to
     loudness (PESQ's Zwicker exponent is 0.23 on power, about 0.46 on magnitude) weighs the bins by what is
-    heard, at full frequency resolution (no mel pooling of the low band's harmonics)."""
+    heard, at full frequency resolution (no mel pooling of the low band's harmonics).
 
-    def __init__(self, resolutions=(512, 1024), power: float = 0.3):
+    ``excess`` > 1 weighs magnitude the output adds (above the input's) that many times more than magnitude
+    it lacks, as PESQ's asymmetric disturbance does: where a bin is uncertain (background noise, between
+    harmonics) the best guess then sits below its mean, at the 1 / (1 + excess) quantile."""
+
+    def __init__(self, resolutions=(512, 1024), power: float = 0.3, excess: float = 1.0):
         super().__init__()
-        self.resolutions, self.power = resolutions, power
+        self.resolutions, self.power, self.excess = resolutions, power, excess
 
     def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         x_hat, x = x_hat.flatten(0, 1), x.flatten(0, 1)
         loss = 0.0
         for n in self.resolutions:
             m_hat, m = stft_mag(x_hat, n, n // 4), stft_mag(x, n, n // 4)
-            loss = loss + ((m_hat + 1e-7) ** self.power - (m + 1e-7) ** self.power).abs().mean()
+            diff = (m_hat + 1e-7) ** self.power - (m + 1e-7) ** self.power
+            loss = loss + torch.where(diff > 0, self.excess * diff, -diff).mean()
         return loss / len(self.resolutions)
 
 

@@ -78,6 +78,7 @@ class Settings:
     fm_weight: float = 2.0
     mel_weight: float = 30.0
     cmag_weight: float = 150.0   # L1 of STFT magnitudes ** 0.3 (losses.CompressedMagnitudeLoss): lifted PESQ by ~0.07
+    cmag_excess: float = 1.0     # ... magnitude the output adds weighing this many times more than what it lacks (as PESQ's asymmetric term)
     phase_weight: float = 0.0    # complex-STFT loss (tried for 500 steps: no gain; off)
     pesq_weight: float = 0.0     # differentiable PESQ-WB approximation (losses.PesqLoss); off: it lowered real PESQ
     stoi_weight: float = 0.0     # 1 - a differentiable STOI (losses.StoiLoss); off: no gain in STOI seen
@@ -330,7 +331,7 @@ def main() -> None:
     mel_loss = MultiScaleMelLoss().to(s.device)
     # optional reconstruction terms, built only when switched on: log name -> (weight, loss)
     extra = {name: (weight, make().to(s.device)) for name, weight, make in (
-        ("cmag", s.cmag_weight, CompressedMagnitudeLoss), ("cplx", s.phase_weight, ComplexSTFTLoss),
+        ("cmag", s.cmag_weight, lambda: CompressedMagnitudeLoss(excess=s.cmag_excess)), ("cplx", s.phase_weight, ComplexSTFTLoss),
         ("pesq_loss", s.pesq_weight, PesqLoss), ("stoi_loss", s.stoi_weight, StoiLoss)) if weight}
     rho_loss = PeriodicityLoss().to(s.device) if s.periodicity_weight and s.pitch_source else None
     opt_g = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)

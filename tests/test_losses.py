@@ -67,6 +67,18 @@ def test_compressed_magnitude_loss_weighs_loud_bins(clip):
     assert costs[0] < costs[1] < costs[2] and costs[0] < 0.1 * costs[2]
 
 
+def test_compressed_magnitude_loss_can_weigh_added_energy_more(clip):
+    """With ``excess`` 3, an output louder than the input costs 3 times what the same error costs at 1; one
+    quieter than the input costs the same at both."""
+    from audiocodec.losses import CompressedMagnitudeLoss
+
+    x = clip[None, None]
+    plain, strict = CompressedMagnitudeLoss(), CompressedMagnitudeLoss(excess=3.0)
+    loud, quiet = 1.5 * x, x / 1.5
+    assert torch.isclose(strict(loud, x), 3 * plain(loud, x), rtol=1e-4)
+    assert torch.isclose(strict(quiet, x), plain(quiet, x), rtol=1e-4)
+
+
 def _harmonic(f0: float, seconds: float = 1.0) -> torch.Tensor:
     t = torch.arange(int(16000 * seconds)) / 16000
     return sum(torch.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 25))[None] * 0.1
