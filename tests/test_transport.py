@@ -373,4 +373,6 @@ def test_look_ahead_encoder_gets_every_frame_to_its_place(codec, clip):
         t.join(10)
         sock.close()
         assert st.frames == -(-len(clip) // 320) and out["stats"].ended_by == "end-of-stream"
-        assert len(sink.audio) == len(clip) and np.abs(sink.audio - ref).max() < 1e-4
+        # a frame out of place costs errors near the signal's level (0.26 here); frame-by-frame decoding in
+        # other groupings differs from one-shot decoding by float32 rounding, up to 1.04e-4 with session 16's weights
+        assert len(sink.audio) == len(clip) and np.abs(sink.audio - ref).max() < 1e-3
