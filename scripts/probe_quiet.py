@@ -8,8 +8,8 @@ some frames from the input and the rest from the codec:
 
 - *quiet frames*: more than 35 dB below the clip's loudest (pauses, background noise, the quietest sounds),
   found on the input, eased over 50 ms (``oracles.quiet_frames``); and, not eased, split into those up to
-  40 ms before a louder frame (onsets: pre-echo would show here), up to 40 ms after one (decays) and the
-  rest (background);
+  40 ms before a louder frame (onsets: pre-echo would show here), up to 40 ms after one and not before
+  another (decays) and the rest (background);
 - *speech*: every other frame.
 
 Then three changes a decoder could make on its own, in the frames quiet *in its output*: its magnitude
