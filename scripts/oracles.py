@@ -91,12 +91,18 @@ def quiet_frames(spec: torch.Tensor, below_db: float = 35.0, ease: bool = True) 
     return torch.nn.functional.avg_pool1d(quiet[None, None], 5, 1, 2, count_include_pad=False)[0, 0]
 
 
+def paste(true: torch.Tensor, out: torch.Tensor, weight: torch.Tensor, length: int) -> torch.Tensor:
+    """A signal from two STFTs (bins, frames): the true one where the per-frame ``weight`` is 1, the codec's
+    output's where it is 0."""
+    return istft(true * weight + out * (1 - weight), length)
+
+
 def pasted_in_time(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
     """The codec's output with the true STFT pasted into its quiet frames, or into the others."""
     true, out = stft(x), stft(y)
     q = quiet_frames(true)
-    return {"codec output, the true signal in the quiet frames (> 35 dB under the peak)": istft(true * q + out * (1 - q), len(x)),
-            "codec output, the true signal in the other frames (the speech)": istft(out * q + true * (1 - q), len(x))}
+    return {"codec output, the true signal in the quiet frames (> 35 dB under the peak)": paste(true, out, q, len(x)),
+            "codec output, the true signal in the other frames (the speech)": paste(true, out, 1 - q, len(x))}
 
 
 def log_pairs(x: torch.Tensor) -> torch.Tensor:

@@ -37,7 +37,7 @@ from audiocodec.evaluation.codecs import NeuralCodec  # noqa: E402
 from audiocodec.evaluation.metrics import common_delay, pesq_wb  # noqa: E402
 from audiocodec.evaluation.runner import fixed_test_clips  # noqa: E402
 from audiocodec.losses import PesqLoss  # noqa: E402
-from oracles import istft, quiet_frames, stft, write_report  # noqa: E402
+from oracles import istft, paste, quiet_frames, stft, write_report  # noqa: E402
 
 
 def near(mask: np.ndarray, steps: int, after: bool) -> np.ndarray:
@@ -51,43 +51,41 @@ def near(mask: np.ndarray, steps: int, after: bool) -> np.ndarray:
     return out
 
 
-def pasted(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The codec's output ``y`` with the input's STFT pasted into some frames (see the module's doc)."""
-    true, out = stft(x), stft(y)
+def pasted(true: torch.Tensor, out: torch.Tensor, hard: np.ndarray, length: int) -> dict[str, torch.Tensor]:
+    """The codec's output (STFT ``out``) with the input's (``true``) pasted into some frames (see the module's
+    doc); ``hard``: the input's quiet frames, not eased."""
     quiet = quiet_frames(true)
-    hard = quiet_frames(true, ease=False).numpy() > 0
     loud = ~hard
     onset, decay = hard & near(loud, 4, False), hard & near(loud, 4, True) & ~near(loud, 4, False)
     parts = {"truth in the quiet frames": quiet, "truth in the speech frames": 1 - quiet,
              "truth in the quiet frames before an onset": torch.from_numpy(onset).float(),
              "truth in the quiet frames after a decay": torch.from_numpy(decay).float(),
              "truth in the other quiet frames (background)": torch.from_numpy(hard & ~onset & ~decay).float()}
-    return {name: istft(true * m + out * (1 - m), len(x)) for name, m in parts.items()}
+    return {name: paste(true, out, m, length) for name, m in parts.items()}
 
 
 BAND_EDGES_HZ = (0, 250, 500, 1000, 2000, 4000, 8000.1)
 
 
-def band_errors(x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    """Output minus input level (dB) in each band of BAND_EDGES_HZ, on the input's quiet frames: (bands, frames)."""
-    true, out = stft(x).abs().square(), stft(y).abs().square()
+def band_errors(true: torch.Tensor, out: torch.Tensor, hard: np.ndarray) -> np.ndarray:
+    """Output minus input level (dB) in each band of BAND_EDGES_HZ, from the two STFTs, on the input's quiet
+    frames ``hard``: (bands, frames)."""
     hz = torch.arange(true.shape[0]) * 16000 / 640
-    hard = quiet_frames(stft(x), ease=False) > 0
     bands = [(hz >= lo) & (hz < hi) for lo, hi in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:])]
-    db = lambda p: 10 * torch.log10(torch.stack([p[b].sum(0) for b in bands]) + 1e-10)
-    return (db(out) - db(true))[:, hard].numpy()
+    db = lambda spec: 10 * torch.log10(torch.stack([spec[b].abs().square().sum(0) for b in bands]) + 1e-10)
+    return (db(out) - db(true))[:, torch.from_numpy(hard)].numpy()
 
 
-def own_changes(y: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Changes in the frames quiet in the codec's own output (what a decoder could do without the input)."""
-    out = stft(y)
+def own_changes(out: torch.Tensor, length: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Changes in the frames quiet in the codec's own output (STFT ``out``; what a decoder could do without
+    the input)."""
     quiet = quiet_frames(out)
     g = torch.Generator().manual_seed(seed)
     phases = torch.exp(2j * np.pi * torch.rand(out.shape, generator=g))
     noise = torch.complex(torch.randn(out.shape, generator=g), torch.randn(out.shape, generator=g)) / np.sqrt(2)
     changed = {"own quiet frames: random phases": out.abs() * phases, "own quiet frames: noise fill": out.abs() * noise,
                "own quiet frames: 3 dB quieter": out * 10 ** (-3 / 20)}
-    return {name: istft(c * quiet + out * (1 - quiet), len(y)) for name, c in changed.items()}
+    return {name: istft(c * quiet + out * (1 - quiet), length) for name, c in changed.items()}
 
 
 def main() -> None:
@@ -111,8 +109,11 @@ def main() -> None:
         lag = codec.delay if codec.delay is not None else common_delay(list(zip(inputs[:5], decoded[:5])))
         for x, y in tqdm(list(zip(inputs, decoded)), desc="PESQ"):
             x, y = torch.from_numpy(x), torch.from_numpy(np.concatenate([y[lag:], np.zeros(lag, np.float32)]))
-            levels[name].append(band_errors(x, y))
-            variants = {"as it is": y, **pasted(x, y), **(own_changes(y) if codec.family == "neural" else {})}
+            true, out = stft(x), stft(y)
+            hard = quiet_frames(true, ease=False).numpy() > 0
+            levels[name].append(band_errors(true, out, hard))
+            variants = {"as it is": y, **pasted(true, out, hard, len(x)),
+                        **(own_changes(out, len(y)) if codec.family == "neural" else {})}
             with torch.no_grad():
                 terms[name].append([float(t) for z in (y, variants["truth in the quiet frames"])
                                     for t in approx.terms(z[None, None], x[None, None])])
