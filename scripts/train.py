@@ -38,6 +38,8 @@ Since session 15: ``--pitch-input true`` (with ``--sent-pitch``) lets the decode
 well (``decoder.PitchInput``, added at zero to weights without it).
 Since session 16: ``--cmag-excess 2`` weighs magnitude the output adds twice what it lacks in the
 compressed-magnitude loss, as PESQ punishes added energy more (it lowered PESQ-WB in 3,000 steps; off).
+Since session 17: ``--quiet-weight`` adds ``losses.QuietMelLoss``, a log-mel L1 on the input's frames more than
+35 dB under its loudest (pauses and background, where ``scripts/probe_quiet.py`` finds the gap to Opus).
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.dataset import DEFAULT_ROOT, F0_HOP, excerpts, load_f0, load_split, pitch_targets  # noqa: E402
-from audiocodec.losses import (ComplexSTFTLoss, CompressedMagnitudeLoss, MultiResolutionDiscriminator, MultiScaleMelLoss, PeriodicityLoss, PesqLoss,  # noqa: E402
+from audiocodec.losses import (ComplexSTFTLoss, CompressedMagnitudeLoss, MultiResolutionDiscriminator, MultiScaleMelLoss, PeriodicityLoss, PesqLoss, QuietMelLoss,  # noqa: E402
                                StoiLoss,
                                discriminator_loss, generator_losses)
 from audiocodec.model import BITRATES, Codec, CodecConfig  # noqa: E402
@@ -82,6 +84,7 @@ class Settings:
     cmag_weight: float = 150.0   # L1 of STFT magnitudes ** 0.3 (losses.CompressedMagnitudeLoss): lifted PESQ by ~0.07
     cmag_excess: float = 1.0     # ... magnitude the output adds weighing this many times what it lacks, as PESQ's asymmetric term (2: lower PESQ; off)
     phase_weight: float = 0.0    # complex-STFT loss (tried for 500 steps: no gain; off)
+    quiet_weight: float = 0.0    # extra log-mel L1 on the input's quiet frames (losses.QuietMelLoss; session 17)
     pesq_weight: float = 0.0     # differentiable PESQ-WB approximation (losses.PesqLoss); off: it lowered real PESQ
     stoi_weight: float = 0.0     # 1 - a differentiable STOI (losses.StoiLoss); off: no gain in STOI seen
     periodicity_weight: float = 0.0  # losses.PeriodicityLoss: as periodic below 1 kHz as the input on voiced frames (10: no PESQ gain; off)
@@ -334,7 +337,7 @@ def main() -> None:
     # optional reconstruction terms, built only when switched on: log name -> (weight, loss)
     extra = {name: (weight, make().to(s.device)) for name, weight, make in (
         ("cmag", s.cmag_weight, lambda: CompressedMagnitudeLoss(excess=s.cmag_excess)), ("cplx", s.phase_weight, ComplexSTFTLoss),
-        ("pesq_loss", s.pesq_weight, PesqLoss), ("stoi_loss", s.stoi_weight, StoiLoss)) if weight}
+        ("quiet", s.quiet_weight, QuietMelLoss), ("pesq_loss", s.pesq_weight, PesqLoss), ("stoi_loss", s.stoi_weight, StoiLoss)) if weight}
     rho_loss = PeriodicityLoss().to(s.device) if s.periodicity_weight and s.pitch_source else None
     opt_g = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)

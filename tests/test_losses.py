@@ -79,6 +79,20 @@ def test_compressed_magnitude_loss_can_weigh_added_energy_more(clip):
     assert torch.isclose(strict(quiet, x), plain(quiet, x), rtol=1e-4)
 
 
+def test_quiet_mel_loss_sees_only_the_quiet_frames():
+    """A clip of loud speech-level noise, then a pause 50 dB down: changing the loud half costs nothing,
+    changing the pause costs."""
+    from audiocodec.losses import QuietMelLoss
+
+    g = torch.Generator().manual_seed(0)
+    loud, pause = 0.3 * torch.randn(8000, generator=g), 0.001 * torch.randn(8000, generator=g)
+    x = torch.cat([loud, pause])[None, None]
+    loss = QuietMelLoss()
+    assert loss(x, x).item() == 0.0
+    assert loss(torch.cat([0.5 * loud, pause])[None, None], x).item() < 1e-3  # edge frames hear a little
+    assert loss(torch.cat([loud, 2 * pause])[None, None], x).item() > 0.1
+
+
 def _harmonic(f0: float, seconds: float = 1.0) -> torch.Tensor:
     t = torch.arange(int(16000 * seconds)) / 16000
     return sum(torch.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 25))[None] * 0.1
