@@ -12,6 +12,9 @@ some frames from the input and the rest from the codec:
   another (decays) and the rest (background);
 - *speech*: every other frame.
 
+and, in the quiet frames, only the truth below 1 kHz; the truth's magnitude with the codec's phase; the
+codec's output with the truth's energy in each 100 Hz band below 1 kHz and each 10 ms frame.
+
 Then three changes a decoder could make on its own, in the frames quiet *in its output*: its magnitude
 with random phases, its magnitude times complex Gaussian noise (a noise fill), and 3 dB quieter.
 Each row: mean PESQ-WB, and the change against the codec as it is, clip by clip (mean ± standard error).
@@ -61,7 +64,23 @@ def pasted(true: torch.Tensor, out: torch.Tensor, hard: np.ndarray, length: int)
              "truth in the quiet frames before an onset": torch.from_numpy(onset).float(),
              "truth in the quiet frames after a decay": torch.from_numpy(decay).float(),
              "truth in the other quiet frames (background)": torch.from_numpy(hard & ~onset & ~decay).float()}
-    return {name: paste(true, out, m, length) for name, m in parts.items()}
+    rows = {name: paste(true, out, m, length) for name, m in parts.items()}
+    low = (torch.arange(true.shape[0]) * 16000 / 640 < 1000)[:, None]
+    rows["truth in the quiet frames, below 1 kHz only"] = paste(torch.where(low, true, out), out, quiet, length)
+    rows["the truth's magnitude in the quiet frames, own phase"] = paste(true.abs() * torch.sgn(out), out, quiet, length)
+    rows["the truth's energy per 100 Hz and 10 ms below 1 kHz in the quiet frames"] = paste(
+        out * band_gains(true, out, 4, 40), out, quiet, length)
+    return rows
+
+
+def band_gains(true: torch.Tensor, out: torch.Tensor, width: int, bins: int) -> torch.Tensor:
+    """Per-bin gains (bins, frames) that give ``out`` the energy of ``true`` in each frame and each band of
+    ``width`` bins among the first ``bins`` (1 above)."""
+    gain = torch.ones(out.shape)
+    for lo in range(0, bins, width):
+        e_true, e_out = (s[lo:lo + width].abs().square().sum(0) for s in (true, out))
+        gain[lo:lo + width] = ((e_true + 1e-12) / (e_out + 1e-12)).sqrt()
+    return gain
 
 
 BAND_EDGES_HZ = (0, 250, 500, 1000, 2000, 4000, 8000.1)
