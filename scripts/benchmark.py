@@ -8,8 +8,10 @@
 
 Per codec: actual kbps (payload bits of real encoder output / seconds), PESQ-WB, STOI, ESTOI, SI-SDR,
 log-mel distance, and the encode+decode real-time factor on ONE thread. Writes OUT/benchmark.md,
-OUT/rd.png (PESQ-WB and STOI vs kbps) and OUT/results.json (read by scripts/make_figures.py). With
---compare, benchmark.md also gets the change against an earlier results.json, clip by clip.
+OUT/rd.png (PESQ-WB and STOI vs kbps) and OUT/results.json (read by scripts/make_figures.py).
+benchmark.md also has the targets' head-to-head comparisons clip by clip (1.5 kbps against Codec2, 6 and 12
+against Opus at the same rate) and PESQ-WB per source folder (the test split's speechocean762 and
+Speech Commands clips); with --compare, the change against an earlier results.json, clip by clip.
 The work is done by audiocodec.evaluation (the same code as `audiocodec evaluate`)."""
 from __future__ import annotations
 
@@ -28,8 +30,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from audiocodec.errors import CodecError  # noqa: E402
 from audiocodec.evaluation.codecs import make_codecs, parse_list  # noqa: E402
 from audiocodec.evaluation.plots import rd_plot  # noqa: E402
-from audiocodec.evaluation.report import model_info, paired_rows, summary_rows, write_json  # noqa: E402
+from audiocodec.evaluation.report import (model_info, paired_rows, source_rows, summary_rows, versus_rows,  # noqa: E402
+                                          write_json)
 from audiocodec.evaluation.runner import collect_inputs, evaluate, fixed_test_clips  # noqa: E402
+
+
+# the comparisons the issue's targets name: 1.5 kbps against Codec2, 6 and 12 kbps against Opus at the same rate
+HEAD_TO_HEAD = [("neural-1.5", "codec2-1.2"), ("neural-1.5", "codec2-3.2"), ("neural-3", "codec2-3.2"),
+                ("neural-6", "opus-6"), ("neural-12", "opus-12")]
 
 
 def cpu_name() -> str:
@@ -98,6 +106,12 @@ def main() -> int:
     write_json(results, os.path.join(args.out, "results.json"))
     rd_plot(results["summary"], os.path.join(args.out, "rd.png"), metrics=("pesq_wb", "stoi"))
     text = markdown(results, desc)
+    tables = [("Head to head, clip by clip (the codec's mean, and its lead over the other ± standard error)",
+               versus_rows(results, HEAD_TO_HEAD)), ("PESQ-WB by source folder", source_rows(results))]
+    for title, rows in tables:
+        if len(rows) > 1 and len(rows[0]) > 2:
+            text += "\n".join([f"## {title}", "", "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+                               + ["| " + " | ".join(r) + " |" for r in rows[1:]]) + "\n\n"
     if args.compare:
         with open(args.compare) as f:
             old = json.load(f)

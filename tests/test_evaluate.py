@@ -120,6 +120,23 @@ def test_paired_rows_show_the_change_per_codec():
     assert rows[1] == ["neural-6", "2", "2.700 (+0.200 ± 0.100)"]
 
 
+def test_versus_rows_give_each_codec_its_lead_clip_by_clip():
+    from audiocodec.evaluation.report import versus_rows
+
+    scores = {"neural-6": (2.0, 3.0, 1.0), "opus-6": (1.5, 3.1, 0.6)}
+    res = {"rows": [{"clip": c, "codec": k, "pesq_wb": v[i]} for k, v in scores.items() for i, c in enumerate("abc")]}
+    rows = versus_rows(res, [("neural-6", "opus-6"), ("neural-12", "opus-12")], metrics=("pesq_wb",))
+    assert rows[1:] == [["neural-6", "opus-6", "2.000 (+0.267 ± 0.186)"]]  # leads 0.5, -0.1, 0.4; no neural-12
+
+
+def test_source_rows_split_the_clips_by_their_folder():
+    from audiocodec.evaluation.report import source_rows
+
+    clips = [{"name": n, "path": f"/data/test/{src}/spk/{n}.flac"} for n, src in (("a", "read"), ("b", "read"), ("c", "words"))]
+    res = {"clips": clips, "rows": [{"clip": n, "codec": "neural-6", "pesq_wb": p} for n, p in (("a", 2.0), ("b", 3.0), ("c", 1.0))]}
+    assert source_rows(res) == [["codec", "read (2 clips)", "words (1 clip)"], ["neural-6", "2.50", "1.00"]]
+
+
 def _chromium(args, user_dir, timeout=60):
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",

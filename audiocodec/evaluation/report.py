@@ -52,6 +52,16 @@ def summary_rows(summary: list[dict]) -> list[list[str]]:
     return [head] + body
 
 
+def _paired(a: np.ndarray, b: np.ndarray) -> str:
+    """'mean of b (mean of b - a +- standard error)' over the entries both have."""
+    ok = np.isfinite(a) & np.isfinite(b)
+    d = b[ok] - a[ok]
+    if not len(d):
+        return "-"
+    se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else math.nan
+    return f"{b[ok].mean():.3f} ({d.mean():+.3f} ± {se:.3f})"
+
+
 def paired_rows(old: dict, new: dict, metrics=("pesq_wb", "stoi", "estoi")) -> list[list[str]]:
     """Clip-by-clip comparison of two ``evaluate`` results (say, a candidate model against the shipped one): per
     codec in both, the new mean and the mean change over the clips both scored, +- its standard error. Paired
@@ -64,13 +74,49 @@ def paired_rows(old: dict, new: dict, metrics=("pesq_wb", "stoi", "estoi")) -> l
             continue
         row = [codec, str(len(pairs))]
         for m in metrics:
-            a = np.array([p[0].get(m, math.nan) for p in pairs], dtype=float)
-            b = np.array([p[1].get(m, math.nan) for p in pairs], dtype=float)
-            ok = np.isfinite(a) & np.isfinite(b)
-            d = b[ok] - a[ok]
-            se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else math.nan
-            row.append(f"{b[ok].mean():.3f} ({d.mean():+.3f} ± {se:.3f})" if len(d) else "-")
+            row.append(_paired(np.array([p[0].get(m, math.nan) for p in pairs], dtype=float),
+                               np.array([p[1].get(m, math.nan) for p in pairs], dtype=float)))
         out.append(row)
+    return out
+
+
+def versus_rows(results: dict, pairs: list[tuple[str, str]], metrics=("pesq_wb", "stoi", "estoi")) -> list[list[str]]:
+    """Head to head within one run: for each (codec, reference) pair present, the codec's mean and its lead
+    over the reference, clip by clip (mean difference +- standard error)."""
+    by = {(r["clip"], r["codec"]): r for r in results["rows"]}
+    clips = list(dict.fromkeys(r["clip"] for r in results["rows"]))
+    out = [["codec", "against"] + [f"{M.LABELS.get(m, m)} (lead)" for m in metrics]]
+    for codec, ref in pairs:
+        both = [c for c in clips if (c, codec) in by and (c, ref) in by]
+        if both:
+            out.append([codec, ref] + [_paired(np.array([by[(c, ref)].get(m, math.nan) for c in both], dtype=float),
+                                               np.array([by[(c, codec)].get(m, math.nan) for c in both], dtype=float))
+                                       for m in metrics])
+    return out
+
+
+def source_of(paths: list[str]) -> dict[str, str]:
+    """Each clip's source: the first folder under the folder all the clips share (for the test split:
+    speechocean762, speech_commands, ...); a clip right in that folder is '.'."""
+    root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths]) if paths else ""
+    parts = {p: os.path.relpath(os.path.abspath(p), root).split(os.sep) for p in paths}
+    return {p: (rel[0] if len(rel) > 1 else ".") for p, rel in parts.items()}
+
+
+def source_rows(results: dict, metric: str = "pesq_wb") -> list[list[str]]:
+    """Mean ``metric`` per codec and per source folder (``source_of``); header row first."""
+    sources = source_of([c["path"] for c in results["clips"]])
+    clip_source = {c["name"]: sources[c["path"]] for c in results["clips"]}
+    names = list(dict.fromkeys(sources.values()))
+    counts = {n: sum(1 for v in clip_source.values() if v == n) for n in names}
+    out = [["codec"] + [f"{n} ({counts[n]} clip{'s' * (counts[n] != 1)})" for n in names]]
+    for codec in dict.fromkeys(r["codec"] for r in results["rows"]):
+        cells = []
+        for n in names:
+            v = np.array([r.get(metric, math.nan) for r in results["rows"]
+                          if r["codec"] == codec and clip_source.get(r["clip"]) == n], dtype=float)
+            cells.append(f"{np.nanmean(v):.2f}" if np.isfinite(v).any() else "-")
+        out.append([codec] + cells)
     return out
 
 
