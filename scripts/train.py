@@ -39,7 +39,8 @@ well (``decoder.PitchInput``, added at zero to weights without it).
 Since session 16: ``--cmag-excess 2`` weighs magnitude the output adds twice what it lacks in the
 compressed-magnitude loss, as PESQ punishes added energy more (it lowered PESQ-WB in 3,000 steps; off).
 Since session 17: ``--quiet-weight`` adds ``losses.QuietMelLoss``, a log-mel L1 on the input's frames more than
-35 dB under its loudest (pauses and background, where ``scripts/probe_quiet.py`` finds the gap to Opus).
+35 dB under its loudest (pauses and background, where ``scripts/probe_quiet.py`` finds the gap to Opus; at 30
+for 1,000 steps, decoder only, it barely fell and PESQ-WB did not move; off).
 """
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ class Settings:
     cmag_weight: float = 150.0   # L1 of STFT magnitudes ** 0.3 (losses.CompressedMagnitudeLoss): lifted PESQ by ~0.07
     cmag_excess: float = 1.0     # ... magnitude the output adds weighing this many times what it lacks, as PESQ's asymmetric term (2: lower PESQ; off)
     phase_weight: float = 0.0    # complex-STFT loss (tried for 500 steps: no gain; off)
-    quiet_weight: float = 0.0    # extra log-mel L1 on the input's quiet frames (losses.QuietMelLoss; session 17)
+    quiet_weight: float = 0.0    # extra log-mel L1 on the input's quiet frames (losses.QuietMelLoss; 30: the loss barely fell, no gain; off)
     pesq_weight: float = 0.0     # differentiable PESQ-WB approximation (losses.PesqLoss); off: it lowered real PESQ
     stoi_weight: float = 0.0     # 1 - a differentiable STOI (losses.StoiLoss); off: no gain in STOI seen
     periodicity_weight: float = 0.0  # losses.PeriodicityLoss: as periodic below 1 kHz as the input on voiced frames (10: no PESQ gain; off)
