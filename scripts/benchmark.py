@@ -51,6 +51,11 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def md_table(rows: list[list[str]]) -> list[str]:
+    """Table cells (header row first) -> the lines of a markdown table."""
+    return ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])] + ["| " + " | ".join(r) + " |" for r in rows[1:]]
+
+
 def markdown(results: dict, clip_desc: str) -> str:
     rows = summary_rows(results["summary"])
     m = results["model"]
@@ -58,9 +63,7 @@ def markdown(results: dict, clip_desc: str) -> str:
              f"- clips: {clip_desc}: {len(results['clips'])} clips, {sum(c['duration_s'] for c in results['clips']):.1f} s",
              f"- model: `{m['model_id']}` ({m['weights']}, {m['steps']} training steps, "
              f"entropy model {'on' if m['entropy_model'] else 'off'})",
-             f"- CPU: {cpu_name()}, torch {torch.__version__}, 1 thread", "",
-             "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+             f"- CPU: {cpu_name()}, torch {torch.__version__}, 1 thread", "", *md_table(rows)]
     lines += ["", "**actual kbps**: payload bits of the real encoder output / seconds of audio (neural: range-coded "
               ".acdc chunks without the 40-byte header and 12-byte chunk headers; Opus: audio packets without Ogg "
               "pages and header packets; Codec2: headerless bit file; PCA: packed indices). **file kbps**: whole files. "
@@ -110,15 +113,14 @@ def main() -> int:
                versus_rows(results, HEAD_TO_HEAD)), ("PESQ-WB by source folder", source_rows(results))]
     for title, rows in tables:
         if len(rows) > 1 and len(rows[0]) > 2:
-            text += "\n".join([f"## {title}", "", "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-                               + ["| " + " | ".join(r) + " |" for r in rows[1:]]) + "\n\n"
+            text += "\n".join([f"## {title}", "", *md_table(rows)]) + "\n\n"
     if args.compare:
         with open(args.compare) as f:
             old = json.load(f)
         rows = paired_rows(old, results)
         before = old.get("model", {}).get("model_id", "?")
-        text += "\n".join(["", f"## Against an earlier run (`{args.compare}`, model `{before}`), clip by clip", "", "| " + " | ".join(rows[0]) + " |",
-                           "|" + "---|" * len(rows[0])] + ["| " + " | ".join(r) + " |" for r in rows[1:]]) + "\n"
+        text += "\n".join(["", f"## Against an earlier run (`{args.compare}`, model `{before}`), clip by clip", "",
+                           *md_table(rows)]) + "\n"
     with open(os.path.join(args.out, "benchmark.md"), "w") as f:
         f.write(text)
     print(text)

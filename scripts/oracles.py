@@ -41,6 +41,7 @@ from audiocodec.evaluation.metrics import pesq_wb  # noqa: E402
 from audiocodec.model.pitch import dequantize  # noqa: E402
 
 N_FFT, HOP = 640, 160
+BIN_HZ = torch.arange(N_FFT // 2 + 1) * 16000 / N_FFT  # centre frequency of each STFT bin
 
 
 def stft(x: torch.Tensor) -> torch.Tensor:
@@ -71,7 +72,7 @@ def envelope(logmag: torch.Tensor, lifter: int = 30) -> torch.Tensor:
 def mixtures(true_mag: torch.Tensor, out_mag: torch.Tensor) -> dict[str, torch.Tensor]:
     """The codec's output magnitude with one part taken from the truth: a frequency band, the envelope or the
     fine structure (``envelope``)."""
-    hz = torch.arange(true_mag.shape[0])[:, None] * 16000 / N_FFT
+    hz = BIN_HZ[:, None]
     rows = {f"codec magnitude, true {name} + Griffin-Lim (50)": torch.where(band, true_mag, out_mag)
             for name, band in (("below 1 kHz", hz < 1000), ("1-4 kHz", (hz >= 1000) & (hz < 4000)), ("above 4 kHz", hz >= 4000))}
     lt, lo = torch.log(true_mag + 1e-5), torch.log(out_mag + 1e-5)

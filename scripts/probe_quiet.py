@@ -40,7 +40,7 @@ from audiocodec.evaluation.codecs import NeuralCodec  # noqa: E402
 from audiocodec.evaluation.metrics import common_delay, pesq_wb  # noqa: E402
 from audiocodec.evaluation.runner import fixed_test_clips  # noqa: E402
 from audiocodec.losses import PesqLoss  # noqa: E402
-from oracles import istft, paste, quiet_frames, stft, write_report  # noqa: E402
+from oracles import BIN_HZ, paste, quiet_frames, stft, write_report  # noqa: E402
 
 
 def near(mask: np.ndarray, steps: int, after: bool) -> np.ndarray:
@@ -65,7 +65,7 @@ def pasted(true: torch.Tensor, out: torch.Tensor, hard: np.ndarray, length: int)
              "truth in the quiet frames after a decay": torch.from_numpy(decay).float(),
              "truth in the other quiet frames (background)": torch.from_numpy(hard & ~onset & ~decay).float()}
     rows = {name: paste(true, out, m, length) for name, m in parts.items()}
-    low = (torch.arange(true.shape[0]) * 16000 / 640 < 1000)[:, None]
+    low = (BIN_HZ < 1000)[:, None]
     rows["truth in the quiet frames, below 1 kHz only"] = paste(torch.where(low, true, out), out, quiet, length)
     rows["the truth's magnitude in the quiet frames, own phase"] = paste(true.abs() * torch.sgn(out), out, quiet, length)
     rows["the truth's energy per 100 Hz and 10 ms below 1 kHz in the quiet frames"] = paste(
@@ -89,8 +89,7 @@ BAND_EDGES_HZ = (0, 250, 500, 1000, 2000, 4000, 8000.1)
 def band_errors(true: torch.Tensor, out: torch.Tensor, hard: np.ndarray) -> np.ndarray:
     """Output minus input level (dB) in each band of BAND_EDGES_HZ, from the two STFTs, on the input's quiet
     frames ``hard``: (bands, frames)."""
-    hz = torch.arange(true.shape[0]) * 16000 / 640
-    bands = [(hz >= lo) & (hz < hi) for lo, hi in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:])]
+    bands = [(BIN_HZ >= lo) & (BIN_HZ < hi) for lo, hi in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:])]
     db = lambda spec: 10 * torch.log10(torch.stack([spec[b].abs().square().sum(0) for b in bands]) + 1e-10)
     return (db(out) - db(true))[:, torch.from_numpy(hard)].numpy()
 
@@ -104,7 +103,7 @@ def own_changes(out: torch.Tensor, length: int, seed: int = 0) -> dict[str, torc
     noise = torch.complex(torch.randn(out.shape, generator=g), torch.randn(out.shape, generator=g)) / np.sqrt(2)
     changed = {"own quiet frames: random phases": out.abs() * phases, "own quiet frames: noise fill": out.abs() * noise,
                "own quiet frames: 3 dB quieter": out * 10 ** (-3 / 20)}
-    return {name: istft(c * quiet + out * (1 - quiet), length) for name, c in changed.items()}
+    return {name: paste(c, out, quiet, length) for name, c in changed.items()}
 
 
 def main() -> None:
