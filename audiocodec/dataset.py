@@ -55,7 +55,7 @@ def track_f0(x: np.ndarray) -> np.ndarray:
     """Pitch of float audio in [-1, 1], one value per 10 ms (value i: sample 160 * i; Hz, 0 = unvoiced):
     WORLD's Harvest (``pyworld``, a training-only extra: ``pip install -e '.[train]'``). Up to session 8 this
     was WORLD's faster DIO, which agrees with Harvest on the pitch but calls unvoiced about half the frames of
-    low voices that Harvest finds voiced (README, Training, session 9)."""
+    low voices that Harvest finds voiced (docs/training-log.md, session 9)."""
     import warnings
 
     with warnings.catch_warnings():

@@ -1,4 +1,4 @@
-"""What sending the pitch could buy, and how exact it must be (session 12; README, Training).
+"""What sending the pitch could buy, and how exact it must be (session 12; docs/training-log.md).
 
     python scripts/probe_pitch.py                     # the shipped model, 24 test excerpts of 4 s
     git show 462fc15:audiocodec/weights/default.safetensors > /tmp/s10.safetensors

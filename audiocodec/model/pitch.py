@@ -1,7 +1,7 @@
 """The sender's pitch: a small pitch tracker, and the 8-bit code that carries its pitch in the bitstream.
 
 Why send the pitch: the decoder's harmonic source predicts a pitch from the codes alone, and for low voices
-that guess is an octave off on about a third of the voiced frames (README, Training). Decoding with a real
+that guess is an octave off on about a third of the voiced frames (docs/training-log.md). Decoding with a real
 pitch tracker's pitch in its place raises PESQ-WB by about 0.1 at 6 kbps. WORLD's Harvest, the tracker the
 decoder was trained against, runs at 3x real time on one core, too slow for a codec, so ``PitchTracker``
 learns to imitate it: from log-magnitude spectra (64 ms windows every 10 ms) it classifies each 10 ms frame
