@@ -5,6 +5,7 @@
     python scripts/benchmark.py samples/ --out /tmp/bench     # your own clips
     python scripts/benchmark.py --model cand.safetensors --against '' --out /tmp/cand \
         --compare reports/benchmark/results.json              # a candidate against the shipped model, clip by clip
+    python scripts/benchmark.py --held-out 1 --clips 200 ...  # the same on 200 clips outside the reported 60
 
 Per codec: actual kbps (payload bits of real encoder output / seconds), PESQ-WB, STOI, ESTOI, SI-SDR,
 log-mel distance, and the encode+decode real-time factor on ONE thread. Writes OUT/benchmark.md,
@@ -32,7 +33,7 @@ from audiocodec.evaluation.codecs import make_codecs, parse_list  # noqa: E402
 from audiocodec.evaluation.plots import rd_plot  # noqa: E402
 from audiocodec.evaluation.report import (model_info, paired_rows, source_rows, summary_rows, versus_rows,  # noqa: E402
                                           write_json)
-from audiocodec.evaluation.runner import collect_inputs, evaluate, fixed_test_clips  # noqa: E402
+from audiocodec.evaluation.runner import collect_inputs, evaluate, fixed_test_clips, held_out_clips  # noqa: E402
 
 
 # the comparisons the targets name: 1.5 kbps against Codec2, 6 and 12 kbps against Opus at the same rate
@@ -81,6 +82,9 @@ def main() -> int:
     ap.add_argument("inputs", nargs="*", help="clips or folders (default: --clips fixed clips of the test split)")
     ap.add_argument("--clips", type=int, default=60, help="how many test-split clips by default (default 60)")
     ap.add_argument("--seed", type=int, default=0, help="seed choosing the default clips (default 0)")
+    ap.add_argument("--held-out", type=int, default=0, metavar="BLOCK",
+                    help="use block BLOCK (1, 2, ...) of --clips test clips outside the reported 60, to choose "
+                         "between candidates without tuning on the reported numbers")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N clips (quick runs)")
     ap.add_argument("--bitrates", default="1.5,3,6,12")
     ap.add_argument("--against", default="opus,codec2,pca", help="reference codecs, comma-separated; '' for none")
@@ -94,6 +98,8 @@ def main() -> int:
     torch.set_num_threads(1)
     if args.inputs:
         paths, desc = collect_inputs(args.inputs), ", ".join(args.inputs)
+    elif args.held_out:
+        paths, desc = held_out_clips(args.clips, args.held_out), f"shared test split, held-out block {args.held_out}"
     else:
         paths, desc = fixed_test_clips(args.clips, args.seed), f"shared test split, fixed subset (seed {args.seed})"
     if args.limit:

@@ -55,7 +55,8 @@ def main() -> None:
     averaged = "averaged" in ck and not a.live
     weights = a.out + ".safetensors"
     model.save(weights, {"steps": ck["step"], "trained_on": "shared/data/speech train split",
-                         "weights": "moving average" if averaged else "live"})
+                         "weights": ("average of checkpoints" if "mixed_from" in ck
+                                     else "moving average" if averaged else "live")})
     codec = Codec.load(weights)  # reload: the float16 weights are what users run
     audio, _ = load_split(a.data, "train")
     counts = count_codes(codec, audio, a.minutes)

@@ -181,3 +181,18 @@ def test_silence_gives_null_pesq_and_strict_json(tmp_path):
     res = json.loads(text)
     assert all(r["pesq_wb"] is None for r in res["rows"]) and res["summary"][0]["pesq_wb_n"] == 0
     assert "n/a" in (out / "index.html").read_text()
+
+
+def test_held_out_blocks_avoid_the_reported_clips_and_each_other(monkeypatch):
+    from audiocodec import dataset
+    from audiocodec.errors import CodecError
+    from audiocodec.evaluation.runner import REPORTED_CLIPS, fixed_test_clips, held_out_clips
+
+    monkeypatch.setattr(dataset, "list_clips", lambda split="test": [f"clip{i:03d}.wav" for i in range(300)])
+    reported = set(fixed_test_clips(REPORTED_CLIPS))
+    blocks = [held_out_clips(100, b) for b in (1, 2)]
+    assert all(len(b) == len(set(b)) == 100 and not reported & set(b) for b in blocks)
+    assert not set(blocks[0]) & set(blocks[1])
+    assert held_out_clips(100, 1) == blocks[0]  # the same clips on every machine
+    with pytest.raises(CodecError, match="does not fit"):
+        held_out_clips(100, 3)  # 240 unreported clips hold two blocks of 100, not three

@@ -119,3 +119,13 @@ def test_init_from_a_shipped_codec_leaves_its_pitch_tracker_to_train_pitch(train
     Codec(plain_cfg)._trained(Codec(plain_cfg).state_dict()).save(plain)
     with pytest.raises(SystemExit, match="holds no pitch tracker"):
         train_pitch.initial_tracker(plain)
+
+
+def test_average_checkpoints_mixes_weights_and_refuses_other_architectures():
+    avg = load_script("average_checkpoints")
+    a = {"averaged": {"w": torch.zeros(3), "n": torch.tensor([1])}, "model": {}}
+    b = {"model": {"w": torch.ones(3), "n": torch.tensor([5])}}  # no weight average: its live weights count
+    out = avg.mix([a, b], [0.25, 0.75])
+    assert torch.allclose(out["w"], torch.full((3,), 0.75)) and out["n"].item() == 5  # counters from the last
+    with pytest.raises(ValueError, match="architectures"):
+        avg.mix([a, {"model": {"w": torch.ones(4), "n": torch.tensor([5])}}], [0.5, 0.5])
