@@ -196,3 +196,15 @@ def test_held_out_blocks_avoid_the_reported_clips_and_each_other(monkeypatch):
     assert held_out_clips(100, 1) == blocks[0]  # the same clips on every machine
     with pytest.raises(CodecError, match="does not fit"):
         held_out_clips(100, 3)  # 240 unreported clips hold two blocks of 100, not three
+
+
+def test_probe_rvq_takes_clips_of_any_length(engine, speech):
+    """scripts/probe_rvq.py on a clip that is not a whole number of 20 ms frames (a refactor once broke that)."""
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    from tests.test_train import load_script
+
+    out = load_script("probe_rvq").probe(engine.codec, speech[:16000 + 123])
+    assert list(out) == ["1.5 kbps", "3 kbps", "6 kbps", "12 kbps", "the latent, unquantized"]
+    left = [out[k][0] for k in ["1.5 kbps", "3 kbps", "6 kbps", "12 kbps"]]
+    assert left == sorted(left, reverse=True) and 0 < left[-1] < left[0] < 1  # more stages leave out less
+    assert all(1.0 <= out[k][1] <= 4.7 for k in out)  # PESQ-WB scores
