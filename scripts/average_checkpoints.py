@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import sys
 
 import torch
@@ -57,7 +58,7 @@ def main() -> None:
     try:
         cks = [torch.load(c, map_location="cpu", weights_only=False) for c in a.checkpoints]
         avg = mix(cks, shares)
-    except (OSError, RuntimeError, KeyError, ValueError) as e:
+    except (OSError, EOFError, pickle.UnpicklingError, RuntimeError, KeyError, ValueError) as e:
         sys.exit(f"error: {e}")
     last = cks[-1]
     out = {"model": avg, "averaged": avg, "config": last["config"], "settings": last.get("settings", {}),

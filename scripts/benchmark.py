@@ -92,6 +92,8 @@ def main() -> int:
     ap.add_argument("--out", default="reports/benchmark", help="output folder (default reports/benchmark)")
     ap.add_argument("--compare", metavar="RESULTS_JSON", help="an earlier run's results.json: add the change, clip by clip")
     args = ap.parse_args()
+    if args.held_out and args.inputs:
+        raise CodecError("--held-out draws clips of the test split: give it no clips or folders")
     if args.compare and not os.path.isfile(args.compare):
         raise CodecError(f"{args.compare}: no such results file")
 

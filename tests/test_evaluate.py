@@ -198,9 +198,9 @@ def test_held_out_blocks_avoid_the_reported_clips_and_each_other(monkeypatch):
         held_out_clips(100, 3)  # 240 unreported clips hold two blocks of 100, not three
 
 
-def test_probe_rvq_takes_clips_of_any_length(engine, speech):
+def test_probe_rvq_takes_clips_of_any_length(engine, speech, monkeypatch):
     """scripts/probe_rvq.py on a clip that is not a whole number of 20 ms frames (a refactor once broke that)."""
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "scripts"))  # probe_rvq imports its sibling oracles.py
     from tests.test_train import load_script
 
     out = load_script("probe_rvq").probe(engine.codec, speech[:16000 + 123])

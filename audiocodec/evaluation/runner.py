@@ -35,14 +35,19 @@ def collect_inputs(paths: list[str]) -> list[str]:
     return out
 
 
-def fixed_test_clips(n: int, seed: int = 0) -> list[str]:
-    """``n`` clips of the shared test split, drawn with a fixed seed (the same clips on every machine)."""
+def test_split() -> list[str]:
+    """All clips of the shared test split, in manifest order."""
     from ..dataset import list_clips
 
     try:
-        clips = list_clips(split="test")
+        return list_clips(split="test")
     except OSError as exc:
         raise CodecError(f"shared test split not found ({exc.filename}); pass clips or folders instead") from None
+
+
+def fixed_test_clips(n: int, seed: int = 0) -> list[str]:
+    """``n`` clips of the shared test split, drawn with a fixed seed (the same clips on every machine)."""
+    clips = test_split()
     pick = np.sort(np.random.default_rng(seed).choice(len(clips), size=min(n, len(clips)), replace=False))
     return [clips[i] for i in pick]
 
@@ -58,7 +63,7 @@ def held_out_clips(n: int, block: int) -> list[str]:
     reported ones are shuffled once with a fixed seed and cut into disjoint blocks, so a choice can be made on
     one block and confirmed on another."""
     reported = set(fixed_test_clips(REPORTED_CLIPS))
-    rest = [c for c in fixed_test_clips(10 ** 9) if c not in reported]
+    rest = [c for c in test_split() if c not in reported]
     if n < 1 or block < 1 or block * n > len(rest):
         raise CodecError(f"held-out block {block} of {n} clips does not fit in the {len(rest)} unreported test clips")
     order = np.random.default_rng(0).permutation(len(rest))[(block - 1) * n:block * n]
