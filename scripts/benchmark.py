@@ -33,7 +33,8 @@ from audiocodec.evaluation.codecs import make_codecs, parse_list  # noqa: E402
 from audiocodec.evaluation.plots import rd_plot  # noqa: E402
 from audiocodec.evaluation.report import (model_info, paired_rows, source_rows, summary_rows, versus_rows,  # noqa: E402
                                           write_json)
-from audiocodec.evaluation.runner import collect_inputs, evaluate, fixed_test_clips, held_out_clips  # noqa: E402
+from audiocodec.evaluation.runner import (REPORTED_CLIPS, collect_inputs, evaluate, fixed_test_clips,  # noqa: E402
+                                          held_out_clips)
 
 
 # the comparisons the targets name: 1.5 kbps against Codec2, 6 and 12 kbps against Opus at the same rate
@@ -80,8 +81,9 @@ def markdown(results: dict, clip_desc: str) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("inputs", nargs="*", help="clips or folders (default: --clips fixed clips of the test split)")
-    ap.add_argument("--clips", type=int, default=60, help="how many test-split clips by default (default 60)")
-    ap.add_argument("--seed", type=int, default=0, help="seed choosing the default clips (default 0)")
+    ap.add_argument("--clips", type=int, default=REPORTED_CLIPS,
+                    help=f"how many test-split clips by default (default {REPORTED_CLIPS})")
+    ap.add_argument("--seed", type=int, help="seed choosing the default clips (default 0; not with --held-out)")
     ap.add_argument("--held-out", type=int, default=0, metavar="BLOCK",
                     help="use block BLOCK (1, 2, ...) of --clips test clips outside the reported 60, to choose "
                          "between candidates without tuning on the reported numbers")
@@ -94,6 +96,9 @@ def main() -> int:
     args = ap.parse_args()
     if args.held_out and args.inputs:
         raise CodecError("--held-out draws clips of the test split: give it no clips or folders")
+    if args.held_out and args.seed is not None:
+        raise CodecError("--held-out blocks are fixed: --seed does not apply to them")
+    seed = args.seed or 0
     if args.compare and not os.path.isfile(args.compare):
         raise CodecError(f"{args.compare}: no such results file")
 
@@ -103,7 +108,7 @@ def main() -> int:
     elif args.held_out:
         paths, desc = held_out_clips(args.clips, args.held_out), f"shared test split, held-out block {args.held_out}"
     else:
-        paths, desc = fixed_test_clips(args.clips, args.seed), f"shared test split, fixed subset (seed {args.seed})"
+        paths, desc = fixed_test_clips(args.clips, seed), f"shared test split, fixed subset (seed {seed})"
     if args.limit:
         paths = paths[:args.limit]
     codecs = make_codecs(parse_list(args.bitrates, "--bitrates", cast=float),

@@ -38,7 +38,7 @@ from audiocodec.audio import load  # noqa: E402
 from audiocodec.evaluation.baselines import OpusCodec, opus_available  # noqa: E402
 from audiocodec.evaluation.codecs import NeuralCodec  # noqa: E402
 from audiocodec.evaluation.metrics import common_delay, pesq_wb  # noqa: E402
-from audiocodec.evaluation.runner import fixed_test_clips  # noqa: E402
+from audiocodec.evaluation.runner import REPORTED_CLIPS, fixed_test_clips  # noqa: E402
 from audiocodec.losses import PesqLoss  # noqa: E402
 from oracles import BIN_HZ, paste, quiet_frames, stft, write_report  # noqa: E402
 
@@ -108,7 +108,7 @@ def own_changes(out: torch.Tensor, length: int, seed: int = 0) -> dict[str, torc
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--clips", type=int, default=60)
+    p.add_argument("--clips", type=int, default=REPORTED_CLIPS)
     p.add_argument("--kbps", type=float, default=6.0)
     p.add_argument("--model", default=None, help="weights (default: the shipped model)")
     p.add_argument("--out", default="reports/probe_quiet.md")

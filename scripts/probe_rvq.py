@@ -26,7 +26,7 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.audio import load  # noqa: E402
 from audiocodec.evaluation.metrics import pesq_wb  # noqa: E402
-from audiocodec.evaluation.runner import fixed_test_clips  # noqa: E402
+from audiocodec.evaluation.runner import REPORTED_CLIPS, fixed_test_clips  # noqa: E402
 from audiocodec.model.codec import Codec, default_weights_path  # noqa: E402
 from audiocodec.model.pitch import dequantize  # noqa: E402
 from oracles import write_report  # noqa: E402
@@ -57,7 +57,7 @@ def probe(model: Codec, x: np.ndarray) -> dict[str, tuple[float, float]]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--clips", type=int, default=60)
+    p.add_argument("--clips", type=int, default=REPORTED_CLIPS)
     p.add_argument("--model", default=None, help="weights (default: the shipped model)")
     p.add_argument("--out", default="reports/probe_rvq.md")
     a = p.parse_args()

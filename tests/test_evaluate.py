@@ -111,6 +111,13 @@ def test_benchmark_script(tmp_path):
     assert re.search(r"\| neural-3 \| 1 \| [0-9.]+ \(\+0\.000 ± nan\)", (again / "benchmark.md").read_text())
 
 
+@pytest.mark.parametrize("extra, message", [([CLIPS[0]], "give it no clips"), (["--seed", "3"], "--seed does not apply")])
+def test_benchmark_held_out_refuses_what_it_would_ignore(extra, message):
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "benchmark.py"), "--held-out", "1", *extra],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and message in r.stderr and "Traceback" not in r.stderr
+
+
 def test_paired_rows_show_the_change_per_codec():
     from audiocodec.evaluation.report import paired_rows
 
