@@ -85,7 +85,7 @@ def main() -> int:
                     help=f"how many test-split clips by default (default {REPORTED_CLIPS})")
     ap.add_argument("--seed", type=int, help="seed choosing the default clips (default 0; not with --held-out)")
     ap.add_argument("--held-out", type=int, default=0, metavar="BLOCK",
-                    help="use block BLOCK (1, 2, ...) of --clips test clips outside the reported 60, to choose "
+                    help=f"use block BLOCK (1, 2, ...) of --clips test clips outside the reported {REPORTED_CLIPS}, to choose "
                          "between candidates without tuning on the reported numbers")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N clips (quick runs)")
     ap.add_argument("--bitrates", default="1.5,3,6,12")
