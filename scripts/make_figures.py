@@ -135,7 +135,7 @@ def codebook_figures(plt, wavs, codec, out, info):
     counts = np.zeros((n_stages, size))
     for w in wavs:
         with torch.no_grad():  # the RVQ stages alone (a stream that sends the pitch spends a row on it)
-            z, late = codec.encoder.parts(codec._as_batch(torch.from_numpy(w)))
+            z, late = codec.encoder.parts(codec.as_batch(torch.from_numpy(w)))
             codes = codec.quantizer.encode(z, n_stages, late)[0].numpy()
         for k in range(n_stages):
             counts[k] += np.bincount(codes[k], minlength=size)

@@ -53,7 +53,7 @@ def main() -> None:
         scores.setdefault(name, []).append(pesq_wb(clip, y))
 
     for clip in tqdm(excerpts(a.data, "test", a.clips), desc="clips"):
-        x = codec._as_batch(torch.from_numpy(clip))
+        x = codec.as_batch(torch.from_numpy(clip))
         with torch.no_grad():
             z, extra = codec.encoder.parts(x)
             harvest = torch.from_numpy(pitch_targets(track_f0(clip).astype(np.float32), np.zeros(1, dtype=np.int64), x.shape[-1]))

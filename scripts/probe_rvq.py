@@ -37,8 +37,7 @@ ROWS = {"1.5 kbps": 3, "3 kbps": 6, "6 kbps": 12, "12 kbps": 24}  # rows of code
 @torch.no_grad()
 def probe(model: Codec, x: np.ndarray) -> dict[str, tuple[float, float]]:
     """One clip -> {stream: (residual energy / latent energy, PESQ-WB)}."""
-    pad = -len(x) % model.cfg.frame_size  # whole frames, as Codec.encode pads them
-    wav = torch.nn.functional.pad(torch.from_numpy(x)[None, None], (0, pad))
+    wav = model.as_batch(torch.from_numpy(x))  # whole frames, as Codec.encode pads them
     z, late = model.encoder.parts(wav)
     full = z if late is None else z + late
     out = {}

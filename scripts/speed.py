@@ -54,7 +54,7 @@ def main() -> None:
     x = torch.from_numpy(wav)
 
     with torch.no_grad():
-        batch = codec._as_batch(x)
+        batch = codec.as_batch(x)
         z, late = codec.encoder.parts(batch)
         stages = n_q - codec.sends_pitch(n_q)  # a stream that sends the pitch gives it a row
         codes = codec.quantizer.encode(z, stages, late)

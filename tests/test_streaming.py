@@ -145,7 +145,7 @@ def test_late_spectral_branch_streams_like_offline(clip):
     torch.manual_seed(0)
     codec = Codec(CodecConfig(enc_spectral=True, spectral_join=3))
     with torch.no_grad():
-        z, _ = codec.encoder.parts(codec._as_batch(torch.from_numpy(clip)))
+        z, _ = codec.encoder.parts(codec.as_batch(torch.from_numpy(clip)))
         codec.quantizer.reseed(z)  # the branch's part is still zero
     codec.eval()
     before = codec.encode(torch.from_numpy(clip), N_Q)

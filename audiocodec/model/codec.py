@@ -147,7 +147,9 @@ class Codec(nn.Module):
         frames, phase = self.head.frames(feats, state.get("phase"), source, voicing)
         return frames, pitch, {"phase": phase, "source": source_state}
 
-    def _as_batch(self, wav: torch.Tensor) -> torch.Tensor:
+    def as_batch(self, wav: torch.Tensor) -> torch.Tensor:
+        """wav (T,) / (B, T) / (B, 1, T) -> float32 (B, 1, T') zero-padded to whole 20 ms frames, as
+        ``encode`` sees it."""
         wav = torch.as_tensor(wav, dtype=torch.float32)
         if wav.dim() == 1:
             wav = wav[None, None]
@@ -159,7 +161,7 @@ class Codec(nn.Module):
     @torch.no_grad()
     def encode_latents(self, wav: torch.Tensor) -> torch.Tensor:
         """wav -> continuous latents (B, latent_dim, frames), before quantization."""
-        return self.encoder(self._as_batch(wav).to(self.device))
+        return self.encoder(self.as_batch(wav).to(self.device))
 
     # ---- rows of codes: RVQ stages and the pitch ---------------------------------------------------
     @property
@@ -196,7 +198,7 @@ class Codec(nn.Module):
         """wav (T,) / (B, T) / (B, 1, T) at 16 kHz -> codes (B, n_q, ceil(T / 320)) int64 in [0, 1024)."""
         if not 1 <= n_q <= self.max_rows:
             raise ValueError(f"n_q must be in 1..{self.max_rows}")
-        x = self._as_batch(wav).to(self.device)
+        x = self.as_batch(wav).to(self.device)
         z, late = self.encoder.parts(x)
         if not self.sends_pitch(n_q):
             return self.quantizer.encode(z, n_q, late)
