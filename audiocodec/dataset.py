@@ -20,6 +20,12 @@ def list_clips(root: str = DEFAULT_ROOT, split: str = "train") -> list[str]:
         return [os.path.join(root, row["path"]) for row in csv.DictReader(f) if row["split"] == split]
 
 
+def clip_sources(root: str = DEFAULT_ROOT, split: str = "train") -> list[str]:
+    """The source corpus of each of a split's clips (manifest's ``source`` column, "" without one), in manifest order."""
+    with open(os.path.join(root, "manifest.csv"), newline="") as f:
+        return [row.get("source") or "" for row in csv.DictReader(f) if row["split"] == split]
+
+
 def load_split(root: str = DEFAULT_ROOT, split: str = "train", progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """All clips of ``split`` concatenated: (int16 samples, int64 start offsets of each clip)."""
     os.makedirs(CACHE, exist_ok=True)

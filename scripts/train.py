@@ -41,6 +41,9 @@ compressed-magnitude loss, as PESQ punishes added energy more (it lowered PESQ-W
 Since session 17: ``--quiet-weight`` adds ``losses.QuietMelLoss``, a log-mel L1 on the input's frames more than
 35 dB under its loudest (pauses and background, where ``scripts/probe_quiet.py`` finds the gap to Opus; at 30
 for 1,000 steps, decoder only, it barely fell and PESQ-WB did not move; off).
+Since session 20: ``--source-weights speech_commands=3`` draws crops from a corpus's clips that many times as
+often per second of audio (the one-second Speech Commands clips, mostly pause and background, are 20 % of the
+train split's audio but most of the test split's clips, and where Opus 6 is ahead).
 """
 from __future__ import annotations
 
@@ -57,7 +60,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from audiocodec.dataset import DEFAULT_ROOT, F0_HOP, excerpts, load_f0, load_split, pitch_targets  # noqa: E402
+from audiocodec.dataset import DEFAULT_ROOT, F0_HOP, clip_sources, excerpts, load_f0, load_split, pitch_targets  # noqa: E402
 from audiocodec.losses import (ComplexSTFTLoss, CompressedMagnitudeLoss, MultiResolutionDiscriminator, MultiScaleMelLoss, PeriodicityLoss, PesqLoss, QuietMelLoss,  # noqa: E402
                                StoiLoss,
                                discriminator_loss, generator_losses)
@@ -73,6 +76,7 @@ class Settings:
     threads: int = 2
     batch: int = 16
     seconds: float = 1.0
+    source_weights: str = ""     # e.g. speech_commands=3: crops drawn from that corpus's clips 3x as often per second of audio
     steps: int = 60000           # total steps of the schedule (resume continues towards it)
     lr: float = 7e-4
     warmup: int = 500
@@ -202,10 +206,44 @@ class WeightAverage:
         return {**self.model.state_dict(), **{k: v.clone() for k, v in self.avg.items()}}
 
 
+def clip_odds(weights: str, sources: list[str], offsets: np.ndarray, total: int) -> tuple[np.ndarray, ...] | None:
+    """``--source-weights`` ("speech_commands=3,ljspeech=0.5"; others 1) -> (clip offsets, clip lengths, each
+    clip's odds of holding a crop's start: its length times its source's weight), or None for "" (uniform)."""
+    if not weights:
+        return None
+    factor = {}
+    for item in weights.split(","):
+        name, _, value = item.partition("=")
+        try:
+            factor[name.strip()] = float(value)
+        except ValueError:
+            sys.exit(f"--source-weights: {item!r} is not SOURCE=WEIGHT")
+        if name.strip() not in sources or not 0 <= factor[name.strip()] < 1e6:
+            sys.exit(f"--source-weights: {item!r} needs one of {sorted(set(sources))} and a weight >= 0")
+    lengths = np.diff(np.append(offsets, total))
+    odds = lengths * np.array([factor.get(src, 1.0) for src in sources])
+    if odds.sum() <= 0:
+        sys.exit("--source-weights: every clip has weight 0")
+    return offsets, lengths, odds / odds.sum()
+
+
+def crop_starts(n: int, length: int, total: int, rng: np.random.Generator, mix: tuple | None = None) -> np.ndarray:
+    """n crop starts on the pitch track's grid (F0_HOP samples): uniform over the split, or, given ``clip_odds``,
+    first a clip by its odds, then a start inside it (the crop may run on into the next clips, as uniform ones do)."""
+    last = (total - length) // F0_HOP - 1
+    if mix is None:
+        return rng.integers(0, last + 1, n) * F0_HOP
+    offsets, lengths, odds = mix
+    pick = rng.choice(len(odds), n, p=odds)
+    starts = offsets[pick] + (rng.random(n) * lengths[pick]).astype(np.int64)
+    return np.minimum(starts // F0_HOP, last) * F0_HOP
+
+
 def batch_of_crops(audio: np.ndarray, n: int, length: int, rng: np.random.Generator,
-                   f0: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """n random crops (n, 1, length) and, given the split's pitch track, their ``pitch_targets``."""
-    starts = rng.integers(0, (len(audio) - length) // F0_HOP, n) * F0_HOP
+                   f0: np.ndarray | None = None, mix: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """n random crops (n, 1, length) and, given the split's pitch track, their ``pitch_targets``; ``mix``
+    (``clip_odds``) weighs the corpora."""
+    starts = crop_starts(n, length, len(audio), rng, mix)
     x = np.stack([audio[s:s + length] for s in starts]).astype(np.float32) / 32768.0
     gain = 10 ** (rng.uniform(-12, 4, (n, 1)) / 20)        # level augmentation
     wav = torch.from_numpy(np.clip(x * gain, -1, 1).astype(np.float32))[:, None]
@@ -369,7 +407,8 @@ def main() -> None:
             model.encoder.spectral.requires_grad_(True)
     average = WeightAverage(model, s.weight_ema, (ck or {}).get("averaged")) if s.weight_ema else None
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params; settings: {json.dumps(dataclasses.asdict(s))}")
-    audio, _ = load_split(s.data, "train")
+    audio, offsets = load_split(s.data, "train")
+    mix = clip_odds(s.source_weights, clip_sources(s.data, "train") if s.source_weights else [], offsets, len(audio))
     f0 = load_f0(s.data, "train") if s.pitch_source else None
     if s.sent_pitch:  # row 0: the decoder's pitch targets; row 1: the pitch a pitch-coded stream would send
         f0 = np.stack([f0, f0 if s.sent_pitch == "harvest" else np.load(s.sent_pitch)[:len(f0)]], -1)
@@ -422,7 +461,7 @@ def main() -> None:
         for g in opt_g.param_groups + opt_d.param_groups:
             g["lr"] = lr
         if latents is None:
-            x, f0_target = batch_of_crops(audio, s.batch, length, rng, f0)
+            x, f0_target = batch_of_crops(audio, s.batch, length, rng, f0, mix)
         else:
             x, f0_target, z = batch_of_latents(audio, latents, s.batch, length, rng, f0)
         x, f0_target = x.to(s.device), f0_target.to(s.device) if f0_target is not None else None

@@ -16,7 +16,7 @@ def corpus(tmp_path, monkeypatch):
     tone = sum(np.sin(2 * np.pi * 200 * k * t) / k for k in range(1, 20))
     sf.write(root / "train" / "tone.wav", 0.5 * tone / np.abs(tone).max(), 16000, subtype="PCM_16")
     sf.write(root / "train" / "quiet.wav", np.zeros(4000), 8000, subtype="PCM_16")
-    (root / "manifest.csv").write_text("path,split\ntrain/tone.wav,train\ntrain/quiet.wav,train\n")
+    (root / "manifest.csv").write_text("path,split,source\ntrain/tone.wav,train,a\ntrain/quiet.wav,train,b\n")
     monkeypatch.setattr(dataset, "CACHE", str(tmp_path / "cache"))
     return str(root)
 
@@ -27,6 +27,10 @@ def test_load_split_concatenates_clips_at_16k(corpus):
     assert abs(int(np.abs(audio[:16000]).max()) - 16384) < 200 and not audio[16000:].any()
     again, _ = dataset.load_split(corpus, "train", progress=False)  # from the cache
     assert np.array_equal(audio, again)
+
+
+def test_clip_sources_follow_the_manifest(corpus):
+    assert dataset.clip_sources(corpus, "train") == ["a", "b"] and dataset.clip_sources(corpus, "test") == []
 
 
 def test_load_f0_tracks_the_tone(corpus):

@@ -41,6 +41,24 @@ def test_schedule_ramps_up_again_from_other_weights(train):
         assert train.lr_at(step, s, ramp_from=500) == train.lr_at(step, s)
 
 
+def test_source_weights_draw_crops_by_corpus(train):
+    """--source-weights: the odds a crop starts in a clip are its length times its corpus's weight; without it,
+    the uniform draw the shipped runs used, unchanged."""
+    import numpy as np
+    offsets, total = np.array([0, 30000, 40000]), 100000  # clips of 30000, 10000 and 60000 samples
+    mix = train.clip_odds("b=3", ["a", "b", "a"], offsets, total)
+    assert np.allclose(mix[2], np.array([30000, 30000, 60000]) / 120000)
+    starts = train.crop_starts(20000, 16000, total, np.random.default_rng(0), mix)
+    assert (starts % train.F0_HOP == 0).all() and starts.max() <= total - 16000
+    assert abs(((starts >= 30000) & (starts < 40000)).mean() - 0.25) < 0.01
+    uniform = train.crop_starts(5, 16000, total, np.random.default_rng(1))
+    assert np.array_equal(uniform, np.random.default_rng(1).integers(0, (total - 16000) // train.F0_HOP, 5) * train.F0_HOP)
+    assert train.clip_odds("", ["a"], offsets[:1], total) is None
+    for bad in ("c=2", "b", "b=x", "b=-1", "a=0,b=0"):
+        with pytest.raises(SystemExit):
+            train.clip_odds(bad, ["a", "b", "a"], offsets, total)
+
+
 def test_weight_average_follows_the_live_weights(train):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2))
