@@ -14,16 +14,20 @@ DEFAULT_ROOT = os.environ.get("AUDIOCODEC_DATA", os.path.join(os.path.dirname(__
 CACHE = os.environ.get("AUDIOCODEC_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "audiocodec"))
 
 
+def _manifest_rows(root: str, split: str) -> list[dict]:
+    """The manifest's rows of ``split``, in manifest order."""
+    with open(os.path.join(root, "manifest.csv"), newline="") as f:
+        return [row for row in csv.DictReader(f) if row["split"] == split]
+
+
 def list_clips(root: str = DEFAULT_ROOT, split: str = "train") -> list[str]:
     """Paths of a split's clips, in manifest order."""
-    with open(os.path.join(root, "manifest.csv"), newline="") as f:
-        return [os.path.join(root, row["path"]) for row in csv.DictReader(f) if row["split"] == split]
+    return [os.path.join(root, row["path"]) for row in _manifest_rows(root, split)]
 
 
 def clip_sources(root: str = DEFAULT_ROOT, split: str = "train") -> list[str]:
     """The source corpus of each of a split's clips (manifest's ``source`` column, "" without one), in manifest order."""
-    with open(os.path.join(root, "manifest.csv"), newline="") as f:
-        return [row.get("source") or "" for row in csv.DictReader(f) if row["split"] == split]
+    return [row.get("source") or "" for row in _manifest_rows(root, split)]
 
 
 def load_split(root: str = DEFAULT_ROOT, split: str = "train", progress: bool = True) -> tuple[np.ndarray, np.ndarray]:

@@ -215,11 +215,12 @@ def clip_odds(weights: str, sources: list[str], offsets: np.ndarray, total: int)
     factor = {}
     for item in weights.split(","):
         name, _, value = item.partition("=")
+        name = name.strip()
         try:
-            factor[name.strip()] = float(value)
+            factor[name] = float(value)
         except ValueError:
             sys.exit(f"--source-weights: {item!r} is not SOURCE=WEIGHT")
-        if name.strip() not in sources or not 0 <= factor[name.strip()] < 1e6:
+        if name not in sources or not 0 <= factor[name] < 1e6:
             sys.exit(f"--source-weights: {item!r} needs one of {sorted(set(sources))} and a weight >= 0")
     lengths = np.diff(np.append(offsets, total))
     odds = lengths * np.array([factor.get(src, 1.0) for src in sources])
