@@ -2,59 +2,31 @@
 
     python scripts/train.py --out runs/main                # CPU, resumes from runs/main/ckpt.pt if present
     python scripts/train.py --out runs/main --device cuda  # same on a GPU
-    python scripts/export.py runs/main/best.pt                 # ship weights + entropy model
+    python scripts/export.py runs/main/best.pt             # ship weights + entropy model
 
 Each step draws random 1 s crops of the train split, keeps 3/6/12/24 codebooks per clip (quantizer
 dropout), and minimises a multi-scale log-mel loss + L1 of loudness-compressed STFT magnitudes
-(``--cmag-weight``) + RVQ commitment + the harmonic head's pitch error
-against a pitch tracker (WORLD Harvest, cached once: ``pip install -e '.[train]'``).
+(``--cmag-weight``) + RVQ commitment + the harmonic head's pitch error against a pitch tracker (WORLD
+Harvest, cached once: ``pip install -e '.[train]'``). Every ``--eval-every`` steps it measures PESQ-WB, STOI
+and the level of the first 50 ms (a burst there once gamed PESQ) at 1.5, 6 and 12 kbps on fixed test clips;
+it writes a resumable checkpoint then and every ``--save-every`` steps. A resumed run keeps the settings it
+was started with (its learning-rate schedule above all) unless given again.
 
-Options, all off by default: ``--pesq-weight`` and ``--stoi-weight`` add differentiable approximations of
-PESQ-WB and STOI (``losses.PesqLoss``, ``losses.StoiLoss``). Levelled like PESQ, the first version gamed the
-real PESQ with a start-up burst; levelled fairly it lowered real PESQ by 0.1-0.15 within 1,000 steps, and
-STOI did not move. ``--phase-weight`` adds a complex-STFT loss. ``--freeze-encoder`` trains only the
-quantizer and decoder side; with ``--latent-cache`` it reads the frozen encoder's latents from one pass
-over the split (10 s pieces, three levels) instead of running the encoder (0.28 s a step, from 0.41). From
-``--adv-start`` on, light 1-D spectral discriminators at three resolutions add adversarial (hinge) and
-feature-matching terms (in 5,000 CPU steps they lowered PESQ). Every ``eval_every`` steps it measures
-PESQ-WB, STOI and the level of the first 50 ms (a burst there once gamed PESQ) at 1.5, 6 and 12 kbps on fixed
-test clips; it writes a resumable checkpoint then and every ``save_every`` steps. A resumed run keeps the settings it was started with
-unless given again.
-
-Since session 6: ``--spectral true`` gives the encoder a branch that reads log-magnitude spectra directly
-(added at zero to older weights), and ``--spectral-join 3`` lets its output reach only RVQ stages 4-24 (the
-shipped session-7 weights); ``--reseed-every N`` refits RVQ stages ``--reseed-from`` (0-based) on
-to the moving latent every N steps; ``--nq-weights`` sets the odds of keeping 3, 6, 12 or 24 stages.
-Since session 8: ``--weight-ema 0.999`` validates, saves and (through export.py) ships a moving average of
-the weights instead of the live ones (and ``--init`` from a run's .pt starts from its average, if it kept one).
-Since session 11: ``--periodicity-weight`` adds ``losses.PeriodicityLoss``: on the frames the tracker calls
-voiced, the output's band below 1 kHz should be as periodic at the tracker's pitch as the input's (the decoder
-had learned to hedge an uncertain pitch with noise there).
-Since session 12: ``--sent-pitch runs/pitch/train-f0.npy`` trains the decoder for pitch-coded streams
-(model/pitch.py): clips of at least ``pitch_from`` rows keep one RVQ stage fewer, and the excitation follows
-the pitch the sender would send (its tracker's pitch of the split, written by ``scripts/train_pitch.py``,
-through the 8-bit code, one per 20 ms); ``scripts/export.py --pitch`` puts tracker and decoder together.
-Since session 15: ``--pitch-input true`` (with ``--sent-pitch``) lets the decoder backbone hear that pitch as
-well (``decoder.PitchInput``, added at zero to weights without it).
-Since session 16: ``--cmag-excess 2`` weighs magnitude the output adds twice what it lacks in the
-compressed-magnitude loss, as PESQ punishes added energy more (it lowered PESQ-WB in 3,000 steps; off).
-Since session 17: ``--quiet-weight`` adds ``losses.QuietMelLoss``, a log-mel L1 on the input's frames more than
-35 dB under its loudest (pauses and background, where ``scripts/probe_quiet.py`` finds the gap to Opus; at 30
-for 1,000 steps, decoder only, it barely fell and PESQ-WB did not move; off).
-Since session 20: ``--source-weights speech_commands=3`` draws crops from a corpus's clips that many times as
-often per second of audio (the one-second Speech Commands clips, mostly pause and background, are 20 % of the
-train split's audio but most of the test split's clips, and where Opus 6 is ahead; 3x for 2,000 steps moved
-those clips no more than the others; off).
+The shipped model's exact command is in the README's model card. Most options below are experiments that
+did not earn their place and stay off by default; each says what it did here, and docs/training-log.md has
+the measurements, session by session.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import math
 import os
 import sys
 import time
+import tokenize
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,24 +43,24 @@ from audiocodec.model.pitch import dequantize, frame_symbols  # noqa: E402
 
 @dataclass
 class Settings:
-    out: str = "runs/main"
-    data: str = DEFAULT_ROOT
-    device: str = "cuda" if torch.cuda.is_available() else "cpu"
-    threads: int = 2
-    batch: int = 16
-    seconds: float = 1.0
-    source_weights: str = ""     # e.g. speech_commands=3: crops drawn from that corpus's clips 3x as often per second of audio
+    out: str = "runs/main"      # run folder: ckpt.pt (resumable), best.pt, log.jsonl
+    data: str = DEFAULT_ROOT     # the speech corpus: trains on its train split, validates on test ($AUDIOCODEC_DATA)
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"  # cuda when present
+    threads: int = 2             # torch CPU threads
+    batch: int = 16              # crops per step
+    seconds: float = 1.0         # length of each crop
+    source_weights: str = ""     # e.g. speech_commands=3: crops drawn from that corpus's clips 3x as often per second of audio (3x for 2,000 steps: no gain; off)
     steps: int = 60000           # total steps of the schedule (resume continues towards it)
-    lr: float = 7e-4
-    warmup: int = 500
-    min_lr_frac: float = 0.05
-    commit_weight: float = 0.25
+    lr: float = 7e-4             # peak AdamW learning rate
+    warmup: int = 500            # linear warm-up steps, then cosine decay over the rest of --steps
+    min_lr_frac: float = 0.05    # ... down to this fraction of --lr
+    commit_weight: float = 0.25  # RVQ commitment loss (the encoder stays near its codes)
     adv_start: int = 1_000_000   # step at which the discriminators join; off by default: on 2 CPU cores they lowered PESQ
-    adv_weight: float = 1.0
-    fm_weight: float = 2.0
-    mel_weight: float = 30.0
+    adv_weight: float = 1.0      # ... their hinge loss
+    fm_weight: float = 2.0       # ... their feature-matching loss
+    mel_weight: float = 30.0     # multi-scale log-mel L1 (losses.MultiScaleMelLoss)
     cmag_weight: float = 150.0   # L1 of STFT magnitudes ** 0.3 (losses.CompressedMagnitudeLoss): lifted PESQ by ~0.07
-    cmag_excess: float = 1.0     # ... magnitude the output adds weighing this many times what it lacks, as PESQ's asymmetric term (2: lower PESQ; off)
+    cmag_excess: float = 1.0     # ... in which magnitude the output adds weighs this many times what it lacks, as in PESQ's asymmetric term (2: lower PESQ; off)
     phase_weight: float = 0.0    # complex-STFT loss (tried for 500 steps: no gain; off)
     quiet_weight: float = 0.0    # extra log-mel L1 on the input's quiet frames (losses.QuietMelLoss; 30: the loss barely fell, no gain; off)
     pesq_weight: float = 0.0     # differentiable PESQ-WB approximation (losses.PesqLoss); off: it lowered real PESQ
@@ -113,16 +85,17 @@ class Settings:
     nq_weights: str = "1,1,1,1"  # quantizer dropout: relative odds of keeping 3, 6, 12, 24 stages (1.5, 3, 6, 12 kbps)
     reseed_every: int = 0        # every this many steps, seed the RVQ stages afresh on 256 new crops (0: never)
     reseed_from: int = 3         # ... from this stage on (0-based): the first three (1.5 kbps) keep what they learned
-    eval_every: int = 500
+    eval_every: int = 500        # validate (PESQ-WB, STOI at 1.5/6/12 kbps) and checkpoint this often; best.pt keeps the best at 6 kbps
     save_every: int = 250        # write ckpt.pt this often too (a run's process may die at any moment)
-    eval_clips: int = 12
-    log_every: int = 50
-    seed: int = 0
+    eval_clips: int = 12         # fixed test clips for that validation
+    log_every: int = 50          # a line of losses in log.jsonl this often
+    seed: int = 0                # random seed (crops, dropout)
     init: str = ""               # with no checkpoint yet: start from these weights (shipped .safetensors or a run's .pt)
     init_step: int = 0           # ... and continue the schedule from this step (default: the step stored in the file),
                                  # the learning rate ramping up over --warmup steps from there (Adam starts afresh)
     weight_ema: float = 0.0      # also keep an exponential moving average of the weights with this decay (0.999:
-                                 # over about 1,000 steps); validated, saved and exported in place of the live weights
+                                 # over about 1,000 steps); validated, saved and exported in place of the live weights,
+                                 # and --init from a run's .pt starts from its average if it kept one
 
 
 def as_sent(n_q: torch.Tensor, f0: torch.Tensor, pitch_from: int, teacher: torch.Tensor | None = None):
@@ -151,14 +124,28 @@ def initial_weights(path: str, device: str = "cpu") -> tuple[CodecConfig, dict, 
 MACHINE = ("device", "threads")  # settings of the machine, not of the run: a resumed run does not inherit them
 
 
+def option_help() -> dict[str, str]:
+    """Each setting's comment in the class above (a comment-only line goes on with the setting above it)."""
+    helps, name, last = {}, None, None
+    for tok in tokenize.generate_tokens(iter(inspect.getsourcelines(Settings)[0]).__next__):
+        if tok.type == tokenize.NAME and tok.start[1] == 4 and name is None:
+            name = last = tok.string
+        elif tok.type == tokenize.COMMENT and last:
+            helps[last] = (helps.get(last, "") + " " + tok.string.lstrip("# ").replace("%", "%%")).strip()
+        elif tok.type == tokenize.NEWLINE:
+            name = None
+    return helps
+
+
 def parse() -> tuple[Settings, dict | None]:
     """Settings and the run's checkpoint, if any. A resumed run keeps the settings it was started with
     (its learning-rate schedule above all), except those given on this command line and MACHINE's."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    helps = option_help()
     for f in dataclasses.fields(Settings):
         kind = (lambda v: v.lower() in ("1", "true", "yes")) if isinstance(f.default, bool) else type(f.default)
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=argparse.SUPPRESS,
-                       help=f"default: {f.default}")
+                       help=f"{helps.get(f.name, '')} (default: {f.default})".lstrip())
     given = vars(p.parse_args())
     path = os.path.join(given.get("out", Settings.out), "ckpt.pt")
     ck = torch.load(path, map_location="cpu", weights_only=False) if os.path.exists(path) else None

@@ -41,6 +41,15 @@ def test_schedule_ramps_up_again_from_other_weights(train):
         assert train.lr_at(step, s, ramp_from=500) == train.lr_at(step, s)
 
 
+def test_every_option_has_help_from_its_comment(train):
+    """--help teaches: each setting's comment (continuation lines joined) is its help text."""
+    helps = train.option_help()
+    assert set(helps) == {f.name for f in dataclasses.fields(train.Settings)}
+    assert helps["steps"] == "total steps of the schedule (resume continues towards it)"
+    assert helps["weight_ema"].endswith("--init from a run's .pt starts from its average if it kept one")
+    assert "30 %% faster" in helps["latent_cache"]  # argparse formats help with %
+
+
 def test_source_weights_draw_crops_by_corpus(train):
     """--source-weights: the odds a crop starts in a clip are its length times its corpus's weight; without it,
     the uniform draw the shipped runs used, unchanged."""
