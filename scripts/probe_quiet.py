@@ -18,7 +18,7 @@ codec's output with the truth's energy in each 100 Hz band below 1 kHz and each 
 Then three changes a decoder could make on its own, in the frames quiet *in its output*: its magnitude
 with random phases, its magnitude times complex Gaussian noise (a noise fill), and 3 dB quieter.
 Each row: mean PESQ-WB, and the change against the codec as it is, clip by clip (mean ± standard error).
-Two more tables: PESQ's two disturbances, as the differentiable approximation ``losses.PesqLoss`` computes
+Two more tables: PESQ's two disturbances, as the differentiable approximation ``perceptual_losses.PesqLoss`` computes
 them (symmetric, and asymmetric: energy the output adds), for each codec as it is and with the truth in
 its quiet frames; and each codec's level error in its quiet frames, band by band: the mean (bias) and the
 spread from frame to frame (standard deviation) of output minus input, in dB.
@@ -39,7 +39,7 @@ from audiocodec.evaluation.baselines import OpusCodec, opus_available  # noqa: E
 from audiocodec.evaluation.codecs import NeuralCodec  # noqa: E402
 from audiocodec.evaluation.metrics import common_delay, pesq_wb  # noqa: E402
 from audiocodec.evaluation.runner import REPORTED_CLIPS, fixed_test_clips  # noqa: E402
-from audiocodec.losses import PesqLoss  # noqa: E402
+from audiocodec.perceptual_losses import PesqLoss  # noqa: E402
 from oracles import BIN_HZ, paste, quiet_frames, stft, write_report  # noqa: E402
 
 
@@ -146,7 +146,7 @@ def main() -> None:
             d = d[~np.isnan(d)]
             lines.append(f"| {row} | {np.nanmean(v):.3f} | {d.mean():+.3f} ± {d.std() / np.sqrt(len(d)):.3f} |")
         lines.append("")
-    lines += ["## PESQ's two disturbances (losses.PesqLoss, no time alignment; the score falls as they grow)", "",
+    lines += ["## PESQ's two disturbances (perceptual_losses.PesqLoss, no time alignment; the score falls as they grow)", "",
               "| codec | symmetric, as it is | asymmetric, as it is | symmetric, truth in the quiet frames | asymmetric, truth in the quiet frames |",
               "|---|---:|---:|---:|---:|"]
     lines += [f"| {name} | " + " | ".join(f"{v:.3f}" for v in np.mean(t, 0)) + " |" for name, t in terms.items()]

@@ -34,11 +34,11 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.dataset import DEFAULT_ROOT, F0_HOP, clip_sources, excerpts, load_f0, load_split, pitch_targets  # noqa: E402
-from audiocodec.losses import (ComplexSTFTLoss, CompressedMagnitudeLoss, MultiResolutionDiscriminator, MultiScaleMelLoss, PeriodicityLoss, PesqLoss, QuietMelLoss,  # noqa: E402
-                               StoiLoss,
-                               discriminator_loss, generator_losses)
+from audiocodec.discriminators import MultiResolutionDiscriminator, discriminator_loss, generator_losses  # noqa: E402
+from audiocodec.losses import ComplexSTFTLoss, CompressedMagnitudeLoss, MultiScaleMelLoss, PeriodicityLoss, QuietMelLoss  # noqa: E402
 from audiocodec.model import BITRATES, Codec, CodecConfig  # noqa: E402
 from audiocodec.model.pitch import dequantize, frame_symbols  # noqa: E402
+from audiocodec.perceptual_losses import PesqLoss, StoiLoss  # noqa: E402
 
 
 @dataclass
@@ -63,8 +63,8 @@ class Settings:
     cmag_excess: float = 1.0     # ... in which magnitude the output adds weighs this many times what it lacks, as in PESQ's asymmetric term (2: lower PESQ; off)
     phase_weight: float = 0.0    # complex-STFT loss (tried for 500 steps: no gain; off)
     quiet_weight: float = 0.0    # extra log-mel L1 on the input's quiet frames (losses.QuietMelLoss; 30: the loss barely fell, no gain; off)
-    pesq_weight: float = 0.0     # differentiable PESQ-WB approximation (losses.PesqLoss); off: it lowered real PESQ
-    stoi_weight: float = 0.0     # 1 - a differentiable STOI (losses.StoiLoss); off: no gain in STOI seen
+    pesq_weight: float = 0.0     # differentiable PESQ-WB approximation (perceptual_losses.PesqLoss); off: it lowered real PESQ
+    stoi_weight: float = 0.0     # 1 - a differentiable STOI (perceptual_losses.StoiLoss); off: no gain in STOI seen
     periodicity_weight: float = 0.0  # losses.PeriodicityLoss: as periodic below 1 kHz as the input on voiced frames (10: no PESQ gain; off)
     freeze_encoder: bool = False  # train only the quantizer and decoder side and the encoder's spectral branch (SEANet's backward is skipped)
     latent_cache: bool = False   # ... and read its latents from one pass over the split (a further 30 % faster)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from audiocodec.losses import PesqLoss
+from audiocodec.perceptual_losses import PesqLoss
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_gradients_are_finite_even_on_silence(clip):
 def test_stoi_loss_tracks_pystoi(clip, rng):
     from pystoi import stoi
 
-    from audiocodec.losses import StoiLoss
+    from audiocodec.perceptual_losses import StoiLoss
 
     ref = clip.numpy()
     sl = StoiLoss()
