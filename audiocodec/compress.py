@@ -12,9 +12,10 @@ from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 
-from .bitstream.container import FLAG_ENTROPY, HEADER_SIZE, FormatError, Header, encode_chunk, encode_header, read_chunks, read_header
+from .bitstream.container import CHUNK_LOW, FLAG_ENTROPY, HEADER_SIZE, HEADER_SIZE_V2, FormatError, Header, encode_chunk, encode_header, read_chunks, read_header
 from .bitstream.entropy import EntropyModel, decode_fixed, encode_fixed
 from .errors import CodecError
+from .lowband import HYBRID_MODES, LowBand, LowBandDecoder, LowBandEncoder
 from .model import BITRATES, Codec, default_weights_path
 from .streaming import StreamingDecoder, StreamingEncoder
 
@@ -56,45 +57,72 @@ def n_q_for(kbps: float) -> int:
         raise CodecError(f"bitrate must be one of {', '.join(f'{k:g}' for k in BITRATES)} kbps, not {kbps}") from None
 
 
-def encode_blocks(blocks: Iterable[np.ndarray], kbps: float, engine: Engine, entropy: bool = True) -> bytes:
-    """Audio blocks (float32, 16 kHz mono) -> a complete .acdc byte string.
+def hybrid_layers(kbps: float) -> tuple[float, LowBand]:
+    """A hybrid bitrate -> (the neural layer's bitrate, the low-band layer)."""
+    try:
+        neural, cutoff, snr = HYBRID_MODES[float(kbps)]
+    except (KeyError, ValueError):
+        raise CodecError(f"hybrid bitrate must be one of {', '.join(f'{k:g}' for k in HYBRID_MODES)} kbps, not {kbps}") from None
+    return neural, LowBand(cutoff, snr)
+
+
+def encode_blocks(blocks: Iterable[np.ndarray], kbps: float, engine: Engine, entropy: bool = True,
+                  hybrid: bool = False) -> bytes:
+    """Audio blocks (float32, 16 kHz mono) -> a complete .acdc byte string. ``hybrid``: ``kbps`` is a
+    hybrid bitrate (``HYBRID_MODES``): a lower neural bitrate plus the low band's waveform layer.
 
     Memory holds one block of audio and the compressed output (at most 1.5 kB per second at 12 kbps)."""
+    layer = None
+    if hybrid:
+        kbps, layer = hybrid_layers(kbps)
     n_q = n_q_for(kbps)
     use_entropy = entropy and engine.entropy is not None
     cfg = engine.codec.cfg
     enc = StreamingEncoder(engine.codec, n_q)
+    low_enc = LowBandEncoder(layer) if layer else None
     chunks: list[bytes] = []
     pending = np.zeros((n_q, 0), dtype=np.int64)
+    low = np.zeros((0, layer.coefs if layer else 0))
     num_samples = 0
 
     used_range = False
 
-    def emit(codes: np.ndarray) -> None:
+    def emit(codes: np.ndarray, low_frames: np.ndarray | None) -> None:
         nonlocal used_range
         payload = encode_fixed(codes, cfg.bits_per_code)
-        if use_entropy:  # range-code the chunk only where that is smaller than the fixed-rate codes
-            ranged = engine.entropy.encode(codes, engine.codec.row_tables(n_q))
-            if len(ranged) < len(payload):
-                chunks.append(encode_chunk(codes.shape[1], ranged, range_coded=True))
-                used_range = True
-                return
-        chunks.append(encode_chunk(codes.shape[1], payload))
+        ranged = engine.entropy.encode(codes, engine.codec.row_tables(n_q)) if use_entropy else None
+        if ranged is not None and len(ranged) < len(payload):  # range-coded only where that is smaller
+            chunks.append(encode_chunk(codes.shape[1], ranged, range_coded=True))
+            used_range = True
+        else:
+            chunks.append(encode_chunk(codes.shape[1], payload))
+        if low_frames is not None:
+            chunks.append(encode_chunk(len(low_frames), layer.encode_frames(low_frames), marker=CHUNK_LOW))
+
+    def ready() -> bool:
+        return pending.shape[1] >= FRAMES_PER_CHUNK and (layer is None or len(low) >= FRAMES_PER_CHUNK)
 
     for block in blocks:
         num_samples += len(block)
         pending = np.concatenate([pending, enc.push(block)], 1)
-        while pending.shape[1] >= FRAMES_PER_CHUNK:
-            emit(pending[:, :FRAMES_PER_CHUNK])
-            pending = pending[:, FRAMES_PER_CHUNK:]
+        if layer:
+            low = np.concatenate([low, low_enc.push(block)])
+        while ready():
+            emit(pending[:, :FRAMES_PER_CHUNK], low[:FRAMES_PER_CHUNK] if layer else None)
+            pending, low = pending[:, FRAMES_PER_CHUNK:], low[FRAMES_PER_CHUNK:]
     if num_samples == 0:
         raise CodecError("no audio to compress")
     pending = np.concatenate([pending, enc.flush()], 1)
+    if layer:
+        low = np.concatenate([low, low_enc.flush()])  # one frame more than the codes: the last goes with them
     while pending.shape[1]:
-        emit(pending[:, :FRAMES_PER_CHUNK])
-        pending = pending[:, FRAMES_PER_CHUNK:]
+        n = min(FRAMES_PER_CHUNK, pending.shape[1])
+        last = n == pending.shape[1]
+        emit(pending[:, :n], (low if last else low[:n]) if layer else None)
+        pending, low = pending[:, n:], low[n:]
     header = Header(cfg.sample_rate, 1, n_q, cfg.bits_per_code, cfg.frame_size, num_samples, engine.model_id,
-                    FRAMES_PER_CHUNK, FLAG_ENTROPY if used_range else 0)
+                    FRAMES_PER_CHUNK, FLAG_ENTROPY if used_range else 0,
+                    low_band_hz=layer.cutoff_hz if layer else 0, low_band_snr=int(layer.snr_db) if layer else 0)
     return encode_header(header) + b"".join(chunks)
 
 
@@ -113,28 +141,38 @@ def decode_stream(f: BinaryIO, engine: Engine) -> tuple[Header, Iterator[np.ndar
     header = read_header(f)
     check_model(header, engine)
 
+    layer = LowBand(header.low_band_hz, header.low_band_snr) if header.low_band_hz else None
+
     def blocks() -> Iterator[np.ndarray]:
         dec = StreamingDecoder(engine.codec)
+        low_dec = LowBandDecoder(layer) if layer else None
         left = header.num_samples
-        for n_frames, payload, ranged in read_chunks(f, header):
+        for n_frames, payload, ranged, low in read_chunks(f, header):
             if ranged:
                 codes = engine.entropy.decode(payload, engine.codec.row_tables(header.n_q), n_frames)
             else:
                 codes = decode_fixed(payload, header.n_q, n_frames, header.bits)
-            out = dec.push(codes)[:left]
+            out = dec.push(codes)
+            if layer:  # the neural audio, cut at the original length as the offline path has it
+                out = low_dec.push(out[:low_dec.room(header.num_samples)], layer.decode_frames(low[1], low[0]))
+            out = out[:left]
             left -= len(out)
             if len(out):
                 yield out
-        tail = dec.flush()[:left]
+        tail = dec.flush()
+        if layer:
+            tail = low_dec.flush(tail[:low_dec.room(header.num_samples)])
+        tail = tail[:left]
         if len(tail):
             yield tail
 
     return header, blocks()
 
 
-def compress(wav: np.ndarray, kbps: float = 6.0, engine: Engine | None = None, entropy: bool = True) -> bytes:
-    """float32 mono 16 kHz array -> .acdc bytes."""
-    return encode_blocks([np.asarray(wav, dtype=np.float32)], kbps, engine or load_engine(), entropy)
+def compress(wav: np.ndarray, kbps: float = 6.0, engine: Engine | None = None, entropy: bool = True,
+             hybrid: bool = False) -> bytes:
+    """float32 mono 16 kHz array -> .acdc bytes (``hybrid``: see ``encode_blocks``)."""
+    return encode_blocks([np.asarray(wav, dtype=np.float32)], kbps, engine or load_engine(), entropy, hybrid)
 
 
 def decompress(data: bytes, engine: Engine | None = None) -> np.ndarray:
@@ -147,17 +185,25 @@ def decompress(data: bytes, engine: Engine | None = None) -> np.ndarray:
 def read_info(f: BinaryIO) -> dict:
     """Header fields and sizes of a .acdc stream (validates every chunk's checksum; needs no model)."""
     header = read_header(f)
-    chunks = list((len(p), r) for _, p, r in read_chunks(f, header))
-    payload = sum(n + 12 for n, _ in chunks)
-    size = HEADER_SIZE + payload
-    return {
+    chunks = list((len(p), r, len(low[1]) if low else None) for _, p, r, low in read_chunks(f, header))
+    payload = sum(n + 12 for n, _, _ in chunks) + sum(n + 12 for _, _, n in chunks if n is not None)
+    size = (HEADER_SIZE_V2 if header.low_band_hz else HEADER_SIZE) + payload
+    info = {
         "format_version": header.version,
         "model": header.model_id.hex(),
         "codebooks": header.n_q,
         "bitrate_kbps": header.n_q * header.bits * header.sample_rate / header.frame_size / 1000,
         "entropy_coded": header.entropy_coded,
         "chunks": len(chunks),
-        "range_coded_chunks": sum(r for _, r in chunks),
+        "range_coded_chunks": sum(r for _, r, _ in chunks),
+    }
+    if header.low_band_hz:  # a hybrid stream: its bitrate is the hybrid mode's (the neural layer's is kept apart)
+        mode = (info["bitrate_kbps"], header.low_band_hz, header.low_band_snr)
+        info.update(neural_kbps=info["bitrate_kbps"], hybrid=True,
+                    bitrate_kbps=next((k for k, m in HYBRID_MODES.items() if m == mode), info["bitrate_kbps"]),
+                    low_band_hz=header.low_band_hz, low_band_snr_db=header.low_band_snr,
+                    low_band_kbps=8 * sum(n for _, _, n in chunks) / header.duration / 1000)
+    return info | {
         "sample_rate": header.sample_rate,
         "channels": header.channels,
         "samples": header.num_samples,

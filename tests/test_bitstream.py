@@ -73,8 +73,51 @@ def test_container_round_trip(rng):
     f = io.BytesIO(data)
     assert read_header(f) == h
     chunks = list(read_chunks(f, h))
-    assert [n for n, _, _ in chunks] == [4, 4, 2] and container.HEADER_SIZE == 40
-    assert not any(r for _, _, r in chunks)
+    assert [n for n, _, _, _ in chunks] == [4, 4, 2] and container.HEADER_SIZE == 40
+    assert not any(r for _, _, r, _ in chunks) and all(low is None for *_, low in chunks)
+    assert data[4] == 1  # a file without the low band stays version 1
+
+
+def _hybrid_file(h: Header, rng, low_frames=None) -> bytes:
+    """Codes chunks each followed by a low-band chunk (one frame more in the last), random payloads."""
+    out, left = [encode_header(h)], h.num_frames
+    while left:
+        n = min(left, h.frames_per_chunk)
+        out.append(encode_chunk(n, encode_fixed(rng.integers(0, 1024, (h.n_q, n)), 10)))
+        frames = n + (n == left) if low_frames is None else low_frames
+        out.append(encode_chunk(frames, rng.bytes(8 * frames), marker=container.CHUNK_LOW))
+        left -= n
+    return b"".join(out)
+
+
+def test_low_band_container_round_trip(rng):
+    h = _header(low_band_hz=600, low_band_snr=12)
+    data = _hybrid_file(h, rng)
+    assert data[4] == 2 and h.version == 2
+    f = io.BytesIO(data)
+    assert read_header(f) == h
+    chunks = list(read_chunks(f, h))
+    assert [(n, low[0], len(low[1])) for n, _, _, low in chunks] == [(4, 4, 32), (4, 4, 32), (2, 3, 24)]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: d[:-40], "truncated"),
+    (lambda d: d[:44 + 27], "low band of chunk 0 missing"),
+    (lambda d: d[:44 + 27] + b"XX" + d[44 + 27 + 2:], "bad low-band chunk marker"),
+])
+def test_low_band_chunks_are_checked(rng, damage, message):
+    h = _header(low_band_hz=600, low_band_snr=12)
+    with pytest.raises(FormatError, match=message):
+        f = io.BytesIO(damage(_hybrid_file(h, rng)))
+        list(read_chunks(f, read_header(f)))
+    with pytest.raises(FormatError, match="low band has 5 frames, expected 4"):
+        f = io.BytesIO(_hybrid_file(h, rng, low_frames=5))
+        list(read_chunks(f, read_header(f)))
+    huge = encode_header(h) + encode_chunk(4, encode_fixed(rng.integers(0, 1024, (3, 4)), 10)) \
+        + struct.pack("<2sHI", b"LB", 4, 2 ** 31) + b"\0" * 4
+    with pytest.raises(FormatError, match="bad low-band payload length"):
+        f = io.BytesIO(huge)
+        list(read_chunks(f, read_header(f)))
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -99,10 +142,7 @@ def test_container_rejects_damage(rng, mutate, message):
 
 def _forge(**kw) -> bytes:
     """A header with a valid checksum but hostile values."""
-    h = _header(**kw)
-    body = container._HEADER.pack(container.MAGIC, h.version, container.HEADER_SIZE, h.flags, h.sample_rate, h.channels,
-                                  h.n_q, h.bits, h.frame_size, h.num_samples, h.model_id, h.frames_per_chunk)
-    return body + struct.pack("<I", zlib.crc32(body))
+    return encode_header(_header(**kw))  # the writer does not check; the reader must
 
 
 @pytest.mark.parametrize("kw, message", [
@@ -112,6 +152,7 @@ def _forge(**kw) -> bytes:
     (dict(sample_rate=44100), "unsupported layout"),
     (dict(flags=0x80), "unknown flags"),
     (dict(n_q=200), "out of range"),
+    (dict(low_band_hz=600, low_band_snr=99), "low band out of range"),
 ])
 def test_absurd_header_values(kw, message):
     with pytest.raises(FormatError) as e:

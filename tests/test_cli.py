@@ -160,3 +160,16 @@ def test_range_coded_chunks_round_trip(engine, speech):
     ranged, fixed = compress(speech, 6.0, fitted), compress(speech, 6.0, fitted, entropy=False)
     assert read_info(io.BytesIO(ranged))["range_coded_chunks"] == 1 and len(ranged) < 0.9 * len(fixed)
     assert np.array_equal(decompress(ranged, fitted), decompress(fixed, fitted))
+
+
+def test_hybrid_round_trip(tmp_path, capsys):
+    acdc, out = str(tmp_path / "h.acdc"), str(tmp_path / "h.wav")
+    assert run("compress", SAMPLE, acdc, "-b", "6", "--hybrid") == 0
+    assert "(pitch + 5 codebooks + low band < 600 Hz" in capsys.readouterr().err
+    assert run("info", acdc) == 0
+    text = capsys.readouterr().out
+    assert "6 kbps hybrid mode: neural 3 kbps" in text and "format version  2" in text
+    assert run("decompress", acdc, out, "--reference", SAMPLE) == 0
+    assert "PESQ-WB" in capsys.readouterr().err and len(sf.read(out)[0]) == len(sf.read(SAMPLE)[0])
+    assert run("compress", SAMPLE, str(tmp_path / "x.acdc"), "-b", "3", "--hybrid") == 1
+    assert "hybrid bitrate must be one of 6, 12" in capsys.readouterr().err

@@ -81,7 +81,7 @@ class NeuralCodec(Codec):
         t2 = time.perf_counter()
         f = io.BytesIO(data)
         header = read_header(f)
-        payload = sum(len(p) for _, p, _ in read_chunks(f, header))
+        payload = sum(len(p) + (len(low[1]) if low else 0) for _, p, _, low in read_chunks(f, header))
         return Coded(fit_length(decoded, len(wav)), payload, len(data), t1 - t0, t2 - t1)
 
 
