@@ -1,4 +1,4 @@
-"""Benchmark: the neural codec at every bitrate against Opus, Codec2 and the PCA baseline.
+"""Benchmark: the neural codec at every bitrate and its hybrid modes against Opus, Codec2 and the PCA baseline.
 
     python scripts/benchmark.py                               # 60 fixed clips of the shared test split
     python scripts/benchmark.py --limit 10                    # quick look
@@ -39,7 +39,7 @@ from audiocodec.evaluation.runner import (REPORTED_CLIPS, collect_inputs, evalua
 
 # the comparisons the issue's targets name: 1.5 kbps against Codec2, 6 and 12 kbps against Opus at the same rate
 HEAD_TO_HEAD = [("neural-1.5", "codec2-1.2"), ("neural-1.5", "codec2-3.2"), ("neural-3", "codec2-3.2"),
-                ("neural-6", "opus-6"), ("neural-12", "opus-12")]
+                ("neural-6", "opus-6"), ("neural-12", "opus-12"), ("hybrid-6", "opus-6"), ("hybrid-12", "opus-12")]
 
 
 def cpu_name() -> str:
@@ -89,7 +89,8 @@ def main() -> int:
                          "between candidates without tuning on the reported numbers")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N clips (quick runs)")
     ap.add_argument("--bitrates", default="1.5,3,6,12")
-    ap.add_argument("--against", default="opus,codec2,pca", help="reference codecs, comma-separated; '' for none")
+    ap.add_argument("--against", default="hybrid,opus,codec2,pca",
+                    help="other codecs, comma-separated (hybrid: this codec's hybrid modes, compress --hybrid); '' for none")
     ap.add_argument("--model", help="weights file (default: the shipped model)")
     ap.add_argument("--out", default="reports/benchmark", help="output folder (default reports/benchmark)")
     ap.add_argument("--compare", metavar="RESULTS_JSON", help="an earlier run's results.json: add the change, clip by clip")
@@ -112,7 +113,7 @@ def main() -> int:
     if args.limit:
         paths = paths[:args.limit]
     codecs = make_codecs(parse_list(args.bitrates, "--bitrates", cast=float),
-                         parse_list(args.against, "--against", allowed=("opus", "codec2", "pca")), weights=args.model,
+                         parse_list(args.against, "--against", allowed=("hybrid", "opus", "codec2", "pca")), weights=args.model,
                          warn=lambda msg: print(msg, file=sys.stderr))
     results = evaluate(paths, codecs)
     results["model"] = model_info(args.model)

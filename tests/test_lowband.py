@@ -118,3 +118,12 @@ def test_damaged_hybrid_files_are_decoded_or_rejected(engine, speech):
         except FormatError:
             rejected += 1
     assert rejected > 190
+
+
+def test_benchmark_runs_the_hybrid_modes(speech):
+    from audiocodec.evaluation.codecs import make_codecs
+
+    codecs = make_codecs((), ("hybrid",))
+    assert [c.name for c in codecs] == [f"hybrid-{k:g}" for k in HYBRID_MODES]
+    coded = codecs[0].run(speech)
+    assert len(coded.decoded) == len(speech) and 0 < coded.payload_bytes < coded.file_bytes

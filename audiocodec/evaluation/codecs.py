@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import CodecError
 
 SAMPLE_RATE = 16000
-FAMILIES = ("neural", "opus", "codec2", "pca")
+FAMILIES = ("neural", "hybrid", "opus", "codec2", "pca")
 
 
 @dataclass
@@ -62,11 +62,13 @@ class NeuralCodec(Codec):
     # peaks at a 1-2 ms lag that is not there (which cost one experimental model 0.4 PESQ-WB).
     delay = 0
 
+    hybrid = False
+
     def __init__(self, kbps: float, weights: str | None = None, entropy: bool = True):
         super().__init__(kbps)
-        from ..compress import load_engine, n_q_for
+        from ..compress import hybrid_layers, load_engine, n_q_for
 
-        n_q_for(kbps)  # validates the bitrate
+        hybrid_layers(kbps) if self.hybrid else n_q_for(kbps)  # validates the bitrate
         self.engine = load_engine(weights)
         self.entropy = entropy
 
@@ -75,7 +77,7 @@ class NeuralCodec(Codec):
         from ..compress import compress, decompress
 
         t0 = time.perf_counter()
-        data = compress(wav, self.nominal_kbps, self.engine, entropy=self.entropy)
+        data = compress(wav, self.nominal_kbps, self.engine, entropy=self.entropy, hybrid=self.hybrid)
         t1 = time.perf_counter()
         decoded = decompress(data, self.engine)
         t2 = time.perf_counter()
@@ -83,6 +85,13 @@ class NeuralCodec(Codec):
         header = read_header(f)
         payload = sum(len(p) + (len(low[1]) if low else 0) for _, p, _, low in read_chunks(f, header))
         return Coded(fit_length(decoded, len(wav)), payload, len(data), t1 - t0, t2 - t1)
+
+
+class HybridCodec(NeuralCodec):
+    """A hybrid mode (``compress --hybrid``): the neural codec at a lower bitrate plus the low band sent as a
+    waveform (``lowband.py``), through the real version-2 bitstream. Sample-aligned like the neural codec."""
+    family = "hybrid"
+    hybrid = True
 
 
 def parse_list(text: str, what: str, allowed=None, cast=str) -> list:
@@ -103,15 +112,20 @@ def parse_list(text: str, what: str, allowed=None, cast=str) -> list:
 
 def make_codecs(bitrates=(1.5, 3.0, 6.0, 12.0), against=("opus", "codec2", "pca"), weights: str | None = None,
                 opus_kbps=None, codec2_modes=None, warn=print) -> list[Codec]:
-    """The neural codec at each bitrate, then each baseline family that is available here.
+    """The neural codec at each bitrate, then each family of ``against`` that is available here ('hybrid':
+    the hybrid modes, ``compress --hybrid``).
 
     Opus and Codec2 need their command-line tools; when missing they are skipped with a warning."""
     from . import baselines
     from .pca import PcaCodec, load_pca
 
+    from ..lowband import HYBRID_MODES
+
     codecs: list[Codec] = [NeuralCodec(k, weights) for k in bitrates]
     for family in against:
-        if family == "opus":
+        if family == "hybrid":
+            codecs += [HybridCodec(k, weights) for k in HYBRID_MODES]
+        elif family == "opus":
             if baselines.opus_available():
                 codecs += [baselines.OpusCodec(k) for k in (opus_kbps or baselines.OPUS_KBPS)]
             else:
@@ -125,5 +139,5 @@ def make_codecs(bitrates=(1.5, 3.0, 6.0, 12.0), against=("opus", "codec2", "pca"
             model = load_pca()
             codecs += [PcaCodec(k, model) for k in bitrates]
         else:
-            raise CodecError(f"unknown codec {family!r} (choose from opus, codec2, pca)")
+            raise CodecError(f"unknown codec {family!r} (choose from hybrid, opus, codec2, pca)")
     return codecs

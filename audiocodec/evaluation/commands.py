@@ -101,7 +101,9 @@ def add_commands(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="DIR_OR_FILE", help="audio files, or folders searched recursively")
     p.add_argument("--report", required=True, metavar="OUT", help="folder to write index.html, results.json/.csv and media into")
     p.add_argument("--bitrates", default="1.5,3,6,12", help="neural (and PCA) bitrates in kbps (default 1.5,3,6,12)")
-    p.add_argument("--against", default="opus,codec2,pca", help="reference codecs: any of opus,codec2,pca, or none (default all)")
+    p.add_argument("--against", default="hybrid,opus,codec2,pca",
+                   help="other codecs: any of hybrid (this codec's hybrid modes, compress --hybrid), opus, codec2, pca, "
+                        "or none (default all)")
     p.add_argument("--show", type=int, default=5, metavar="N", help="clips with players and spectrograms on the page (default 5)")
     p.add_argument("--limit", type=int, default=0, metavar="N", help="use only the first N clips")
     p.add_argument("--model", help="weights file (default: the shipped model)")

@@ -7,7 +7,8 @@ import numpy as np
 
 from . import metrics as M
 
-STYLE = {"neural": ("tab:red", "o", "neural (this codec)"), "opus": ("tab:blue", "s", "Opus"),
+STYLE = {"neural": ("tab:red", "o", "neural (this codec)"),
+         "hybrid": ("tab:purple", "P", "hybrid (neural 3 kbps + low-band waveform)"), "opus": ("tab:blue", "s", "Opus"),
          "codec2": ("tab:green", "^", "Codec2"), "pca": ("tab:gray", "D", "PCA (linear)")}
 
 
