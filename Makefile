@@ -30,7 +30,9 @@ demo: setup
 	$(BIN)/audiocodec compress $(SAMPLE) $(OUT)/sample.acdc --bitrate $(BITRATE) -f
 	$(BIN)/audiocodec info $(OUT)/sample.acdc
 	$(BIN)/audiocodec decompress $(OUT)/sample.acdc $(OUT)/sample.wav -f --reference $(SAMPLE)
-	@echo "listen: $(OUT)/sample.wav (original: $(SAMPLE))"
+	$(BIN)/audiocodec compress $(SAMPLE) $(OUT)/hybrid.acdc --bitrate 6 --hybrid -f
+	$(BIN)/audiocodec decompress $(OUT)/hybrid.acdc $(OUT)/hybrid.wav -f --reference $(SAMPLE)
+	@echo "listen: $(OUT)/sample.wav and $(OUT)/hybrid.wav (original: $(SAMPLE))"
 
 test: setup tools
 	$(BIN)/python -m pytest -q
