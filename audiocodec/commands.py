@@ -183,7 +183,7 @@ def add_commands(sub) -> None:
                               "--hybrid (6 or 12 kbps): the neural codec at 3 kbps carries the spectral envelope, and the\n"
                               "band below 600 Hz (6) or 1400 Hz (12) is sent as a waveform (MDCT, range-coded), which the\n"
                               "autoencoder cannot rebuild exactly: the voice's harmonics. Far better quality per bit\n"
-                              "(README: results); 20 ms more latency; files only (format version 2), not the live stream.")
+                              "(README: results); 20 ms more latency; file format version 2 (send --hybrid streams it).")
     p.add_argument("input", help="audio file, or - for stdin")
     p.add_argument("output", help=".acdc file, or - for stdout")
     p.add_argument("-b", "--bitrate", type=float, default=6.0, help="1.5, 3, 6 or 12 kbps (default 6)")

@@ -17,6 +17,7 @@ MDCT frame ``j`` spans samples ``[320 (j - 1), 320 (j + 1))``, so the layer adds
 the decoder (a sample is final when the frame after its own has arrived)."""
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -153,6 +154,12 @@ class LowBand:
         return self.decode_frames(data, frames)
 
 
+@functools.lru_cache(maxsize=8)
+def layer(cutoff_hz: int, snr_db: float) -> LowBand:
+    """A shared ``LowBand`` (its basis and models are built once per setting)."""
+    return LowBand(cutoff_hz, snr_db)
+
+
 class LowBandEncoder:
     """Streaming ``LowBand.mdct``: push audio of any length, get each MDCT frame as soon as its window is
     complete (frame ``j`` needs samples up to ``320 (j + 1)``); ``flush`` pads the end with silence."""
@@ -184,7 +191,9 @@ class LowBandEncoder:
 class LowBandDecoder:
     """Streaming ``LowBand.replace``: push the neural decoder's audio and the sent frames as they come; get
     back the audio with its low band replaced, as far as it is final (up to the start of the latest frame's
-    second half). ``flush`` returns the rest; the caller trims to the original length."""
+    second half), so one frame (20 ms) later than the audio came. ``flush`` returns the rest; the caller
+    trims to the original length. A frame of NaN (one lost in transit) leaves the neural audio's own low
+    band in place."""
 
     def __init__(self, layer: LowBand):
         self.layer = layer
@@ -205,7 +214,10 @@ class LowBandDecoder:
         out = []
         while len(self.frames) and len(self.y) >= 2 * HOP:
             seg = self.y[:2 * HOP]
-            corr = (self.frames[0] - seg @ self.layer.basis) @ self.layer.basis.T
+            if np.isnan(self.frames[0]).any():
+                corr = np.zeros(2 * HOP)
+            else:
+                corr = (self.frames[0] - seg @ self.layer.basis) @ self.layer.basis.T
             out.append(seg[:HOP] + self.tail + corr[:HOP])
             self.tail = corr[HOP:]
             self.y, self.frames = self.y[HOP:], self.frames[1:]

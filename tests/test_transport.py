@@ -2,6 +2,7 @@
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -378,3 +379,46 @@ def test_look_ahead_encoder_gets_every_frame_to_its_place(codec, clip):
         sock.close()
         assert st.frames == -(-len(clip) // 320) and out["stats"].ended_by == "end-of-stream"
         assert len(sink.audio) == len(clip) and np.array_equal(sink.audio, ref)  # every frame in its place
+
+
+@pytest.mark.parametrize("frames_per_packet", [1, 3])
+def test_hybrid_stream_matches_the_hybrid_file(codec, clip, frames_per_packet):
+    """A loss-free hybrid stream plays what the hybrid file decodes to (the last 20 ms aside: the MDCT frame
+    past the end is not sent), in AUDIO_LOW packets."""
+    from audiocodec.compress import compress, decompress, load_engine
+    from audiocodec.transport.commands import stream_encoder
+
+    sink, kinds = ArraySink(), []
+    enc = stream_encoder(codec, 6, (600, 12.0))
+    r = simulate([clip], enc, StreamDecoder(codec), sink, NetworkModel(), frames_per_packet=frames_per_packet)
+    assert r.stats.lost == 0 and len(sink.audio) == len(clip) and not enc.low  # every low-band frame was sent
+    ref = decompress(compress(clip, 6.0, load_engine(), hybrid=True), load_engine())
+    assert np.abs(sink.audio[:-320] - ref[:-320]).max() < 1e-3
+    assert np.abs(sink.audio[-320:] - ref[-320:]).max() < 0.1
+
+
+def test_hybrid_packets_round_trip_and_refuse_bad_low_bands(rng):
+    from audiocodec.lowband import layer
+
+    lb = layer(600, 12.0)
+    low = rng.standard_normal((3, lb.coefs)) * 0.01
+    codes = rng.integers(0, 1024, (6, 3))
+    data = packets.build_audio(5, 960, 7, codes, 0, 11, low=(lb, low))
+    p = packets.parse(data, 11)
+    assert p.kind == packets.AUDIO_LOW and np.array_equal(p.codes, codes) and p.layer is lb
+    assert np.allclose(p.low, lb.dequantize(*lb.quantize(low))) and np.allclose(p.low, low, atol=0.01)
+    body = bytearray(data)
+    body[packets.HEADER_SIZE] = 99  # a cutoff of 19.8 kHz, resealed with a valid CRC
+    forged = bytes(body[:packets.HEADER.size]) + struct.pack(">I", packets._crc(bytes(body[:packets.HEADER.size]), bytes(body[packets.HEADER_SIZE:]), 11)) + bytes(body[packets.HEADER_SIZE:])
+    with pytest.raises(packets.PacketError, match="out of range"):
+        packets.parse(forged, 11)
+
+
+def test_hybrid_stream_under_loss_keeps_duration(codec, clip):
+    from audiocodec.transport.commands import stream_encoder
+
+    sink = ArraySink()
+    r = simulate([clip], stream_encoder(codec, 6, (1400, 15.0)), StreamDecoder(codec), sink,
+                 NetworkModel(loss=0.1, jitter_ms=30, reorder=0.02, seed=1), frames_per_packet=2)
+    assert r.stats.lost > 0 and len(sink.audio) == len(clip) and np.all(np.isfinite(sink.audio))
+    assert r.stats.frames_decoded + r.stats.frames_concealed == -(-len(clip) // 320)

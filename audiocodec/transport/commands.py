@@ -47,10 +47,22 @@ def _session(text: str | None) -> int | None:
 
 
 def _codec(args):
-    from ..compress import load_engine, n_q_for
+    """(codec, rows per frame, low band) of the options: ``low`` is (cutoff Hz, SNR dB) for --hybrid, else None."""
+    from ..compress import hybrid_layers, load_engine, n_q_for
 
-    n_q = n_q_for(args.bitrate) if hasattr(args, "bitrate") else None
-    return load_engine(args.model).codec, n_q
+    low, kbps = None, getattr(args, "bitrate", None)
+    if getattr(args, "hybrid", False):
+        kbps, layer = hybrid_layers(kbps)
+        low = (layer.cutoff_hz, layer.snr_db)
+    n_q = n_q_for(kbps) if kbps is not None else None
+    return load_engine(args.model).codec, n_q, low
+
+
+def stream_encoder(codec, n_q: int, low: tuple | None = None):
+    """The sender's encoder: the neural codes, plus the low band in a hybrid stream (``low``)."""
+    from .bridge import HybridStreamEncoder, StreamEncoder
+
+    return HybridStreamEncoder(codec, n_q, *low) if low else StreamEncoder(codec, n_q)
 
 
 MAX_STDIN = 256 << 20  # an audio *file* on stdin is read whole; --raw streams instead
@@ -106,17 +118,16 @@ def _fmt(q: dict) -> str:
 
 # ---- send -------------------------------------------------------------------------------------------
 def cmd_send(args) -> int:
-    from .bridge import StreamEncoder
     from .sender import SenderStats, send_stream
 
     _check_frames(args.frames_per_packet)
     family, dest = parse_address(args.to)
-    codec, n_q = _codec(args)
+    codec, n_q, low = _codec(args)
     blocks = _blocks(args.input, args.raw)
     st = SenderStats()
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         try:
-            send_stream(sock, dest, blocks, StreamEncoder(codec, n_q), args.frames_per_packet,
+            send_stream(sock, dest, blocks, stream_encoder(codec, n_q, low), args.frames_per_packet,
                         session=_session(args.session), paced=not args.fast, stats=st)
         except OSError as exc:
             raise CodecError(f"send to {args.to}: {exc.strerror or exc}") from None
@@ -137,7 +148,7 @@ def cmd_receive(args) -> int:
         raise CodecError("--buffer-ms must be in (0, 5000] and --timeout > 0")
     sink = _sink(args.output, args.force)
     try:
-        codec, _ = _codec(args)
+        codec, _, _ = _codec(args)
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
@@ -182,19 +193,20 @@ def network_model(args):
 
 
 def run_simulation(codec, n_q: int, wav: np.ndarray, model, frames_per_packet: int = 1, buffer_ms: float = 80.0,
-                   paced: bool = False, sink=None, mute: bool = False, timeout: float = 2.0, adaptive: bool = False):
+                   paced: bool = False, sink=None, mute: bool = False, timeout: float = 2.0, adaptive: bool = False,
+                   low: tuple | None = None):
     """One clip through sender -> relay -> receiver on loopback. Returns (decoded audio, SimResult).
     ``mute``: no concealment (lost frames become silence), the baseline for the benchmark. With ``adaptive``
     the audio returned is put back on the stream's clock (``stream_aligned``) so that it can be compared
-    with the input; the sink gets it as played."""
-    from .bridge import StreamDecoder, StreamEncoder
+    with the input; the sink gets it as played. ``low``: a hybrid stream's low band (cutoff Hz, SNR dB)."""
+    from .bridge import StreamDecoder
     from .jitter import stream_aligned
     from .simulate import simulate
     from .sinks import ArraySink
 
     out = ArraySink()
     target = out if sink is None else _Tee(sink, out)
-    result = simulate([wav], StreamEncoder(codec, n_q), StreamDecoder(codec, mute=mute), target, model,
+    result = simulate([wav], stream_encoder(codec, n_q, low), StreamDecoder(codec, mute=mute), target, model,
                       frames_per_packet=frames_per_packet, paced=paced, buffer_ms=buffer_ms, timeout=timeout,
                       adaptive=adaptive)
     return stream_aligned(out.audio, result.stats.edits), result
@@ -224,17 +236,22 @@ def cmd_simulate(args) -> int:
     if not 0 < args.buffer_ms <= 5000:
         raise CodecError("--buffer-ms must be in (0, 5000]")
     model = network_model(args)
-    codec, n_q = _codec(args)
+    codec, n_q, low = _codec(args)
     wav = audio.load(args.input)
     sink = _sink(args.output, args.force)
     try:
         decoded, result = run_simulation(codec, n_q, wav, model, args.frames_per_packet, args.buffer_ms,
-                                         paced=args.realtime, sink=sink, adaptive=args.adaptive)
+                                         paced=args.realtime, sink=sink, adaptive=args.adaptive, low=low)
     except BaseException:
         sink.abort()
         raise
     sink.close()
     clean = codec.decode(codec.encode(torch.from_numpy(wav), n_q))[0, 0, : len(wav)].numpy()
+    if low:  # the hybrid stream's loss-free output: the offline path of compress --hybrid
+        from ..lowband import frames_for, layer
+
+        lb = layer(*low)
+        clean = lb.replace(clean, lb.decode(lb.encode(wav), frames_for(len(wav))))
     q_clean, q_net = quality(wav, clean), quality(wav, decoded)
     st = result.stats
     if args.json:
@@ -361,5 +378,7 @@ def add_commands(sub) -> None:
 
 def _stream_options(p) -> None:
     p.add_argument("-b", "--bitrate", type=float, default=6.0, help="1.5, 3, 6 or 12 kbps (default 6)")
+    p.add_argument("--hybrid", action="store_true", help="6 or 12 kbps as neural 3 kbps + the low band as a waveform "
+                                                          "(as compress --hybrid; 20 ms more latency)")
     p.add_argument("-F", "--frames-per-packet", type=int, default=1, help=f"1..{MAX_FRAMES} frames of 20 ms per "
                                                                            "packet (default 1)")

@@ -1,4 +1,5 @@
-"""The datagram format: a 24-byte RTP-like header, then the codes of 1..10 frames (docs/packets.md).
+"""The datagram format: a 24-byte RTP-like header, then the codes of 1..10 frames (docs/packets.md); in a
+hybrid stream (``send --hybrid``) also those frames' low band (``lowband.py``).
 
 All integers big-endian (network order). ``parse`` treats its input as hostile: it never raises anything
 but ``PacketError``, never allocates by a length the bytes claim, and checks the CRC-32 before trusting
@@ -14,10 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..bitstream.container import FormatError
 from ..bitstream.packing import pack_codes, packed_size, unpack_codes
+from ..lowband import LowBand, layer as low_band_layer
 
 VERSION = 2                        # 2: the CRC-32 starts from the model tag (1: from zero)
-AUDIO, END = 0, 1                  # packet types
+AUDIO, END, AUDIO_LOW = 0, 1, 2    # packet types (AUDIO_LOW: codes, then the frames' low band)
+LOW_HEAD = struct.Struct(">BBH")   # AUDIO_LOW payload first: low-band cutoff / 200 Hz, SNR in dB, reserved (0)
 HEADER = struct.Struct(">BBHIIBBHI")  # version, type, seq, timestamp, session, n_q, frames, payload length, send ms
 HEADER_SIZE = HEADER.size + 4      # + CRC-32
 SAMPLE_RATE = 16000
@@ -55,6 +59,8 @@ class Packet:
     codes: np.ndarray | None  # (n_q, frames) int64 for AUDIO
     total_samples: int = 0    # END only: exact length of the stream in samples
     size: int = 0             # bytes on the wire (without IP/UDP headers)
+    layer: LowBand | None = None  # AUDIO_LOW only: the low-band layer ...
+    low: np.ndarray | None = None  # ... and its dequantized MDCT frames (frames, coefficients)
 
 
 def model_tag(model_id: str) -> int:
@@ -70,8 +76,10 @@ def _seal(header: bytes, payload: bytes, tag: int) -> bytes:
     return header + struct.pack(">I", _crc(header, payload, tag)) + payload
 
 
-def build_audio(seq: int, timestamp: int, session: int, codes: np.ndarray, send_ms: int = 0, tag: int = 0) -> bytes:
-    """codes (n_q, frames) ints in [0, 1024) -> one datagram; ``tag``: the sender's ``model_tag``."""
+def build_audio(seq: int, timestamp: int, session: int, codes: np.ndarray, send_ms: int = 0, tag: int = 0,
+                low: tuple[LowBand, np.ndarray] | None = None) -> bytes:
+    """codes (n_q, frames) ints in [0, 1024) -> one datagram; ``tag``: the sender's ``model_tag``; ``low``:
+    a hybrid stream's layer and these frames' MDCT coefficients (frames, coefficients) -> AUDIO_LOW."""
     codes = np.asarray(codes)
     if codes.ndim != 2:
         raise ValueError("codes must be (n_q, frames)")
@@ -79,7 +87,14 @@ def build_audio(seq: int, timestamp: int, session: int, codes: np.ndarray, send_
     if not (1 <= n_q <= MAX_CODEBOOKS and 1 <= frames <= MAX_FRAMES):
         raise ValueError(f"need 1..{MAX_CODEBOOKS} codebooks and 1..{MAX_FRAMES} frames, got {n_q} x {frames}")
     payload = pack_codes(codes.T, BITS)  # frame-major: frame 0's n_q codes, then frame 1's, ...
-    header = HEADER.pack(VERSION, AUDIO, seq & 0xFFFF, timestamp & 0xFFFFFFFF, session & 0xFFFFFFFF,
+    kind = AUDIO
+    if low is not None:
+        layer, frames_low = low
+        if len(frames_low) != frames:
+            raise ValueError(f"{len(frames_low)} low-band frames for {frames} frames of codes")
+        payload = LOW_HEAD.pack(layer.cutoff_hz // 200, int(layer.snr_db), 0) + payload + layer.encode_frames(frames_low)
+        kind = AUDIO_LOW
+    header = HEADER.pack(VERSION, kind, seq & 0xFFFF, timestamp & 0xFFFFFFFF, session & 0xFFFFFFFF,
                          n_q, frames, len(payload), send_ms & 0xFFFFFFFF)
     return _seal(header, payload, tag)
 
@@ -118,6 +133,22 @@ def parse(data: bytes, tag: int = 0) -> Packet:
                                            f"{packed_size(n_q * frames, BITS)}")
         codes = unpack_codes(payload, n_q * frames, BITS).reshape(frames, n_q).T
         return Packet(AUDIO, seq, ts, session, n_q, frames, send_ms, codes, size=n)
+    if kind == AUDIO_LOW:
+        if not (1 <= n_q <= MAX_CODEBOOKS and 1 <= frames <= MAX_FRAMES):
+            raise PacketError("malformed", f"{n_q} codebooks x {frames} frames out of range")
+        need = LOW_HEAD.size + packed_size(n_q * frames, BITS)
+        if length < need or (length - need) % 4:
+            raise PacketError("malformed", f"payload {length} bytes does not hold {n_q} x {frames} codes and a low band")
+        cutoff, snr, reserved = LOW_HEAD.unpack_from(payload)
+        if not (1 <= cutoff <= 40 and snr <= 40 and reserved == 0):
+            raise PacketError("malformed", f"low band of {cutoff * 200} Hz at {snr} dB out of range")
+        codes = unpack_codes(payload[LOW_HEAD.size:need], n_q * frames, BITS).reshape(frames, n_q).T
+        layer = low_band_layer(cutoff * 200, float(snr))
+        try:
+            low = layer.decode_frames(payload[need:], frames)
+        except FormatError as exc:
+            raise PacketError("malformed", str(exc)) from None
+        return Packet(AUDIO_LOW, seq, ts, session, n_q, frames, send_ms, codes, size=n, layer=layer, low=low)
     if kind == END:
         if n_q or frames or length != END_PAYLOAD.size:
             raise PacketError("malformed", "end-of-stream packet with codes or a wrong payload")

@@ -1,7 +1,9 @@
 """The receiving side: UDP -> packets -> jitter buffer -> decoder (or concealment) -> sink, with statistics.
 
-The decoder is any object with ``decode(codes (n_q,)) -> samples``, ``conceal() -> samples`` (a stand-in for
-a missing frame), ``flush() -> samples`` and ``max_codebooks`` (``bridge.StreamDecoder``). No torch here.
+The decoder is any object with ``decode(codes (n_q,), or in a hybrid stream (codes, layer, low-band row))
+-> samples``, ``conceal() -> samples`` (a stand-in for
+a missing frame), ``flush() -> samples``, ``max_codebooks`` and, to play hybrid streams, ``use_low_band(layer)``
+(``bridge.StreamDecoder``). No torch here.
 
 Playout is one frame per turn and never skips, so the output has exactly the stream's duration whatever
 the network did: a frame that is missing at its turn is concealed, and its packet, if it still comes, is
@@ -96,7 +98,7 @@ class Receiver:
             self.delay.observe(self._lateness(frame, p.frames, mono))
         late = False
         for i in range(p.frames):
-            r = self.jb.put(frame + i, p.codes[:, i])
+            r = self.jb.put(frame + i, p.codes[:, i] if p.low is None else (p.codes[:, i], p.layer, p.low[i]))
             late |= r == "late"
             if r == "overflow":
                 st.dropped["overflow"] += 1
@@ -108,6 +110,8 @@ class Receiver:
         if self.jb is None:
             self.jb = JitterBuffer(self.tracker.start_frame)
             self.anchor = mono - (frame + p.frames) * TICK
+            if p.layer is not None and hasattr(self.decoder, "use_low_band"):  # a hybrid stream
+                self.decoder.use_low_band(p.layer)
         sent = unwrap(p.send_ms, int(wall * 1000), 32) / 1000  # full wall-clock send time
         origin = sent - (frame + p.frames) * TICK               # when the sender's "microphone" started
         self.origin = origin if self.origin is None else min(self.origin, origin)

@@ -84,7 +84,8 @@ def send_stream(sock: socket.socket, dest: tuple, blocks: Iterable[np.ndarray], 
     def emit(codes: np.ndarray, first: int) -> None:
         """Send the codes of frames ``first``, ``first + 1``, ..."""
         nonlocal seq
-        data = packets.build_audio(seq, first * FRAME, st.session, codes, int(time.time() * 1000), tag)
+        low = encoder.take_low(first, codes.shape[1]) if hasattr(encoder, "take_low") else None  # hybrid
+        data = packets.build_audio(seq, first * FRAME, st.session, codes, int(time.time() * 1000), tag, low)
         sock.sendto(data, dest)
         seq += 1
         st.packets += 1
