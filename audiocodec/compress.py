@@ -15,7 +15,7 @@ import numpy as np
 from .bitstream.container import CHUNK_LOW, FLAG_ENTROPY, HEADER_SIZE, HEADER_SIZE_V2, FormatError, Header, encode_chunk, encode_header, read_chunks, read_header
 from .bitstream.entropy import EntropyModel, decode_fixed, encode_fixed
 from .errors import CodecError
-from .lowband import HYBRID_MODES, LowBand, LowBandDecoder, LowBandEncoder
+from .lowband import HYBRID_MODES, LowBand, LowBandDecoder, LowBandEncoder, layer as low_band_layer
 from .model import BITRATES, Codec, default_weights_path
 from .streaming import StreamingDecoder, StreamingEncoder
 
@@ -63,7 +63,7 @@ def hybrid_layers(kbps: float) -> tuple[float, LowBand]:
         neural, cutoff, snr = HYBRID_MODES[float(kbps)]
     except (KeyError, ValueError):
         raise CodecError(f"hybrid bitrate must be one of {', '.join(f'{k:g}' for k in HYBRID_MODES)} kbps, not {kbps}") from None
-    return neural, LowBand(cutoff, snr)
+    return neural, low_band_layer(cutoff, float(snr))
 
 
 def encode_blocks(blocks: Iterable[np.ndarray], kbps: float, engine: Engine, entropy: bool = True,
@@ -141,7 +141,7 @@ def decode_stream(f: BinaryIO, engine: Engine) -> tuple[Header, Iterator[np.ndar
     header = read_header(f)
     check_model(header, engine)
 
-    layer = LowBand(header.low_band_hz, header.low_band_snr) if header.low_band_hz else None
+    layer = low_band_layer(header.low_band_hz, float(header.low_band_snr)) if header.low_band_hz else None
 
     def blocks() -> Iterator[np.ndarray]:
         dec = StreamingDecoder(engine.codec)
