@@ -8,6 +8,7 @@ and STOI (pystoi) against the input. Curves:
   codec, random loss      each packet lost independently (seeded)
   codec, bursty loss      Gilbert-Elliott, mean burst 3 packets (60 ms), same average loss
   codec, no concealment   random loss, lost frames replaced by the latent of silence (the baseline)
+  hybrid, random loss     the hybrid mode at the same bitrate (6 or 12: send --hybrid), same losses and seeds
   Opus, random loss       opusenc at the same bitrate, 20 ms frames, hard CBR; opusdec --packet-loss (its PLC)
                           (only when opusenc/opusdec are installed; opusdec cannot simulate bursts)
 Writes quality_vs_loss.png, results.md and results.json into --out.
@@ -28,14 +29,15 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.audio import load, save  # noqa: E402
-from audiocodec.compress import load_engine, n_q_for  # noqa: E402
+from audiocodec.compress import hybrid_layers, load_engine, n_q_for  # noqa: E402
+from audiocodec.lowband import HYBRID_MODES  # noqa: E402
 from audiocodec.dataset import DEFAULT_ROOT, list_clips  # noqa: E402
 from audiocodec.evaluation.baselines import opus_available  # noqa: E402
 from audiocodec.transport.commands import quality, run_simulation  # noqa: E402
 from audiocodec.transport.link import NetworkModel  # noqa: E402
 
 CURVES = {"random": "codec, random loss", "bursty": "codec, bursty loss (mean burst 3)",
-          "mute": "codec, no concealment (random)", "opus": "Opus PLC, random loss"}
+          "mute": "codec, no concealment (random)", "hybrid": "hybrid, random loss", "opus": "Opus PLC, random loss"}
 
 
 def pick_clips(root: str, n: int, min_seconds: float = 2.0) -> list[tuple[str, np.ndarray]]:
@@ -80,18 +82,25 @@ def main() -> None:
     codec, n_q = load_engine().codec, n_q_for(a.bitrate)
     have_opus = opus_available()
     clips = pick_clips(a.data, a.clips)
-    curves = ["random", "bursty", "mute"] + (["opus"] if have_opus else [])
+    ours = ["random", "bursty", "mute"] + (["hybrid"] if a.bitrate in HYBRID_MODES else [])
+    curves = ours + (["opus"] if have_opus else [])
+    hybrid = None
+    if "hybrid" in ours:
+        neural, layer = hybrid_layers(a.bitrate)
+        hybrid = (n_q_for(neural), (layer.cutoff_hz, layer.snr_db))
     # scores[curve][loss] -> list of (pesq, stoi, measured loss, concealed share) over clips
     scores = {c: {l: [] for l in losses} for c in curves}
-    runs = [(ci, c, l) for ci in range(len(clips)) for c in ("random", "bursty", "mute") for l in losses]
+    runs = [(ci, c, l) for ci in range(len(clips)) for c in ours for l in losses]
     started, timeouts, executed = time.time(), 0, 0
     for ci, curve, loss in tqdm(runs, desc="codec runs", unit="run"):
         wav = clips[ci][1]
-        if loss == 0 and curve != "random":  # loss-free is the same run for every curve
+        if loss == 0 and curve in ("bursty", "mute"):  # loss-free is the same run for these curves
             continue
         model = NetworkModel(loss=loss, burst=curve == "bursty", burst_len=3, seed=1000 * ci + int(1000 * loss))
         executed += 1
-        decoded, r = run_simulation(codec, n_q, wav, model, a.frames_per_packet, mute=curve == "mute", timeout=1.0)
+        rows, low = hybrid if curve == "hybrid" else (n_q, None)
+        decoded, r = run_simulation(codec, rows, wav, model, a.frames_per_packet, mute=curve == "mute", timeout=1.0,
+                                    low=low)
         if r.stats.ended_by != "end-of-stream":  # every end-of-stream copy lost: length known to the frame only
             timeouts += 1
         else:
