@@ -4,7 +4,8 @@
 
 Times each stage of the codec on a clip (default: samples/speech_male.wav, repeated to 10 s) with the
 offline API (one pass over the whole clip), and the file path that ``audiocodec compress``/``decompress``
-take (the streaming encoder and decoder, range coding, the container), and prints the median of
+take (the streaming encoder and decoder, range coding, the container; at 6 or 12 kbps also the hybrid
+mode's, and its low band alone), and prints the median of
 ``--repeats`` runs per part in ms per second of audio, and the real-time factor (RTF: seconds of work per
 second of audio; 1 / RTF = times faster than real time). Numbers depend on the host and its load: stop
 other jobs first (``kill -STOP`` a training run, ``kill -CONT`` it after).
@@ -21,9 +22,16 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.audio import load  # noqa: E402
-from audiocodec.compress import compress, decompress, load_engine, n_q_for  # noqa: E402
+from audiocodec.compress import compress, decompress, hybrid_layers, load_engine, n_q_for  # noqa: E402
+from audiocodec.lowband import HYBRID_MODES, frames_for  # noqa: E402
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "samples", "speech_male.wav")
+
+
+def low_band_round_trip(wav: np.ndarray, kbps: float) -> np.ndarray:
+    """A hybrid mode's waveform layer on its own: encode, decode, and put it in place."""
+    _, layer = hybrid_layers(kbps)
+    return layer.replace(wav, layer.decode(layer.encode(wav), frames_for(len(wav))))
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -76,6 +84,12 @@ def main() -> None:
             "  compress": lambda: compress(wav, a.kbps, engine),
             "  decompress": lambda: decompress(data, engine),
         }
+        if a.kbps in HYBRID_MODES:  # the same bitrate as a hybrid mode: neural 3 kbps + the low band
+            hybrid = compress(wav, a.kbps, engine, hybrid=True)
+            paths[f"file path, {a.kbps:g} kbps --hybrid: compress + decompress"] = lambda: decompress(
+                compress(wav, a.kbps, engine, hybrid=True), engine)
+            paths["  the low band alone: MDCT + range coding, both ways"] = lambda: low_band_round_trip(wav, a.kbps)
+            paths["  decompress --hybrid"] = lambda: decompress(hybrid, engine)
         print(f"model {codec.model_id}, {a.kbps:g} kbps, {a.seconds:g} s of {os.path.basename(a.audio)}, 1 thread, "
               f"median of {a.repeats}\n")
         print("| part | ms per s of audio | share |\n|---|---:|---:|")
