@@ -153,6 +153,10 @@ class LowBand:
     def decode(self, data: bytes, frames: int) -> np.ndarray:
         return self.decode_frames(data, frames)
 
+    def sent(self, x: np.ndarray) -> np.ndarray:
+        """What a receiver gets of signal ``x``'s low band: its frames encoded and decoded again."""
+        return self.decode_frames(self.encode(x), frames_for(len(x)))
+
 
 @functools.lru_cache(maxsize=8)
 def layer(cutoff_hz: int, snr_db: float) -> LowBand:

@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.audio import load  # noqa: E402
 from audiocodec.compress import compress, decompress, hybrid_layers, load_engine, n_q_for  # noqa: E402
-from audiocodec.lowband import HYBRID_MODES, frames_for  # noqa: E402
+from audiocodec.lowband import HYBRID_MODES  # noqa: E402
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "samples", "speech_male.wav")
 
@@ -31,7 +31,7 @@ SAMPLE = os.path.join(os.path.dirname(__file__), "..", "samples", "speech_male.w
 def low_band_round_trip(wav: np.ndarray, kbps: float) -> np.ndarray:
     """A hybrid mode's waveform layer on its own: encode, decode, and put it in place."""
     _, layer = hybrid_layers(kbps)
-    return layer.replace(wav, layer.decode(layer.encode(wav), frames_for(len(wav))))
+    return layer.replace(wav, layer.sent(wav))
 
 
 def median_seconds(fn, repeats: int) -> float:

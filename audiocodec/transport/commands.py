@@ -248,10 +248,9 @@ def cmd_simulate(args) -> int:
     sink.close()
     clean = codec.decode(codec.encode(torch.from_numpy(wav), n_q))[0, 0, : len(wav)].numpy()
     if low:  # the hybrid stream's loss-free output: the offline path of compress --hybrid
-        from ..lowband import frames_for, layer
+        from ..lowband import layer
 
-        lb = layer(*low)
-        clean = lb.replace(clean, lb.decode(lb.encode(wav), frames_for(len(wav))))
+        clean = layer(*low).replace(clean, layer(*low).sent(wav))
     q_clean, q_net = quality(wav, clean), quality(wav, decoded)
     st = result.stats
     if args.json:

@@ -125,27 +125,24 @@ def parse(data: bytes, tag: int = 0) -> Packet:
     payload = data[HEADER_SIZE:]
     if length != len(payload):
         raise PacketError("malformed", f"payload length field {length} != {len(payload)} bytes present")
-    if kind == AUDIO:
+    if kind in (AUDIO, AUDIO_LOW):
         if not (1 <= n_q <= MAX_CODEBOOKS and 1 <= frames <= MAX_FRAMES):
             raise PacketError("malformed", f"{n_q} codebooks x {frames} frames out of range")
-        if length != packed_size(n_q * frames, BITS):
-            raise PacketError("malformed", f"payload {length} bytes, {n_q} x {frames} codes need "
-                                           f"{packed_size(n_q * frames, BITS)}")
-        codes = unpack_codes(payload, n_q * frames, BITS).reshape(frames, n_q).T
-        return Packet(AUDIO, seq, ts, session, n_q, frames, send_ms, codes, size=n)
-    if kind == AUDIO_LOW:
-        if not (1 <= n_q <= MAX_CODEBOOKS and 1 <= frames <= MAX_FRAMES):
-            raise PacketError("malformed", f"{n_q} codebooks x {frames} frames out of range")
-        need = LOW_HEAD.size + packed_size(n_q * frames, BITS)
-        if length < need or (length - need) % 4:
+        start = LOW_HEAD.size if kind == AUDIO_LOW else 0
+        end = start + packed_size(n_q * frames, BITS)   # the codes: payload[start:end]
+        if kind == AUDIO and length != end:
+            raise PacketError("malformed", f"payload {length} bytes, {n_q} x {frames} codes need {end}")
+        if kind == AUDIO_LOW and (length < end or (length - end) % 4):
             raise PacketError("malformed", f"payload {length} bytes does not hold {n_q} x {frames} codes and a low band")
+        codes = unpack_codes(payload[start:end], n_q * frames, BITS).reshape(frames, n_q).T
+        if kind == AUDIO:
+            return Packet(AUDIO, seq, ts, session, n_q, frames, send_ms, codes, size=n)
         cutoff, snr, reserved = LOW_HEAD.unpack_from(payload)
         if not (1 <= cutoff <= 40 and snr <= 40 and reserved == 0):
             raise PacketError("malformed", f"low band of {cutoff * 200} Hz at {snr} dB out of range")
-        codes = unpack_codes(payload[LOW_HEAD.size:need], n_q * frames, BITS).reshape(frames, n_q).T
         layer = low_band_layer(cutoff * 200, float(snr))
         try:
-            low = layer.decode_frames(payload[need:], frames)
+            low = layer.decode_frames(payload[end:], frames)
         except FormatError as exc:
             raise PacketError("malformed", str(exc)) from None
         return Packet(AUDIO_LOW, seq, ts, session, n_q, frames, send_ms, codes, size=n, layer=layer, low=low)
