@@ -37,6 +37,8 @@ from audiocodec.dataset import DEFAULT_ROOT, F0_HOP, clip_sources, excerpts, loa
 from audiocodec.discriminators import MultiResolutionDiscriminator, discriminator_loss, generator_losses  # noqa: E402
 from audiocodec.losses import ComplexSTFTLoss, CompressedMagnitudeLoss, MultiScaleMelLoss, PeriodicityLoss, QuietMelLoss  # noqa: E402
 from audiocodec.model import BITRATES, Codec, CodecConfig  # noqa: E402
+from audiocodec.lowband import HYBRID_MODES, layer as low_band_layer  # noqa: E402
+from audiocodec.model.lowband_input import TorchLowBand  # noqa: E402
 from audiocodec.model.pitch import dequantize, frame_symbols  # noqa: E402
 from audiocodec.perceptual_losses import PesqLoss, StoiLoss  # noqa: E402
 
@@ -86,6 +88,8 @@ class Settings:
     reseed_every: int = 0        # every this many steps, seed the RVQ stages afresh on 256 new crops (0: never)
     reseed_from: int = 3         # ... from this stage on (0-based): the first three (1.5 kbps) keep what they learned
     eval_every: int = 500        # validate (PESQ-WB, STOI at 1.5/6/12 kbps) and checkpoint this often; best.pt keeps the best at 6 kbps
+                                 # (0: never, e.g. where pesq is not installed)
+    keep_every: int = 0          # also keep a copy of the checkpoint every this many steps (stepN.pt; 0: none)
     save_every: int = 250        # write ckpt.pt this often too (a run's process may die at any moment)
     eval_clips: int = 12         # fixed test clips for that validation
     log_every: int = 50          # a line of losses in log.jsonl this often
@@ -93,6 +97,14 @@ class Settings:
     init: str = ""               # with no checkpoint yet: start from these weights (shipped .safetensors or a run's .pt)
     init_step: int = 0           # ... and continue the schedule from this step (default: the step stored in the file),
                                  # the learning rate ramping up over --warmup steps from there (Adam starts afresh)
+    lowband_input: int = 0       # the decoder also hears a hybrid stream's low band (model/lowband_input.py), up to this many
+                                 # MDCT coefficients (56: 1400 Hz, both hybrid modes); added at zero to --init weights without it
+    hybrid_share: float = 0.5    # ... with it: this share of the clips is a hybrid stream (3 kbps codes + one of the HYBRID_MODES'
+                                 # low bands, drawn evenly), its loss taken on the output with the low band put in place
+    freeze_codes: bool = False   # train the decoder side only: encoder (spectral branch too) and quantizer frozen, so every
+                                 # stream keeps the codes of the --init weights (and their entropy model)
+    pack: str = ""               # read the train split, pitch tracks and validation clips from this file (scripts/pack_data.py)
+                                 # instead of --data: for a machine without the corpus (a lent GPU)
     weight_ema: float = 0.0      # also keep an exponential moving average of the weights with this decay (0.999:
                                  # over about 1,000 steps); validated, saved and exported in place of the live weights,
                                  # and --init from a run's .pt starts from its average if it kept one
@@ -331,6 +343,17 @@ def evaluate(model: Codec, clips: list[np.ndarray], tracker: dict | None = None)
         out[f"pesq@{kbps:g}"] = float(np.mean(scores)) if scores else float("nan")
         out[f"stoi@{kbps:g}"] = round(float(np.mean(intelligibility)), 4)
         out[f"start_db@{kbps:g}"] = round(float(np.median(start)), 1)
+    if model.lowband_input is not None:  # the hybrid modes, their low band heard and put in place
+        for kbps, (neural, cutoff, snr) in HYBRID_MODES.items():
+            layer, scores = low_band_layer(cutoff, float(snr)), []
+            for x in clips:
+                sent = layer.sent(x)
+                y = coder.decode(coder.encode(torch.from_numpy(x), BITRATES[neural]), sent[None])[0, 0, : len(x)]
+                try:
+                    scores.append(pesq(16000, x, layer.replace(y.cpu().numpy(), sent), "wb"))
+                except Exception:
+                    pass
+            out[f"pesq@h{kbps:g}"] = float(np.mean(scores)) if scores else float("nan")
     model.train()
     return out
 
@@ -343,6 +366,8 @@ def main() -> None:
         sys.exit("error: --source-weights draws waveform crops; the latent cache (--latent-cache) draws its own")
     torch.manual_seed(s.seed)
     torch.set_num_threads(s.threads)
+    if s.device.startswith("cuda"):  # TF32 matrix products, and the fastest convolution algorithms for these fixed shapes
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = torch.backends.cudnn.benchmark = True
     os.makedirs(s.out, exist_ok=True)
     ckpt_path = os.path.join(s.out, "ckpt.pt")
 
@@ -358,6 +383,7 @@ def main() -> None:
         cfg = dataclasses.replace(cfg, dec_blocks=max(cfg.dec_blocks, s.dec_blocks),
                                   voicing_bands=max(cfg.voicing_bands, s.voicing_bands), vq_gain=cfg.vq_gain or s.vq_gain,
                                   pitch_input=cfg.pitch_input or s.pitch_input,
+                                  lowband_input=max(cfg.lowband_input, s.lowband_input),
                                   enc_spectral=cfg.enc_spectral or s.spectral,
                                   spectral_join=cfg.spectral_join if cfg.enc_spectral else s.spectral_join)  # a trained branch keeps its place
 
@@ -392,21 +418,33 @@ def main() -> None:
         step = ramp_from = s.init_step or init_step
         print(f"initialised from {s.init}, schedule continues at step {step}")
 
-    if s.freeze_encoder:  # no gradient reaches the SEANet convolutions, so autograd skips their (costly, 16 kHz) backward
+    if s.freeze_codes:  # nothing before the quantized latent learns, nor do the codebooks (held in eval mode below)
+        model.encoder.requires_grad_(False), model.quantizer.requires_grad_(False)
+    elif s.freeze_encoder:  # no gradient reaches the SEANet convolutions, so autograd skips their (costly, 16 kHz) backward
         model.encoder.requires_grad_(False)
         if model.encoder.spectral is not None:
             model.encoder.spectral.requires_grad_(True)
     average = WeightAverage(model, s.weight_ema, (ck or {}).get("averaged")) if s.weight_ema else None
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params; settings: {json.dumps(dataclasses.asdict(s))}")
-    audio, offsets = load_split(s.data, "train")
+    if s.pack:  # everything below from one file (scripts/pack_data.py)
+        pack = np.load(s.pack)
+        audio, offsets = pack["audio"], pack["offsets"]
+        f0 = pack["f0"] if s.pitch_source else None
+        if s.sent_pitch:
+            f0 = np.stack([f0, pack["sent_f0"]], -1)
+        tracker = {k[len("tracker."):]: torch.from_numpy(pack[k]) for k in pack.files if k.startswith("tracker.")} or None
+        bounds = np.append(pack["val_offsets"], len(pack["val"]))
+        clips = [pack["val"][a:b].astype(np.float32) / 32768.0 for a, b in zip(bounds[:-1], bounds[1:])][:s.eval_clips]
+    else:
+        audio, offsets = load_split(s.data, "train")
+        f0 = load_f0(s.data, "train") if s.pitch_source else None
+        if s.sent_pitch:  # row 0: the decoder's pitch targets; row 1: the pitch a pitch-coded stream would send
+            f0 = np.stack([f0, f0 if s.sent_pitch == "harvest" else np.load(s.sent_pitch)[:len(f0)]], -1)
+        tracker = tracker_beside(s.sent_pitch)  # validate pitch streams as they will be sent; None: no pitch row
+        clips = excerpts(s.data, "test", s.eval_clips)  # fixed validation material: the first 4 s of each
     mix = clip_odds(s.source_weights, clip_sources(s.data, "train") if s.source_weights else [], offsets, len(audio))
-    f0 = load_f0(s.data, "train") if s.pitch_source else None
-    if s.sent_pitch:  # row 0: the decoder's pitch targets; row 1: the pitch a pitch-coded stream would send
-        f0 = np.stack([f0, f0 if s.sent_pitch == "harvest" else np.load(s.sent_pitch)[:len(f0)]], -1)
-    tracker = tracker_beside(s.sent_pitch)  # validate pitch streams as they will be sent; None: no pitch row
     if tracker is not None:
         print(f"validation: streams of {model.cfg.pitch_from} rows or more send the pitch of the tracker beside {s.sent_pitch}")
-    clips = excerpts(s.data, "test", s.eval_clips)  # fixed validation material: the first 4 s of each
     rng = np.random.default_rng(s.seed + step)
     length = int(s.seconds * 16000) // model.cfg.frame_size * model.cfg.frame_size
     choices = torch.tensor(sorted(BITRATES.values()))
@@ -433,9 +471,17 @@ def main() -> None:
             model.train()
             model(batch_of_crops(audio, 128, length, rng)[0].to(s.device), torch.full((128,), model.cfg.n_codebooks))
 
+    def to_train() -> None:
+        model.train()
+        if s.freeze_codes:  # the quantizer's EMA codebooks and dead-code restarts only run in train mode
+            model.encoder.eval(), model.quantizer.eval()
+
+    hybrid = TorchLowBand(model.cfg.lowband_input).to(s.device) if model.lowband_input is not None else None
+    modes = torch.tensor([(BITRATES[neural], cutoff, snr) for neural, cutoff, snr in HYBRID_MODES.values()],
+                         dtype=torch.float32, device=s.device)
     log = open(os.path.join(s.out, "log.jsonl"), "a")
     t0, acc = time.time(), {}
-    model.train()
+    to_train()
     while step < s.steps:
         if s.reseed_every and step % s.reseed_every == 0:  # the stages back onto the moving latent's axes
             with torch.no_grad():
@@ -457,6 +503,12 @@ def main() -> None:
             x, f0_target, z = batch_of_latents(audio, latents, s.batch, length, rng, f0)
         x, f0_target = x.to(s.device), f0_target.to(s.device) if f0_target is not None else None
         n_q = choices[torch.multinomial(odds, s.batch, replacement=True)].to(s.device)
+        low = None
+        if hybrid is not None:  # some clips are hybrid streams: their mode's codes, and their low band as sent
+            mode = modes[torch.randint(len(modes), (s.batch,), device=s.device)]
+            is_hybrid = torch.rand(s.batch, device=s.device) < s.hybrid_share
+            n_q = torch.where(is_hybrid, mode[:, 0].long(), n_q)
+            low = hybrid.sent(x[:, 0], mode[:, 1] * is_hybrid, mode[:, 2])
         teacher = f0_target if step < s.teacher_until else None
         sent_f0 = sent = None
         if s.sent_pitch:
@@ -464,11 +516,13 @@ def main() -> None:
             teacher = teacher if teacher is None else teacher[..., 0]
             n_q, teacher, sent_f0, sent = as_sent(n_q, track, model.cfg.pitch_from, teacher)
         if latents is None:
-            x_hat, q, f0_hat = model(x, n_q, teacher, sent_f0, sent)
+            x_hat, q, f0_hat = model(x, n_q, teacher, sent_f0, sent, low)
         else:  # the frozen encoder's latents were computed once, at the start
             z = z.to(s.device)
             q = model.quantizer(z, n_q, None if model.encoder.spectral is None else model.encoder.spectral(x))
-            x_hat, f0_hat = model.synthesize(model.features(q.z_q, sent_f0, sent), teacher)
+            x_hat, f0_hat = model.synthesize(model.features(q.z_q, sent_f0, sent, low), teacher)
+        if low is not None:  # what a hybrid stream's listener hears: the sent low band in place of the decoder's
+            x_hat = hybrid.replace(x_hat[:, 0], low)[:, None]
         adv_on = step >= s.adv_start
 
         if adv_on:  # discriminator step
@@ -515,8 +569,11 @@ def main() -> None:
             print(json.dumps(rec), flush=True)
             log.write(json.dumps(rec) + "\n"), log.flush()
             t0, acc = time.time(), {}
-        if step % s.eval_every == 0 or step == s.steps:
+        if s.keep_every and step % s.keep_every == 0:
+            save(f"step{step}.pt")
+        if s.eval_every and (step % s.eval_every == 0 or step == s.steps):
             res = evaluate(model if average is None else averaged_copy(model, average), clips, tracker)
+            to_train()
             res["step"] = step
             print("eval", json.dumps(res), flush=True)
             log.write(json.dumps({"eval": res}) + "\n"), log.flush()
@@ -525,7 +582,7 @@ def main() -> None:
                 best = res["pesq@6"]
                 save("best.pt")
             t0 = time.time()
-        elif step % s.save_every == 0:
+        elif step % s.save_every == 0 or step == s.steps:
             save()
 
 

@@ -173,3 +173,13 @@ def test_hybrid_round_trip(tmp_path, capsys):
     assert "PESQ-WB" in capsys.readouterr().err and len(sf.read(out)[0]) == len(sf.read(SAMPLE)[0])
     assert run("compress", SAMPLE, str(tmp_path / "x.acdc"), "-b", "3", "--hybrid") == 1
     assert "hybrid bitrate must be one of 6, 12" in capsys.readouterr().err
+
+
+def test_no_postfilter_gives_the_decoders_own_output(tmp_path):
+    acdc, a, b = str(tmp_path / "x.acdc"), str(tmp_path / "a.wav"), str(tmp_path / "b.wav")
+    assert run("compress", SAMPLE, acdc, "-b", "3") == 0
+    assert run("decompress", acdc, a) == 0 and run("decompress", acdc, b, "--no-postfilter") == 0
+    ya, yb = sf.read(a)[0], sf.read(b)[0]
+    assert len(ya) == len(yb) and not np.allclose(ya, yb, atol=1e-3)
+    assert run("decompress", acdc, str(tmp_path / "c.wav")) == 0
+    assert np.array_equal(sf.read(str(tmp_path / "c.wav"))[0], ya)  # the switch does not stick to the model

@@ -202,3 +202,40 @@ def test_pitch_input_starts_silent_and_hears_only_a_sent_pitch(engine, speech):
     heard.pitch_input.proj.weight.data.normal_(std=0.05)
     assert not torch.allclose(heard.decode(with_pitch), base.decode(with_pitch), atol=1e-3)
     assert torch.equal(heard.decode(without), base.decode(without))
+
+
+def with_low_band_input(codec: Codec, std: float = 0.0) -> Codec:
+    """``codec`` with a LowBandInput (up to 1400 Hz): as it joins trained weights (zero output), or with every
+    weight drawn at ``std`` (a stand-in for a trained one)."""
+    from dataclasses import replace
+
+    model = Codec(replace(codec.cfg, lowband_input=56))
+    own = {k: v for k, v in codec.state_dict().items() if not k.startswith("lowband_input.")}
+    model._trained({**model.state_dict(), **own})
+    if std:
+        torch.manual_seed(0)
+        for p in model.lowband_input.parameters():
+            p.data.normal_(std=std)
+    return model
+
+
+def test_low_band_input_starts_silent_and_hears_only_the_bands_sent(engine, speech):
+    """LowBandInput joins trained weights at zero; once trained, a stream without a low band, a lost frame
+    and the bands above a stream's cutoff are all heard as 'not sent'."""
+    from audiocodec.lowband import LowBand
+
+    x = speech[:16000]
+    codes = engine.codec.encode(torch.from_numpy(x), 6)
+    low = LowBand(600, 12).sent(x)[None]                        # (1, frames + 1, 24)
+    fresh = with_low_band_input(engine.codec)
+    assert torch.equal(fresh.decode(codes, low), fresh.decode(codes))
+    heard = with_low_band_input(engine.codec, std=0.05)
+    plain = heard.decode(codes)
+    assert not torch.allclose(heard.decode(codes, low), plain, atol=1e-3)
+    assert torch.equal(heard.decode(codes, np.full((1, codes.shape[-1], 56), np.nan)), plain)
+    padded = np.concatenate([low, np.full((1, low.shape[1], 32), np.nan)], -1)
+    assert torch.equal(heard.decode(codes, padded), heard.decode(codes, low))
+    lost = low.copy()
+    lost[0, 10] = np.nan                                         # frame 10 lost: its neighbours' output is as sent
+    y, y_lost = heard.decode(codes, low)[0, 0], heard.decode(codes, lost)[0, 0]
+    assert torch.equal(y[:10 * 320 - 480], y_lost[:10 * 320 - 480]) and not torch.equal(y, y_lost)

@@ -1,4 +1,4 @@
-"""The waveform head's pitch source on its own: the comb of a given pitch, streamed exactly, inside the codec."""
+"""The waveform head: its pitch source (the comb of a given pitch, streamed exactly, inside the codec) and its postfilter."""
 import numpy as np
 import torch
 
@@ -69,3 +69,37 @@ def test_voicing_bands_start_as_one_voicing_and_stream_like_offline():
     dec = StreamingDecoder(banded)
     streamed = np.concatenate([dec.push(codes[0, :, i].numpy()) for i in range(codes.shape[-1])] + [dec.flush()])
     np.testing.assert_allclose(streamed, offline, atol=2e-3 * float(np.abs(offline).max()))
+
+
+def test_postfilter_deepens_valleys_and_keeps_energy_and_phase():
+    from audiocodec.model.heads import sharpen
+
+    torch.manual_seed(0)
+    mag = torch.exp(torch.randn(3, 5, 321))
+    spec = torch.polar(mag, torch.rand(3, 5, 321) * 6.28)
+    assert torch.allclose(sharpen(spec, 1.0), spec, atol=1e-5)
+    out = sharpen(spec, 1.15)
+    assert torch.allclose(out.abs().square().sum(-1), mag.square().sum(-1), rtol=1e-4)  # each frame's energy
+    assert torch.allclose(torch.cos(out.angle() - spec.angle()), torch.ones(3, 5, 321), atol=1e-4)
+    ratio = lambda m: m.amax(-1) / m.amin(-1)                                        # noqa: E731
+    assert (ratio(out.abs()) > ratio(mag) * 1.5).all()
+
+
+def test_postfilter_runs_in_decoding_not_in_training(engine, speech):
+    """The shipped codec decodes through its postfilter; training sees the plain output it learns from."""
+    from dataclasses import replace
+
+    codec = engine.codec
+    assert codec.cfg.postfilter > 1
+    plain = Codec(replace(codec.cfg, postfilter=1.0))._trained(codec.state_dict())
+    codes = codec.encode(torch.from_numpy(speech[:16000]), 6)
+    filtered, unfiltered = codec.decode(codes), plain.decode(codes)
+    assert not torch.allclose(filtered, unfiltered, atol=1e-3)
+    assert abs(filtered.square().sum() / unfiltered.square().sum() - 1) < 0.1       # about the same loudness
+    codec.train()
+    try:
+        with torch.no_grad():
+            assert torch.equal(codec.synthesize(codec.features(codec.quantizer.decode(codes[:, 1:])))[0],
+                               plain.synthesize(plain.features(plain.quantizer.decode(codes[:, 1:])))[0])
+    finally:
+        codec.eval()
