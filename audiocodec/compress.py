@@ -152,10 +152,9 @@ def decode_stream(f: BinaryIO, engine: Engine) -> tuple[Header, Iterator[np.ndar
                 codes = engine.entropy.decode(payload, engine.codec.row_tables(header.n_q), n_frames)
             else:
                 codes = decode_fixed(payload, header.n_q, n_frames, header.bits)
-            rows = layer.decode_frames(low[1], low[0]) if layer else None
-            out = dec.push(codes, None if rows is None else rows[:n_frames])
+            out = dec.push(codes)
             if layer:  # the neural audio, cut at the original length as the offline path has it
-                out = low_dec.push(out[:low_dec.room(header.num_samples)], rows)
+                out = low_dec.push(out[:low_dec.room(header.num_samples)], layer.decode_frames(low[1], low[0]))
             out = out[:left]
             left -= len(out)
             if len(out):

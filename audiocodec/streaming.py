@@ -179,23 +179,21 @@ class StreamingDecoder:
         return None if symbols is None else dequantize(symbols, self.last_symbol)
 
     @torch.no_grad()
-    def push(self, codes: np.ndarray, low: np.ndarray | None = None) -> np.ndarray:
-        """codes (n_q,) for one frame, or (n_q, k) for k frames, and in a hybrid stream their sent low band
-        (k, coefs) -> the samples that became final."""
+    def push(self, codes: np.ndarray) -> np.ndarray:
+        """codes (n_q,) for one frame, or (n_q, k) for k frames -> the samples that became final."""
         c = np.asarray(codes, dtype=np.int64)
         c = c[:, None] if c.ndim == 1 else c
         _, stages = self.codec.split(torch.from_numpy(c)[None])
-        return self.push_latent(self.codec.quantizer.decode(stages)[0], self.pitch_of(c), low)
+        return self.push_latent(self.codec.quantizer.decode(stages)[0], self.pitch_of(c))
 
     @torch.no_grad()
-    def push_latent(self, z: torch.Tensor, f0: torch.Tensor | None = None, low: np.ndarray | None = None) -> np.ndarray:
-        """z (latent_dim,) or (latent_dim, k) quantized latents, the sent pitch (``pitch_of``) or None (the
-        decoder's own), and the sent low band (k, coefs) or None -> final samples (float32)."""
+    def push_latent(self, z: torch.Tensor, f0: torch.Tensor | None = None) -> np.ndarray:
+        """z (latent_dim,) or (latent_dim, k) quantized latents, and the sent pitch (``pitch_of``) or None
+        (the decoder's own) -> final samples (float32)."""
         z = z[:, None] if z.dim() == 1 else z
         self.last_latent = z[:, -1]
         self.last_symbol = None if f0 is None else quantize(f0[:, -1:])
-        low = None if low is None else torch.as_tensor(np.asarray(low, dtype=np.float32))[None]
-        feats = decoder_step(self.codec.decoder, self.codec.decoder_input(z[None], f0, True, low), self.state)
+        feats = decoder_step(self.codec.decoder, self.codec.decoder_input(z[None], f0), self.state)
         frames, _, self.synth_state = self.codec.frames(feats, f0, state=self.synth_state)
         ola = self.codec.head.fold(frames)[0]
         buf = torch.cat([self.tail, torch.zeros(self.hop * frames.shape[1])]) + ola

@@ -5,8 +5,7 @@
 On the benchmark's fixed test clips, the neural codec at each bitrate of ``--neural`` through its real
 bitstream, then the input's band below each cutoff sent by the waveform layer (``audiocodec/lowband.py``:
 MDCT, range-coded) at each SNR, replacing the neural output's low band. Per setting: the low band's and the
-total payload kbps (range-coded bytes / seconds, no container framing) and mean PESQ-WB. A model whose
-decoder hears the low band (``LowBandInput``) decodes each clip again with each setting's band. The hybrid modes
+total payload kbps (range-coded bytes / seconds, no container framing) and mean PESQ-WB. The hybrid modes
 (``HYBRID_MODES``) are the settings with the most PESQ-WB within 6 and 12 kbps in all (session 23); check
 them on held-out clips with ``benchmark.py --held-out 1 --clips 200 --bitrates 6 --against hybrid,opus``.
 """
@@ -22,12 +21,10 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.audio import load  # noqa: E402
-from audiocodec.compress import load_engine  # noqa: E402
 from audiocodec.evaluation.codecs import NeuralCodec, parse_list  # noqa: E402
 from audiocodec.evaluation.metrics import pesq_wb  # noqa: E402
 from audiocodec.evaluation.runner import REPORTED_CLIPS, fixed_test_clips  # noqa: E402
 from audiocodec.lowband import LowBand, frames_for  # noqa: E402
-from audiocodec.model import BITRATES  # noqa: E402
 
 CUTOFFS = (400, 600, 800, 1000, 1400, 2000)
 SNRS = (6, 9, 12, 15)
@@ -59,19 +56,9 @@ def main() -> None:
         neural = 8 * sum(r.payload_bytes for r in runs) / seconds / 1000
         base = np.nanmean([pesq_wb(x, r.decoded) for x, r in zip(clips, runs)])
         lines.append(f"| {kbps:g} | none | 0 | {neural:.2f} | {base:.3f} |")
-        model = load_engine(a.model).codec
-        codes = [model.encode(torch.from_numpy(x), BITRATES[kbps]) for x in clips] if model.lowband_input else None
-
-        def heard(i: int, decoded: np.ndarray, sent: np.ndarray) -> np.ndarray:
-            """The neural layer's output as a hybrid stream's listener gets it, before the band is put in place."""
-            if codes is None:
-                return decoded
-            return model.decode(codes[i], sent[None])[0, 0, :len(decoded)].numpy()
-
         for layer in tqdm(layers, desc="PESQ"):
             kb, sent = low[layer]
-            score = np.nanmean([pesq_wb(x, layer.replace(heard(i, r.decoded, c), c))
-                                for i, (x, r, c) in enumerate(zip(clips, runs, sent))])
+            score = np.nanmean([pesq_wb(x, layer.replace(r.decoded, c)) for x, r, c in zip(clips, runs, sent)])
             lines.append(f"| {kbps:g} | < {layer.cutoff_hz} Hz at {layer.snr_db:g} dB | {kb:.2f} | {neural + kb:.2f} | {score:.3f} |")
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)

@@ -37,8 +37,6 @@ from audiocodec.dataset import DEFAULT_ROOT, F0_HOP, clip_sources, excerpts, loa
 from audiocodec.discriminators import MultiResolutionDiscriminator, discriminator_loss, generator_losses  # noqa: E402
 from audiocodec.losses import ComplexSTFTLoss, CompressedMagnitudeLoss, MultiScaleMelLoss, PeriodicityLoss, QuietMelLoss  # noqa: E402
 from audiocodec.model import BITRATES, Codec, CodecConfig  # noqa: E402
-from audiocodec.lowband import HYBRID_MODES, layer as low_band_layer  # noqa: E402
-from audiocodec.model.lowband_input import TorchLowBand  # noqa: E402
 from audiocodec.model.pitch import dequantize, frame_symbols  # noqa: E402
 from audiocodec.perceptual_losses import PesqLoss, StoiLoss  # noqa: E402
 
@@ -97,10 +95,6 @@ class Settings:
     init: str = ""               # with no checkpoint yet: start from these weights (shipped .safetensors or a run's .pt)
     init_step: int = 0           # ... and continue the schedule from this step (default: the step stored in the file),
                                  # the learning rate ramping up over --warmup steps from there (Adam starts afresh)
-    lowband_input: int = 0       # the decoder also hears a hybrid stream's low band (model/lowband_input.py), up to this many
-                                 # MDCT coefficients (56: 1400 Hz, both hybrid modes); added at zero to --init weights without it
-    hybrid_share: float = 0.5    # ... with it: this share of the clips is a hybrid stream (3 kbps codes + one of the HYBRID_MODES'
-                                 # low bands, drawn evenly), its loss taken on the output with the low band put in place
     freeze_codes: bool = False   # train the decoder side only: encoder (spectral branch too) and quantizer frozen, so every
                                  # stream keeps the codes of the --init weights (and their entropy model)
     pack: str = ""               # read the train split, pitch tracks and validation clips from this file (scripts/pack_data.py)
@@ -343,17 +337,6 @@ def evaluate(model: Codec, clips: list[np.ndarray], tracker: dict | None = None)
         out[f"pesq@{kbps:g}"] = float(np.mean(scores)) if scores else float("nan")
         out[f"stoi@{kbps:g}"] = round(float(np.mean(intelligibility)), 4)
         out[f"start_db@{kbps:g}"] = round(float(np.median(start)), 1)
-    if model.lowband_input is not None:  # the hybrid modes, their low band heard and put in place
-        for kbps, (neural, cutoff, snr) in HYBRID_MODES.items():
-            layer, scores = low_band_layer(cutoff, float(snr)), []
-            for x in clips:
-                sent = layer.sent(x)
-                y = coder.decode(coder.encode(torch.from_numpy(x), BITRATES[neural]), sent[None])[0, 0, : len(x)]
-                try:
-                    scores.append(pesq(16000, x, layer.replace(y.cpu().numpy(), sent), "wb"))
-                except Exception:
-                    pass
-            out[f"pesq@h{kbps:g}"] = float(np.mean(scores)) if scores else float("nan")
     model.train()
     return out
 
@@ -383,7 +366,6 @@ def main() -> None:
         cfg = dataclasses.replace(cfg, dec_blocks=max(cfg.dec_blocks, s.dec_blocks),
                                   voicing_bands=max(cfg.voicing_bands, s.voicing_bands), vq_gain=cfg.vq_gain or s.vq_gain,
                                   pitch_input=cfg.pitch_input or s.pitch_input,
-                                  lowband_input=max(cfg.lowband_input, s.lowband_input),
                                   enc_spectral=cfg.enc_spectral or s.spectral,
                                   spectral_join=cfg.spectral_join if cfg.enc_spectral else s.spectral_join)  # a trained branch keeps its place
 
@@ -476,9 +458,6 @@ def main() -> None:
         if s.freeze_codes:  # the quantizer's EMA codebooks and dead-code restarts only run in train mode
             model.encoder.eval(), model.quantizer.eval()
 
-    hybrid = TorchLowBand(model.cfg.lowband_input).to(s.device) if model.lowband_input is not None else None
-    modes = torch.tensor([(BITRATES[neural], cutoff, snr) for neural, cutoff, snr in HYBRID_MODES.values()],
-                         dtype=torch.float32, device=s.device)
     log = open(os.path.join(s.out, "log.jsonl"), "a")
     t0, acc = time.time(), {}
     to_train()
@@ -503,12 +482,6 @@ def main() -> None:
             x, f0_target, z = batch_of_latents(audio, latents, s.batch, length, rng, f0)
         x, f0_target = x.to(s.device), f0_target.to(s.device) if f0_target is not None else None
         n_q = choices[torch.multinomial(odds, s.batch, replacement=True)].to(s.device)
-        low = None
-        if hybrid is not None:  # some clips are hybrid streams: their mode's codes, and their low band as sent
-            mode = modes[torch.randint(len(modes), (s.batch,), device=s.device)]
-            is_hybrid = torch.rand(s.batch, device=s.device) < s.hybrid_share
-            n_q = torch.where(is_hybrid, mode[:, 0].long(), n_q)
-            low = hybrid.sent(x[:, 0], mode[:, 1] * is_hybrid, mode[:, 2])
         teacher = f0_target if step < s.teacher_until else None
         sent_f0 = sent = None
         if s.sent_pitch:
@@ -516,13 +489,11 @@ def main() -> None:
             teacher = teacher if teacher is None else teacher[..., 0]
             n_q, teacher, sent_f0, sent = as_sent(n_q, track, model.cfg.pitch_from, teacher)
         if latents is None:
-            x_hat, q, f0_hat = model(x, n_q, teacher, sent_f0, sent, low)
+            x_hat, q, f0_hat = model(x, n_q, teacher, sent_f0, sent)
         else:  # the frozen encoder's latents were computed once, at the start
             z = z.to(s.device)
             q = model.quantizer(z, n_q, None if model.encoder.spectral is None else model.encoder.spectral(x))
-            x_hat, f0_hat = model.synthesize(model.features(q.z_q, sent_f0, sent, low), teacher)
-        if low is not None:  # what a hybrid stream's listener hears: the sent low band in place of the decoder's
-            x_hat = hybrid.replace(x_hat[:, 0], low)[:, None]
+            x_hat, f0_hat = model.synthesize(model.features(q.z_q, sent_f0, sent), teacher)
         adv_on = step >= s.adv_start
 
         if adv_on:  # discriminator step

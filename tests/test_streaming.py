@@ -171,19 +171,3 @@ def test_pitch_input_streams_like_offline(codec, offline):
     y = np.concatenate([dec.push(codes[:, k:k + 2]) for k in range(0, codes.shape[1], 2)] + [dec.flush()])
     assert np.abs(y_off - ref).max() > 1e-3  # the pitch is heard
     assert np.abs(y - y_off).max() < 1e-4
-
-
-def test_low_band_input_streams_like_offline(codec, offline, clip):
-    """A decoder that hears a hybrid stream's low band (LowBandInput, here with random weights) streams like
-    offline, the low band pushed with each frame's codes."""
-    from audiocodec.lowband import LowBand
-    from tests.test_codec import with_low_band_input
-
-    heard = with_low_band_input(codec, std=0.05)
-    codes, ref = offline
-    low = LowBand(1400, 15).sent(clip)
-    y_off = heard.decode(torch.from_numpy(codes)[None], low[None])[0, 0].numpy()
-    dec = StreamingDecoder(heard)
-    y = np.concatenate([dec.push(codes[:, k:k + 2], low[k:k + 2]) for k in range(0, codes.shape[1], 2)] + [dec.flush()])
-    assert np.abs(y_off - ref).max() > 1e-3  # the low band is heard
-    assert np.abs(y - y_off).max() < 1e-4

@@ -156,3 +156,33 @@ def test_average_checkpoints_mixes_weights_and_refuses_other_architectures():
     assert torch.allclose(out["w"], torch.full((3,), 0.75)) and out["n"].item() == 5  # counters from the last
     with pytest.raises(ValueError, match="architectures"):
         avg.mix([a, {"model": {"w": torch.ones(4), "n": torch.tensor([5])}}], [0.5, 0.5])
+
+
+def test_a_packed_run_with_frozen_codes_trains_only_the_decoder_side(train, tmp_path, monkeypatch):
+    """--pack (scripts/pack_data.py's file) stands in for the corpus; --freeze-codes leaves the encoder and the
+    codebooks as they were; --keep-every keeps step checkpoints; --eval-every 0 never validates."""
+    import numpy as np
+
+    from audiocodec.model import Codec, CodecConfig
+
+    cfg = CodecConfig(enc_channels=(8, 8, 16, 16, 32), enc_hidden=64, latent_dim=16, n_codebooks=24, codebook_size=256,
+                      dec_dim=32, dec_hidden=64, dec_blocks=1, pitch_source=True)
+    init = Codec(cfg)._trained(Codec(cfg).state_dict())
+    init.save(str(tmp_path / "init.safetensors"), int8=False)
+    rng = np.random.default_rng(0)
+    n = 8 * 16000
+    np.savez(tmp_path / "pack.npz", audio=(rng.standard_normal(n) * 3000).astype(np.int16), offsets=np.array([0, n // 2]),
+             f0=np.full(n // 160, 150.0, np.float32), val=np.zeros(16000, np.int16), val_offsets=np.array([0]))
+    out = tmp_path / "run"
+    monkeypatch.setattr(sys, "argv", ["train.py", "--out", str(out), "--pack", str(tmp_path / "pack.npz"), "--init",
+                                      str(tmp_path / "init.safetensors"), "--init-step", "1", "--steps", "4", "--batch", "2",
+                                      "--eval-every", "0", "--keep-every", "2", "--freeze-codes", "true", "--device", "cpu",
+                                      "--threads", "1", "--dec-blocks", "1", "--voicing-bands", "1", "--warmup", "1"])
+    train.main()
+    assert sorted(os.listdir(out)) == ["ckpt.pt", "log.jsonl", "step2.pt", "step4.pt"]
+    ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=False)
+    before = Codec.load(str(tmp_path / "init.safetensors")).state_dict()  # as saved (float16)
+    assert ck["step"] == 4
+    changed = {k for k, v in ck["model"].items() if not torch.equal(v, before[k])}
+    assert changed and not [k for k in changed if k.startswith(("encoder.", "quantizer.")) and not k.endswith("ema_sum")]
+    assert any(k.startswith("decoder.") for k in changed)

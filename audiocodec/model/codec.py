@@ -22,7 +22,6 @@ from torch import nn
 from .decoder import Decoder, PitchInput
 from .encoder import Encoder
 from .heads import HarmonicSource, ISTFTHead
-from .lowband_input import LowBandInput
 from .pitch import CODE_BITS, PitchTracker, dequantize, frame_symbols
 from .quantizer import QuantizerOutput, ResidualVQ
 
@@ -60,9 +59,8 @@ class CodecConfig:
     pitch_coded: bool = False   # the sender tracks the pitch and sends it as the first row of codes (pitch.py)
     pitch_from: int = 6         # ... in streams of at least this many rows (at 1.5 kbps a stage is worth more)
     pitch_input: bool = False   # the decoder backbone also hears the sent pitch (decoder.PitchInput)
-    postfilter: float = 1.15    # decoding only: each STFT frame's magnitudes to this power, at the frame's energy (heads.sharpen;
+    postfilter: float = 1.1     # decoding only: each STFT frame's magnitudes to this power, at the frame's energy (heads.sharpen;
                                 # 1 = off); chosen on held-out clips in session 24, and files saved before it get it too
-    lowband_input: int = 0      # > 0: it also hears a hybrid stream's low band, up to this many MDCT coefficients (lowband_input.py)
 
     @property
     def frame_size(self) -> int:
@@ -101,7 +99,6 @@ class Codec(nn.Module):
         self.quantizer = ResidualVQ(cfg.latent_dim, cfg.n_codebooks, cfg.codebook_size, cfg.codebook_dim, cfg.vq_gain,
                                     cfg.spectral_join)
         self.pitch_input = PitchInput(cfg.latent_dim) if cfg.pitch_input else None
-        self.lowband_input = LowBandInput(cfg.latent_dim, cfg.lowband_input) if cfg.lowband_input else None
         self.decoder = Decoder(cfg.latent_dim, cfg.dec_dim, cfg.dec_hidden, cfg.dec_blocks)
         self.head = ISTFTHead(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop, postfilter=cfg.postfilter)
         self.source = HarmonicSource(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop,
@@ -113,36 +110,28 @@ class Codec(nn.Module):
 
     # ---- training path -------------------------------------------------------------------------
     def forward(self, wav: torch.Tensor, n_q: torch.Tensor, f0: torch.Tensor | None = None,
-                sent_f0: torch.Tensor | None = None, sent: torch.Tensor | None = None, low: torch.Tensor | None = None):
+                sent_f0: torch.Tensor | None = None, sent: torch.Tensor | None = None):
         """wav (B, 1, T) with T a multiple of 320; n_q (B,) stages per clip; f0 (B, T / 160) optional pitch
         for the excitation (0: the predicted one); ``sent_f0`` (B, T / 160) and ``sent`` (B,) bool: the
-        pitch each clip's stream sends, and which clips send one; ``low`` the low band each clip's stream
-        sends (``decoder_input``) -> (wav_hat (B, 1, T), quantizer output, None or the pitch source's
-        predicted (pitch, voicing logit), each (B, T / 160))."""
+        pitch each clip's stream sends, and which clips send one (``decoder_input``) -> (wav_hat (B, 1, T),
+        quantizer output, None or the pitch source's predicted (pitch, voicing logit), each (B, T / 160))."""
         z, late = self.encoder.parts(wav)
         q = self.quantizer(z, n_q, late)
-        wav_hat, pitch = self.synthesize(self.features(q.z_q, sent_f0, sent, low), f0)
+        wav_hat, pitch = self.synthesize(self.features(q.z_q, sent_f0, sent), f0)
         return wav_hat, q, pitch
 
-    def features(self, z_q: torch.Tensor, f0: torch.Tensor | None = None, sent: torch.Tensor | bool = True,
-                 low: torch.Tensor | None = None) -> torch.Tensor:
-        """Quantized latents (B, latent_dim, T), the sent pitch and low band (``decoder_input``) -> decoder
-        features (B, T, dim), what ``synthesize`` turns into a waveform."""
-        return self.decoder(self.decoder_input(z_q, f0, sent, low))
+    def features(self, z_q: torch.Tensor, f0: torch.Tensor | None = None, sent: torch.Tensor | bool = True) -> torch.Tensor:
+        """Quantized latents (B, latent_dim, T) and the sent pitch (``decoder_input``) -> decoder features
+        (B, T, dim), what ``synthesize`` turns into a waveform."""
+        return self.decoder(self.decoder_input(z_q, f0, sent))
 
-    def decoder_input(self, z_q: torch.Tensor, f0: torch.Tensor | None, sent: torch.Tensor | bool = True,
-                      low: torch.Tensor | None = None) -> torch.Tensor:
+    def decoder_input(self, z_q: torch.Tensor, f0: torch.Tensor | None, sent: torch.Tensor | bool = True) -> torch.Tensor:
         """Quantized latents (B, latent_dim, T) -> the decoder's input: with a ``PitchInput``, the sent pitch
-        ``f0`` (B, 2T) Hz added in for the clips that send it (``sent``, (B,) bool or one bool for all); with
-        a ``LowBandInput``, a hybrid stream's sent low band ``low`` (B, >= T, coefs), NaN where not sent (None:
-        nothing sent, as training shows it the clips that are not hybrid)."""
-        if self.pitch_input is not None and f0 is not None:
-            sent = torch.as_tensor(sent, device=z_q.device).expand(z_q.shape[0])
-            z_q = self.pitch_input(z_q, f0, sent)
-        if self.lowband_input is not None:  # a stream without a low band is heard as one whose bands are all unsent
-            low = z_q.new_full((z_q.shape[0], z_q.shape[-1], 0), float("nan")) if low is None else low
-            z_q = self.lowband_input(z_q, torch.as_tensor(low, dtype=torch.float32, device=z_q.device))
-        return z_q
+        ``f0`` (B, 2T) Hz added in for the clips that send it (``sent``, (B,) bool or one bool for all)."""
+        if self.pitch_input is None or f0 is None:
+            return z_q
+        sent = torch.as_tensor(sent, device=z_q.device).expand(z_q.shape[0])
+        return self.pitch_input(z_q, f0, sent)
 
     def synthesize(self, feats: torch.Tensor, f0: torch.Tensor | None = None):
         """decoder features (B, T, dim) -> (wav (B, 1, T * 320), the source's (pitch, voicing logit) or None)."""
@@ -219,14 +208,12 @@ class Codec(nn.Module):
         return torch.cat([self.pitch_symbols(x)[:, None], stages], 1)
 
     @torch.no_grad()
-    def decode(self, codes: torch.Tensor, low: torch.Tensor | None = None) -> torch.Tensor:
-        """codes (B, n_q, frames) -> wav (B, 1, frames * 320). ``low``: a hybrid stream's sent low band
-        (B, >= frames, coefs), which a model with a ``LowBandInput`` hears (the caller still puts it in place
-        of the output's own: ``lowband.LowBand.replace``)."""
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes (B, n_q, frames) -> wav (B, 1, frames * 320)."""
         codes = torch.as_tensor(codes, dtype=torch.long, device=self.device)
         symbols, stages = self.split(codes)
         f0 = None if symbols is None else dequantize(symbols)
-        return self.synthesize(self.features(self.quantizer.decode(stages), f0, True, low), f0)[0]
+        return self.synthesize(self.features(self.quantizer.decode(stages), f0), f0)[0]
 
     @property
     def device(self) -> torch.device:

@@ -91,8 +91,7 @@ class StreamDecoder:
         codes, _, row = frame if isinstance(frame, tuple) else (frame, None, None)
         z = self.dec.latent_of(codes)
         self.good, self.run = z, 0
-        heard = row[None] if self.low_dec is not None and row is not None and row.shape == (self.low_dec.layer.coefs,) else None
-        return self._low(self.dec.push_latent(z, self.dec.pitch_of(codes), heard), row)
+        return self._low(self.dec.push_latent(z, self.dec.pitch_of(codes)), row)
 
     def conceal(self) -> np.ndarray:
         base = self.good if self.good is not None and not self.mute else self.silence
