@@ -32,6 +32,9 @@ def main() -> None:
     p.add_argument("--weights", default=default_weights_path(), help="weights whose pitch tracker travels along")
     p.add_argument("--eval-clips", type=int, default=12, help="validation clips (the first 4 s of each, as train.py's)")
     a = p.parse_args()
+    if a.sent_pitch and not os.path.isfile(a.sent_pitch):
+        sys.exit(f"error: {a.sent_pitch}: no sent pitch track (write one with `python scripts/train_pitch.py --out "
+                 f"runs/pitch_s --init audiocodec/weights/default.safetensors --steps 0`, or pass --sent-pitch '')")
 
     audio, offsets = load_split(a.data, "train")
     f0 = load_f0(a.data, "train")

@@ -98,7 +98,7 @@ class Settings:
     freeze_codes: bool = False   # train the decoder side only: encoder (spectral branch too) and quantizer frozen, so every
                                  # stream keeps the codes of the --init weights (and their entropy model)
     pack: str = ""               # read the train split, pitch tracks and validation clips from this file (scripts/pack_data.py)
-                                 # instead of --data: for a machine without the corpus (a lent GPU)
+                                 # instead of --data: for a machine without the corpus (a lent GPU; --sent-pitch pack)
     weight_ema: float = 0.0      # also keep an exponential moving average of the weights with this decay (0.999:
                                  # over about 1,000 steps); validated, saved and exported in place of the live weights,
                                  # and --init from a run's .pt starts from its average if it kept one
@@ -410,9 +410,11 @@ def main() -> None:
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params; settings: {json.dumps(dataclasses.asdict(s))}")
     if s.pack:  # everything below from one file (scripts/pack_data.py)
         pack = np.load(s.pack)
+        if s.sent_pitch and "sent_f0" not in pack.files:
+            sys.exit(f"error: {s.pack} holds no sent pitch track (pack_data.py --sent-pitch): drop --sent-pitch")
         audio, offsets = pack["audio"], pack["offsets"]
         f0 = pack["f0"] if s.pitch_source else None
-        if s.sent_pitch:
+        if s.sent_pitch:  # any value: the pack's
             f0 = np.stack([f0, pack["sent_f0"]], -1)
         tracker = {k[len("tracker."):]: torch.from_numpy(pack[k]) for k in pack.files if k.startswith("tracker.")} or None
         bounds = np.append(pack["val_offsets"], len(pack["val"]))
