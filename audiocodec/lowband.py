@@ -150,9 +150,6 @@ class LowBand:
         """A whole signal (T,) -> the bytes of its low band, one chunk of frames_for(T) frames."""
         return self.encode_frames(self.mdct(np.asarray(x, dtype=np.float64)))
 
-    def decode(self, data: bytes, frames: int) -> np.ndarray:
-        return self.decode_frames(data, frames)
-
     def sent(self, x: np.ndarray) -> np.ndarray:
         """What a receiver gets of signal ``x``'s low band: its frames encoded and decoded again."""
         return self.decode_frames(self.encode(x), frames_for(len(x)))

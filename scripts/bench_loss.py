@@ -29,11 +29,11 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.audio import load, save  # noqa: E402
-from audiocodec.compress import hybrid_layers, load_engine, n_q_for  # noqa: E402
+from audiocodec.compress import load_engine, n_q_for  # noqa: E402
 from audiocodec.lowband import HYBRID_MODES  # noqa: E402
 from audiocodec.dataset import DEFAULT_ROOT, list_clips  # noqa: E402
 from audiocodec.evaluation.baselines import opus_available  # noqa: E402
-from audiocodec.transport.commands import quality, run_simulation  # noqa: E402
+from audiocodec.transport.commands import quality, run_simulation, stream_rows  # noqa: E402
 from audiocodec.transport.link import NetworkModel  # noqa: E402
 
 CURVES = {"random": "codec, random loss", "bursty": "codec, bursty loss (mean burst 3)",
@@ -84,10 +84,7 @@ def main() -> None:
     clips = pick_clips(a.data, a.clips)
     ours = ["random", "bursty", "mute"] + (["hybrid"] if a.bitrate in HYBRID_MODES else [])
     curves = ours + (["opus"] if have_opus else [])
-    hybrid = None
-    if "hybrid" in ours:
-        neural, layer = hybrid_layers(a.bitrate)
-        hybrid = (n_q_for(neural), (layer.cutoff_hz, layer.snr_db))
+    hybrid = stream_rows(a.bitrate, hybrid=True) if "hybrid" in ours else None
     # scores[curve][loss] -> list of (pesq, stoi, measured loss, concealed share) over clips
     scores = {c: {l: [] for l in losses} for c in curves}
     runs = [(ci, c, l) for ci in range(len(clips)) for c in ours for l in losses]

@@ -47,7 +47,7 @@ def main() -> None:
     for layer in tqdm(layers, desc="low band"):  # the low band does not depend on the neural layer
         data = [layer.encode(x) for x in clips]
         low[layer] = (8 * sum(map(len, data)) / seconds / 1000,
-                      [layer.decode(d, frames_for(len(x))) for d, x in zip(data, clips)])
+                      [layer.decode_frames(d, frames_for(len(x))) for d, x in zip(data, clips)])
     lines = [f"# The low band's cutoff and SNR ({len(clips)} fixed test clips, {seconds:.0f} s)", "",
              "| neural kbps | low band | low-band kbps | total kbps | PESQ-WB |", "|---|---|---:|---:|---:|"]
     for kbps in parse_list(a.neural, "--neural", cast=float):

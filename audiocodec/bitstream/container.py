@@ -148,22 +148,34 @@ def encode_chunk(n_frames: int, payload: bytes, range_coded: bool = False, marke
     return head + struct.pack("<I", zlib.crc32(head + payload)) + payload
 
 
-def _read_low_chunk(f, h: Header, index: int, n_frames: int) -> tuple[int, bytes]:
-    """The low-band chunk after codes chunk ``index``: ``n_frames`` MDCT frames (one more after the last)."""
+def _chunk_head(f, missing: str) -> tuple[bytes, bytes, int, int]:
+    """A chunk's header and checksum -> (those bytes, marker, n_frames, payload_len); ``missing`` names it
+    when the file ends first."""
     head = f.read(_CHUNK.size + 4)
     if len(head) < _CHUNK.size + 4:
-        raise FormatError(f"truncated file: low band of chunk {index} missing")
-    magic, frames, plen = _CHUNK.unpack_from(head)
+        raise FormatError(f"truncated file: {missing}")
+    return (head, *_CHUNK.unpack_from(head))
+
+
+def _chunk_payload(f, head: bytes, plen: int, what: str, mismatch: str) -> bytes:
+    """The payload after ``head`` (its length already checked against the chunk's bounds), checksum verified."""
+    payload = _read_exact(f, plen, what)
+    if zlib.crc32(head[:_CHUNK.size] + payload) != struct.unpack_from("<I", head, _CHUNK.size)[0]:
+        raise FormatError(mismatch)
+    return payload
+
+
+def _read_low_chunk(f, h: Header, index: int, n_frames: int) -> tuple[int, bytes]:
+    """The low-band chunk after codes chunk ``index``: ``n_frames`` MDCT frames (one more after the last)."""
+    head, magic, frames, plen = _chunk_head(f, f"low band of chunk {index} missing")
     if magic != CHUNK_LOW:
         raise FormatError(f"chunk {index}: bad low-band chunk marker (file is corrupted)")
     if frames != n_frames:
         raise FormatError(f"chunk {index}: low band has {frames} frames, expected {n_frames}")
     if plen % 4 or plen > h.low_payload_max(frames):
         raise FormatError(f"chunk {index}: bad low-band payload length {plen}")
-    payload = _read_exact(f, plen, f"low band of chunk {index}")
-    if zlib.crc32(head[:_CHUNK.size] + payload) != struct.unpack_from("<I", head, _CHUNK.size)[0]:
-        raise FormatError(f"chunk {index}: low-band checksum mismatch (file is corrupted)")
-    return frames, payload
+    return frames, _chunk_payload(f, head, plen, f"low band of chunk {index}",
+                                  f"chunk {index}: low-band checksum mismatch (file is corrupted)")
 
 
 def read_chunks(f, h: Header):
@@ -172,10 +184,7 @@ def read_chunks(f, h: Header):
     in the last chunk), else None."""
     remaining, index = h.num_frames, 0
     while remaining > 0:
-        head = f.read(_CHUNK.size + 4)
-        if len(head) < _CHUNK.size + 4:
-            raise FormatError(f"truncated file: chunk {index} missing ({remaining} frames short)")
-        magic, n_frames, plen = _CHUNK.unpack_from(head)
+        head, magic, n_frames, plen = _chunk_head(f, f"chunk {index} missing ({remaining} frames short)")
         ranged = magic == CHUNK_RANGE
         if magic not in (CHUNK_FIXED, CHUNK_RANGE) or (ranged and not h.entropy_coded):
             raise FormatError(f"chunk {index}: bad chunk marker (file is corrupted)")
@@ -184,9 +193,7 @@ def read_chunks(f, h: Header):
         fixed = h.fixed_payload(n_frames)
         if (ranged and (plen >= fixed or plen % 4)) or (not ranged and plen != fixed):
             raise FormatError(f"chunk {index}: bad payload length {plen}")
-        payload = _read_exact(f, plen, f"chunk {index}")
-        if zlib.crc32(head[:_CHUNK.size] + payload) != struct.unpack_from("<I", head, _CHUNK.size)[0]:
-            raise FormatError(f"chunk {index}: checksum mismatch (file is corrupted)")
+        payload = _chunk_payload(f, head, plen, f"chunk {index}", f"chunk {index}: checksum mismatch (file is corrupted)")
         low = _read_low_chunk(f, h, index, n_frames + (n_frames == remaining)) if h.low_band_hz else None
         yield n_frames, payload, ranged, low
         remaining -= n_frames

@@ -46,15 +46,22 @@ def _session(text: str | None) -> int | None:
     return value
 
 
-def _codec(args):
-    """(codec, rows per frame, low band) of the options: ``low`` is (cutoff Hz, SNR dB) for --hybrid, else None."""
-    from ..compress import hybrid_layers, load_engine, n_q_for
+def stream_rows(kbps: float, hybrid: bool = False) -> tuple[int, tuple | None]:
+    """A stream's rows of codes per frame and, for a hybrid bitrate, its low band (cutoff Hz, SNR dB), else None."""
+    from ..compress import hybrid_layers, n_q_for
 
-    low, kbps = None, getattr(args, "bitrate", None)
-    if getattr(args, "hybrid", False):
-        kbps, layer = hybrid_layers(kbps)
-        low = (layer.cutoff_hz, layer.snr_db)
-    n_q = n_q_for(kbps) if kbps is not None else None
+    if not hybrid:
+        return n_q_for(kbps), None
+    neural, layer = hybrid_layers(kbps)
+    return n_q_for(neural), (layer.cutoff_hz, layer.snr_db)
+
+
+def _codec(args):
+    """(codec, rows per frame, low band) of the options (``stream_rows``; receive has neither)."""
+    from ..compress import load_engine
+
+    kbps = getattr(args, "bitrate", None)
+    n_q, low = stream_rows(kbps, getattr(args, "hybrid", False)) if kbps is not None else (None, None)
     return load_engine(args.model).codec, n_q, low
 
 
@@ -250,7 +257,8 @@ def cmd_simulate(args) -> int:
     if low:  # the hybrid stream's loss-free output: the offline path of compress --hybrid
         from ..lowband import layer
 
-        clean = layer(*low).replace(clean, layer(*low).sent(wav))
+        band = layer(*low)
+        clean = band.replace(clean, band.sent(wav))
     q_clean, q_net = quality(wav, clean), quality(wav, decoded)
     st = result.stats
     if args.json:
