@@ -13,9 +13,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from .constants import SAMPLE_RATE
 from .errors import CodecError
 
-SAMPLE_RATE = 16000
 MAX_SECONDS = 4 * 3600  # refuse to load more than 4 hours in one go (use the chunked reader instead)
 
 

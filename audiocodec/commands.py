@@ -11,7 +11,9 @@ import tempfile
 import numpy as np
 
 from . import audio
+from .constants import CODE_BITS, FRAME_RATE, SAMPLE_RATE
 from .errors import CodecError
+from .stream import modes
 
 MAX_STDIN = 256 * 1024 * 1024  # refuse more than this from a pipe (files are streamed instead)
 
@@ -61,13 +63,15 @@ def _write_output(path: str, data: bytes) -> None:
 
 
 def cmd_compress(args) -> int:
-    from .compress import encode_blocks, load_engine
+    from .compress import encode_blocks, read_info
+    from .stream.engine import load_engine
 
     _check_output(args.output, args.force)
+    mode = modes.mode(args.bitrate, args.hybrid)
     engine = load_engine(args.model)
     if args.input == "-":
         wav = audio.load_bytes(_read_stdin())
-        blocks, total = [wav], len(wav) / audio.SAMPLE_RATE
+        blocks, total = [wav], len(wav) / SAMPLE_RATE
     else:
         total = audio.info(args.input).duration if os.path.isfile(args.input) else 0
         blocks = audio.iter_blocks(args.input)
@@ -76,20 +80,18 @@ def cmd_compress(args) -> int:
     def counted(it):
         for b in it:
             yield b
-            bar.update(round(len(b) / audio.SAMPLE_RATE, 1))
+            bar.update(round(len(b) / SAMPLE_RATE, 1))
 
     try:
-        data = encode_blocks(counted(blocks), args.bitrate, engine, entropy=not args.fixed_rate, hybrid=args.hybrid)
+        data = encode_blocks(counted(blocks), mode, engine, entropy=not args.fixed_rate)
     finally:
         bar.close()
     _write_output(args.output, data)
-    from .compress import read_info
-
     i = read_info(io.BytesIO(data))
     if not args.quiet:
-        mode = f"{args.bitrate:g} kbps" + (" hybrid" if args.hybrid else "")
-        low = f" + low band < {i['low_band_hz']} Hz" if args.hybrid else ""
-        print(f"{args.input} -> {args.output}: {i['duration_s']:.2f} s at {mode} ({_rows(engine, i['codebooks'])}{low}"
+        name = f"{mode.kbps:g} kbps" + (" hybrid" if mode.hybrid else "")
+        low = f" + low band < {mode.low_hz} Hz" if mode.hybrid else ""
+        print(f"{args.input} -> {args.output}: {i['duration_s']:.2f} s at {name} ({_rows(engine, i['codebooks'])}{low}"
               f", {i['range_coded_chunks']}/{i['chunks']} chunks range-coded), {i['size_bytes']} bytes = "
               f"{i['actual_kbps']:.2f} kbps actual", file=sys.stderr)
     return 0
@@ -98,17 +100,15 @@ def cmd_compress(args) -> int:
 def cmd_decompress(args) -> int:
     import soundfile as sf
 
-    from .compress import decode_stream, load_engine
+    from .compress import decode_stream
+    from .stream.engine import load_engine
 
     _check_output(args.output, args.force)
     src = _open_acdc(args.input)
-    engine = load_engine(args.model)  # shared (cached): the postfilter is switched off for this call only
-    postfilter = engine.codec.head.postfilter
-    if args.no_postfilter:
-        engine.codec.head.postfilter = 1.0
+    engine = load_engine(args.model)
     tmp = None
     try:
-        header, blocks = decode_stream(src, engine)
+        header, blocks = decode_stream(src, engine, postfilter=1.0 if args.no_postfilter else None)
         bar = _progress(header.duration, "decompressing")
         if args.output == "-":
             target = io.BytesIO()
@@ -119,10 +119,10 @@ def cmd_decompress(args) -> int:
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".audiocodec-", suffix=".part")
             target = os.fdopen(fd, "w+b")
         kept = [] if args.reference else None
-        with sf.SoundFile(target, "w", samplerate=audio.SAMPLE_RATE, channels=1, subtype="PCM_16", format="WAV") as out:
+        with sf.SoundFile(target, "w", samplerate=SAMPLE_RATE, channels=1, subtype="PCM_16", format="WAV") as out:
             for block in blocks:
                 out.write(audio.to_int16(block))
-                bar.update(round(len(block) / audio.SAMPLE_RATE, 1))
+                bar.update(round(len(block) / SAMPLE_RATE, 1))
                 if kept is not None:
                     kept.append(block)
         bar.close()
@@ -133,7 +133,6 @@ def cmd_decompress(args) -> int:
             os.replace(tmp, args.output)
             tmp = None
     finally:
-        engine.codec.head.postfilter = postfilter
         src.close()
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
@@ -162,16 +161,29 @@ def cmd_info(args) -> int:
     if args.json:
         print(json.dumps(i, indent=2))
     else:
-        rows = f"{i['codebooks']} codebooks x 10 bits x 50 frames/s"
+        rows = f"{i['codebooks']} codebooks x {CODE_BITS} bits x {FRAME_RATE} frames/s"
         mode = (f"{i['bitrate_kbps']:g} kbps hybrid mode: neural {i['neural_kbps']:g} kbps ({rows}) + low band "
                 f"< {i['low_band_hz']} Hz at {i['low_band_snr_db']} dB SNR ({i['low_band_kbps']:.2f} kbps)"
                 if i.get("hybrid") else f"{i['bitrate_kbps']:g} kbps mode ({rows})")
         print(f"format version  {i['format_version']}\nmodel           {i['model']}\n"
               f"bitrate         {mode}\n"
-              f"coding          {i['range_coded_chunks']} of {i['chunks']} chunks range-coded, the rest fixed-rate 10-bit\n"
+              f"coding          {i['range_coded_chunks']} of {i['chunks']} chunks range-coded, the rest fixed-rate {CODE_BITS}-bit\n"
               f"audio           {i['sample_rate']} Hz mono, {i['samples']} samples = {i['duration_s']:.2f} s\n"
               f"size            {i['size_bytes']} bytes = {i['actual_kbps']:.2f} kbps actual (header and chunk framing included)")
     return 0
+
+
+def _modes_help() -> str:
+    """The compress epilog's account of the modes, read from the mode table."""
+    neural = ", ".join(f"{m.kbps:g} ({m.rows})" for m in modes.modes())
+    hybrid = modes.modes(hybrid=True)
+    cutoffs = " or ".join(f"{m.low_hz} Hz ({m.kbps:g})" for m in hybrid)
+    return (f"bitrate = codebooks x {CODE_BITS} bits x {FRAME_RATE} frames/s: {neural} kbps;\n"
+            "entropy coding then saves a little more (see `audiocodec info`).\n\n"
+            f"--hybrid ({modes.choices(True, ' or ')} kbps): {modes.hybrid_text()}: the neural codec carries the spectral\n"
+            f"envelope, and the band below {cutoffs} is sent as a waveform (MDCT, range-coded), which\n"
+            "the autoencoder cannot rebuild exactly: the voice's harmonics. Far better quality per bit\n"
+            "(README: results); 20 ms more latency; file format version 2 (send --hybrid streams it).")
 
 
 def add_commands(sub) -> None:
@@ -182,18 +194,14 @@ def add_commands(sub) -> None:
                               "  audiocodec compress talk.flac talk.acdc --bitrate 1.5 --fixed-rate\n"
                               "  arecord -f S16_LE -r 16000 -d 5 | audiocodec compress - - > note.acdc\n\n"
                               "  audiocodec compress talk.wav talk.acdc --bitrate 6 --hybrid   # best quality per bit\n\n"
-                              "bitrate = codebooks x 10 bits x 50 frames/s: 1.5 (3), 3 (6), 6 (12), 12 kbps (24);\n"
-                              "entropy coding then saves a little more (see `audiocodec info`).\n\n"
-                              "--hybrid (6 or 12 kbps): the neural codec at 3 kbps carries the spectral envelope, and the\n"
-                              "band below 600 Hz (6) or 1400 Hz (12) is sent as a waveform (MDCT, range-coded), which the\n"
-                              "autoencoder cannot rebuild exactly: the voice's harmonics. Far better quality per bit\n"
-                              "(README: results); 20 ms more latency; file format version 2 (send --hybrid streams it).")
+                              + _modes_help())
     p.add_argument("input", help="audio file, or - for stdin")
     p.add_argument("output", help=".acdc file, or - for stdout")
-    p.add_argument("-b", "--bitrate", type=float, default=6.0, help="1.5, 3, 6 or 12 kbps (default 6)")
-    p.add_argument("--fixed-rate", action="store_true", help="store plain 10-bit codes instead of range-coding them")
+    p.add_argument("-b", "--bitrate", type=float, default=6.0, help=f"{modes.choices(last=' or ')} kbps (default 6)")
+    p.add_argument("--fixed-rate", action="store_true",
+                   help=f"store plain {CODE_BITS}-bit codes instead of range-coding them")
     p.add_argument("--hybrid", action="store_true",
-                   help="6 or 12 kbps as neural 3 kbps + the low band sent as a waveform (see below)")
+                   help=f"{modes.choices(True, ' or ')} kbps as {modes.hybrid_text()} sent as a waveform (see below)")
     add_output_options(p)
     p.set_defaults(func=cmd_compress)
 

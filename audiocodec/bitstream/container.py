@@ -1,5 +1,5 @@
 """The .acdc file format: a checksummed header, then self-contained checksummed chunks of codes (and, in
-version 2, each followed by a chunk of the low band's waveform layer, ``lowband.py``).
+version 2, each followed by a chunk of the low band's waveform layer, ``stream/lowband.py``).
 
 Byte layout (all integers little-endian) is documented in docs/bitstream.md. Nothing here allocates
 by a length read from the file before checking it against hard limits, so hostile files fail fast
@@ -10,6 +10,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from ..constants import SAMPLE_RATE
 from ..errors import CodecError
 from .packing import packed_size
 
@@ -28,11 +29,12 @@ HEADER_SIZE = _HEADER.size + 4   # 40 bytes
 _HEADER_V2 = struct.Struct("<4sBHBIBBBHQ8sHBB3x")
 HEADER_SIZE_V2 = _HEADER_V2.size + 4  # 44 bytes
 _CHUNK = struct.Struct("<2sHI")  # marker, n_frames, payload_len; then crc32, then payload
+CHUNK_OVERHEAD = _CHUNK.size + 4  # 12 bytes of framing per chunk, before its payload
 CHUNK_FIXED = b"CF"              # payload: fixed-rate packed codes
 CHUNK_RANGE = b"CR"              # payload: range-coded codes (only in files with FLAG_ENTROPY)
 CHUNK_LOW = b"LB"                # payload: the range-coded low band of the codes chunk before it (version 2)
 
-MAX_SAMPLES = 16000 * 3600 * 24  # one day of 16 kHz audio
+MAX_SAMPLES = SAMPLE_RATE * 3600 * 24  # one day of audio
 MAX_FRAMES_PER_CHUNK = 3000      # one minute of 20 ms frames
 MAX_HEADER = 4096
 
@@ -131,7 +133,7 @@ def read_header(f) -> Header:
 def _check(h: Header) -> None:
     if h.flags & ~KNOWN_FLAGS:
         raise FormatError(f"unknown flags 0x{h.flags:02x}")
-    if h.sample_rate != 16000 or h.channels != 1:
+    if h.sample_rate != SAMPLE_RATE or h.channels != 1:
         raise FormatError(f"unsupported layout: {h.sample_rate} Hz, {h.channels} channel(s)")
     if not 1 <= h.bits <= 16 or not 1 <= h.n_q <= 64 or not 1 <= h.frame_size <= 16000:
         raise FormatError("header values out of range")
@@ -151,8 +153,8 @@ def encode_chunk(n_frames: int, payload: bytes, range_coded: bool = False, marke
 def _chunk_head(f, missing: str) -> tuple[bytes, bytes, int, int]:
     """A chunk's header and checksum -> (those bytes, marker, n_frames, payload_len); ``missing`` names it
     when the file ends first."""
-    head = f.read(_CHUNK.size + 4)
-    if len(head) < _CHUNK.size + 4:
+    head = f.read(CHUNK_OVERHEAD)
+    if len(head) < CHUNK_OVERHEAD:
         raise FormatError(f"truncated file: {missing}")
     return (head, *_CHUNK.unpack_from(head))
 

@@ -1,5 +1,6 @@
-"""CLI subcommands for the network: send, receive, simulate. Loads the codec, wraps it (``bridge.py``) and
-hands it to the socket loops; prints statistics. The only module besides ``bridge`` that touches the model."""
+"""CLI subcommands for the network: send, receive, simulate. Loads the model, makes the frame encoder and
+decoder (``stream/``) and hands them to the socket loops; prints statistics. The only module of transport/
+that touches the model."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,9 @@ import numpy as np
 from .. import audio
 from ..commands import add_output_options
 from ..errors import CodecError
+from ..stream import modes
 from .packets import MAX_FRAMES
+from .simulate import quality, run_simulation
 
 FMT = argparse.RawDescriptionHelpFormatter
 
@@ -46,30 +49,18 @@ def _session(text: str | None) -> int | None:
     return value
 
 
-def stream_rows(kbps: float, hybrid: bool = False) -> tuple[int, tuple | None]:
-    """A stream's rows of codes per frame and, for a hybrid bitrate, its low band (cutoff Hz, SNR dB), else None."""
-    from ..compress import hybrid_layers, n_q_for
+def _engine(args):
+    from ..stream.engine import load_engine
 
-    if not hybrid:
-        return n_q_for(kbps), None
-    neural, layer = hybrid_layers(kbps)
-    return n_q_for(neural), (layer.cutoff_hz, layer.snr_db)
+    return load_engine(args.model)
 
 
-def _codec(args):
-    """(codec, rows per frame, low band) of the options (``stream_rows``; receive has neither)."""
-    from ..compress import load_engine
+def _encoder(args):
+    """The sender's frame encoder for the options' model and mode."""
+    from ..stream.encoder import FrameEncoder
 
-    kbps = getattr(args, "bitrate", None)
-    n_q, low = stream_rows(kbps, getattr(args, "hybrid", False)) if kbps is not None else (None, None)
-    return load_engine(args.model).codec, n_q, low
-
-
-def stream_encoder(codec, n_q: int, low: tuple | None = None):
-    """The sender's encoder: the neural codes, plus the low band in a hybrid stream (``low``)."""
-    from .bridge import HybridStreamEncoder, StreamEncoder
-
-    return HybridStreamEncoder(codec, n_q, *low) if low else StreamEncoder(codec, n_q)
+    mode = modes.mode(args.bitrate, args.hybrid)
+    return FrameEncoder(_engine(args).codec, mode)
 
 
 MAX_STDIN = 256 << 20  # an audio *file* on stdin is read whole; --raw streams instead
@@ -110,14 +101,6 @@ def _sink(path: str, force: bool):
     return WavSink(path)
 
 
-def quality(reference: np.ndarray, decoded: np.ndarray) -> dict:
-    """PESQ-WB and STOI of ``decoded`` against ``reference`` (evaluation/metrics.py); PESQ None without speech."""
-    from ..evaluation.metrics import pesq_wb, stoi
-
-    p = pesq_wb(reference, decoded)
-    return {"pesq_wb": None if np.isnan(p) else p, "stoi": stoi(reference, decoded)}
-
-
 def _fmt(q: dict) -> str:
     p = "  n/a" if q["pesq_wb"] is None else f"{q['pesq_wb']:5.2f}"
     return f"PESQ-WB {p}   STOI {q['stoi']:.3f}"
@@ -129,12 +112,12 @@ def cmd_send(args) -> int:
 
     _check_frames(args.frames_per_packet)
     family, dest = parse_address(args.to)
-    codec, n_q, low = _codec(args)
+    encoder = _encoder(args)
     blocks = _blocks(args.input, args.raw)
     st = SenderStats()
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         try:
-            send_stream(sock, dest, blocks, stream_encoder(codec, n_q, low), args.frames_per_packet,
+            send_stream(sock, dest, blocks, encoder, args.frames_per_packet,
                         session=_session(args.session), paced=not args.fast, stats=st)
         except OSError as exc:
             raise CodecError(f"send to {args.to}: {exc.strerror or exc}") from None
@@ -145,7 +128,7 @@ def cmd_send(args) -> int:
 
 # ---- receive ----------------------------------------------------------------------------------------
 def cmd_receive(args) -> int:
-    from .bridge import StreamDecoder
+    from ..stream.decoder import FrameDecoder
     from .receiver import Receiver
 
     family, addr = parse_address(args.listen, listen=True)
@@ -155,7 +138,7 @@ def cmd_receive(args) -> int:
         raise CodecError("--buffer-ms must be in (0, 5000] and --timeout > 0")
     sink = _sink(args.output, args.force)
     try:
-        codec, _, _ = _codec(args)
+        codec = _engine(args).codec
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
@@ -167,7 +150,7 @@ def cmd_receive(args) -> int:
         if not args.quiet:
             print(f"listening on {host}:{port}", file=sys.stderr, flush=True)
         with sock:
-            rx = Receiver(sock, StreamDecoder(codec), sink, buffer_ms=args.buffer_ms, timeout=args.timeout,
+            rx = Receiver(sock, FrameDecoder(codec), sink, buffer_ms=args.buffer_ms, timeout=args.timeout,
                           paced=not args.fast, session=_session(args.session), adaptive=args.adaptive)
             st = rx.run()
         if st.packets_received == 0 and st.dropped["corrupt"]:
@@ -199,66 +182,25 @@ def network_model(args):
         raise CodecError(str(exc)) from None
 
 
-def run_simulation(codec, n_q: int, wav: np.ndarray, model, frames_per_packet: int = 1, buffer_ms: float = 80.0,
-                   paced: bool = False, sink=None, mute: bool = False, timeout: float = 2.0, adaptive: bool = False,
-                   low: tuple | None = None):
-    """One clip through sender -> relay -> receiver on loopback. Returns (decoded audio, SimResult).
-    ``mute``: no concealment (lost frames become silence), the baseline for the benchmark. With ``adaptive``
-    the audio returned is put back on the stream's clock (``stream_aligned``) so that it can be compared
-    with the input; the sink gets it as played. ``low``: a hybrid stream's low band (cutoff Hz, SNR dB)."""
-    from .bridge import StreamDecoder
-    from .jitter import stream_aligned
-    from .simulate import simulate
-    from .sinks import ArraySink
-
-    out = ArraySink()
-    target = out if sink is None else _Tee(sink, out)
-    result = simulate([wav], stream_encoder(codec, n_q, low), StreamDecoder(codec, mute=mute), target, model,
-                      frames_per_packet=frames_per_packet, paced=paced, buffer_ms=buffer_ms, timeout=timeout,
-                      adaptive=adaptive)
-    return stream_aligned(out.audio, result.stats.edits), result
-
-
-class _Tee:
-    def __init__(self, *sinks):
-        self.sinks = sinks
-
-    def write(self, x):
-        for s in self.sinks:
-            s.write(x)
-
-    def close(self):
-        for s in self.sinks:
-            s.close()
-
-    def abort(self):
-        for s in self.sinks:
-            s.abort()
-
-
 def cmd_simulate(args) -> int:
-    import torch
+    from ..compress import compress, decompress
+    from ..stream.decoder import FrameDecoder
 
     _check_frames(args.frames_per_packet)
     if not 0 < args.buffer_ms <= 5000:
         raise CodecError("--buffer-ms must be in (0, 5000]")
     model = network_model(args)
-    codec, n_q, low = _codec(args)
+    encoder, engine = _encoder(args), _engine(args)
     wav = audio.load(args.input)
     sink = _sink(args.output, args.force)
     try:
-        decoded, result = run_simulation(codec, n_q, wav, model, args.frames_per_packet, args.buffer_ms,
-                                         paced=args.realtime, sink=sink, adaptive=args.adaptive, low=low)
+        decoded, result = run_simulation(wav, encoder, FrameDecoder(engine.codec), model, args.frames_per_packet,
+                                         args.buffer_ms, paced=args.realtime, sink=sink, adaptive=args.adaptive)
     except BaseException:
         sink.abort()
         raise
     sink.close()
-    clean = codec.decode(codec.encode(torch.from_numpy(wav), n_q))[0, 0, : len(wav)].numpy()
-    if low:  # the hybrid stream's loss-free output: the offline path of compress --hybrid
-        from ..lowband import layer
-
-        band = layer(*low)
-        clean = band.replace(clean, band.sent(wav))
+    clean = decompress(compress(wav, args.bitrate, engine, hybrid=args.hybrid), engine)  # the loss-free file path
     q_clean, q_net = quality(wav, clean), quality(wav, decoded)
     st = result.stats
     if args.json:
@@ -322,7 +264,7 @@ SIMULATE_EPILOG = """examples:
   audiocodec simulate talk.wav out.wav --jitter-ms 60 --buffer-ms 40 --realtime --adaptive
 
 Runs a sender, a lossy relay and a receiver on 127.0.0.1 UDP sockets in one process, then prints the
-statistics and PESQ-WB / STOI against the input, next to the loss-free result (the offline codec).
+statistics and PESQ-WB / STOI against the input, next to the loss-free result (the same mode's file path).
 The relay loses packets at random (or in Gilbert-Elliott bursts with --burst), delays each by
 --delay-ms +- --jitter-ms (uniform, so packets overtake each other), holds --reorder of them back a further
 20-40 ms, and can duplicate or corrupt some; everything is seeded (--seed). By default the run is not paced:
@@ -384,8 +326,8 @@ def add_commands(sub) -> None:
 
 
 def _stream_options(p) -> None:
-    p.add_argument("-b", "--bitrate", type=float, default=6.0, help="1.5, 3, 6 or 12 kbps (default 6)")
-    p.add_argument("--hybrid", action="store_true", help="6 or 12 kbps as neural 3 kbps + the low band as a waveform "
+    p.add_argument("-b", "--bitrate", type=float, default=6.0, help=f"{modes.choices(last=' or ')} kbps (default 6)")
+    p.add_argument("--hybrid", action="store_true", help=f"{modes.choices(True, ' or ')} kbps as {modes.hybrid_text()} as a waveform "
                                                           "(as compress --hybrid; 20 ms more latency)")
     p.add_argument("-F", "--frames-per-packet", type=int, default=1, help=f"1..{MAX_FRAMES} frames of 20 ms per "
                                                                            "packet (default 1)")

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .packets import AUDIO, END, FRAME, REASONS, SAMPLE_RATE, UDP_IP_OVERHEAD, Packet, unwrap
+from ..constants import FRAME, SAMPLE_RATE
+from ..stream.frames import Frame
+from .packets import AUDIO, END, REASONS, UDP_IP_OVERHEAD, Packet, unwrap
 
 JOIN_WINDOW = 50        # a stream first heard within 1 s of its start is played from its first sample
 MAX_AHEAD = 3000        # frames (60 s) a packet may be ahead of playout before it is refused
@@ -164,7 +166,7 @@ class Tracker:
         self.seq_ref = seq if self.seq_ref is None else max(self.seq_ref, seq)
         self.ts_ref = ts
         st.packets_received += 1
-        st.n_q, st.frames_per_packet = p.n_q, max(st.frames_per_packet, p.frames)
+        st.n_q, st.frames_per_packet = p.n_q, max(st.frames_per_packet, len(p.frames))
         self._timing(p, ts, arrival)
         return ts // FRAME
 
@@ -208,10 +210,10 @@ class JitterBuffer:
 
     def __init__(self, start: int = 0, capacity: int = MAX_AHEAD):
         self.next, self.capacity = start, capacity
-        self.slots: dict[int, np.ndarray] = {}
+        self.slots: dict[int, Frame] = {}
         self.highest = start - 1
 
-    def put(self, index: int, codes: np.ndarray) -> str:
+    def put(self, index: int, frame: Frame) -> str:
         """'ok', 'late' (its turn has passed), 'duplicate' or 'overflow' (too far ahead)."""
         if index < self.next:
             return "late"
@@ -219,14 +221,14 @@ class JitterBuffer:
             return "duplicate"
         if index >= self.next + self.capacity:
             return "overflow"
-        self.slots[index] = codes
+        self.slots[index] = frame
         self.highest = max(self.highest, index)
         return "ok"
 
-    def pop(self) -> np.ndarray | None:
-        codes = self.slots.pop(self.next, None)
+    def pop(self) -> Frame | None:
+        frame = self.slots.pop(self.next, None)
         self.next += 1
-        return codes
+        return frame
 
     def __len__(self) -> int:
         return len(self.slots)

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..constants import FRAME, SAMPLE_RATE
 from . import packets
-from .packets import FRAME, SAMPLE_RATE, PacketError
+from .packets import PacketError
 
 
 @dataclass
@@ -114,7 +115,7 @@ class Relay:
             return self.clock, False
         ts = packets.unwrap(p.timestamp, self.ts_ref, 32)
         self.ts_ref = ts
-        return (ts + p.frames * FRAME) / SAMPLE_RATE, p.kind == packets.END
+        return (ts + len(p.frames) * FRAME) / SAMPLE_RATE, p.kind == packets.END
 
     def _arrive(self, data: bytes, now: float) -> bool:
         self.stats.datagrams_in += 1

@@ -1,32 +1,31 @@
-"""The datagram format: a 24-byte RTP-like header, then the codes of 1..10 frames (docs/packets.md); in a
-hybrid stream (``send --hybrid``) also those frames' low band (``lowband.py``).
+"""The datagram format: a 24-byte RTP-like header, then 1..10 frames (``stream.frames.Frame``): their codes,
+and in a hybrid stream (``send --hybrid``) also their low band (``stream/lowband.py``); docs/packets.md.
 
 All integers big-endian (network order). ``parse`` treats its input as hostile: it never raises anything
 but ``PacketError``, never allocates by a length the bytes claim, and checks the CRC-32 before trusting
-any field. The CRC starts from a tag of the model's weights (``model_tag``), so codes made by other
-weights, which would decode into plausible-sounding garbage, fail the check like damaged bytes do, at no
-cost in bytes (as AUTOSAR E2E folds a data id into its CRC). No torch; numpy only for the code packing.
+any field. The CRC starts from a tag of the model's weights (``stream.engine.model_tag``), so codes made by
+other weights, which would decode into plausible-sounding garbage, fail the check like damaged bytes do, at
+no cost in bytes (as AUTOSAR E2E folds a data id into its CRC). No torch; numpy only for the code packing.
 """
 from __future__ import annotations
 
 import struct
 import zlib
 from dataclasses import dataclass
-
-import numpy as np
+from typing import Sequence
 
 from ..bitstream.container import FormatError
 from ..bitstream.packing import pack_codes, packed_size, unpack_codes
-from ..lowband import LowBand, layer as low_band_layer
+from ..constants import CODE_BITS
+from ..stream.frames import Frame, codes_of, frames_of, low_of
+from ..stream.lowband import LowBand, layer as low_band_layer
 
 VERSION = 2                        # 2: the CRC-32 starts from the model tag (1: from zero)
 AUDIO, END, AUDIO_LOW = 0, 1, 2    # packet types (AUDIO_LOW: codes, then the frames' low band)
 LOW_HEAD = struct.Struct(">BBH")   # AUDIO_LOW payload first: low-band cutoff / 200 Hz, SNR in dB, reserved (0)
 HEADER = struct.Struct(">BBHIIBBHI")  # version, type, seq, timestamp, session, n_q, frames, payload length, send ms
 HEADER_SIZE = HEADER.size + 4      # + CRC-32
-SAMPLE_RATE = 16000
-FRAME = 320                        # samples per codec frame (20 ms)
-BITS = 10                          # bits per code (1024-entry codebooks)
+BITS = CODE_BITS                   # bits per code (1024-entry codebooks)
 MAX_CODEBOOKS = 32
 MAX_FRAMES = 10                    # 200 ms of audio in one packet at most
 MAX_DATAGRAM = 1200                # anything longer is not ours (stays under a 1280-byte IPv6 MTU)
@@ -54,18 +53,11 @@ class Packet:
     timestamp: int            # 32-bit: sample index of the first frame (wraps); END: of the frame after the last
     session: int              # 32-bit random session id chosen by the sender
     n_q: int                  # codebooks per frame (0 for END)
-    frames: int               # frames in this packet (0 for END)
     send_ms: int              # sender's wall clock in ms, modulo 2**32 (for delay statistics)
-    codes: np.ndarray | None  # (n_q, frames) int64 for AUDIO
+    frames: tuple[Frame, ...] = ()  # AUDIO: the frames (AUDIO_LOW: each with its dequantized low band)
     total_samples: int = 0    # END only: exact length of the stream in samples
     size: int = 0             # bytes on the wire (without IP/UDP headers)
-    layer: LowBand | None = None  # AUDIO_LOW only: the low-band layer ...
-    low: np.ndarray | None = None  # ... and its dequantized MDCT frames (frames, coefficients)
-
-
-def model_tag(model_id: str) -> int:
-    """The 32-bit tag of a model (its ``Codec.model_id``, a hash of the weights file) that seeds the CRC."""
-    return zlib.crc32(model_id.encode())
+    layer: LowBand | None = None  # AUDIO_LOW only: the low-band layer the frames were sent with
 
 
 def _crc(header: bytes, payload: bytes, tag: int) -> int:
@@ -76,26 +68,23 @@ def _seal(header: bytes, payload: bytes, tag: int) -> bytes:
     return header + struct.pack(">I", _crc(header, payload, tag)) + payload
 
 
-def build_audio(seq: int, timestamp: int, session: int, codes: np.ndarray, send_ms: int = 0, tag: int = 0,
-                low: tuple[LowBand, np.ndarray] | None = None) -> bytes:
-    """codes (n_q, frames) ints in [0, 1024) -> one datagram; ``tag``: the sender's ``model_tag``; ``low``:
-    a hybrid stream's layer and these frames' MDCT coefficients (frames, coefficients) -> AUDIO_LOW."""
-    codes = np.asarray(codes)
-    if codes.ndim != 2:
-        raise ValueError("codes must be (n_q, frames)")
-    n_q, frames = codes.shape
-    if not (1 <= n_q <= MAX_CODEBOOKS and 1 <= frames <= MAX_FRAMES):
-        raise ValueError(f"need 1..{MAX_CODEBOOKS} codebooks and 1..{MAX_FRAMES} frames, got {n_q} x {frames}")
+def build_audio(seq: int, timestamp: int, session: int, frames: Sequence[Frame], send_ms: int = 0, tag: int = 0,
+                layer: LowBand | None = None) -> bytes:
+    """1..MAX_FRAMES frames (codes in [0, 1024)) -> one datagram; ``tag``: the sender's model tag; ``layer``:
+    a hybrid stream's low band, sent with each frame's MDCT coefficients (AUDIO_LOW)."""
+    if not 1 <= len(frames) <= MAX_FRAMES:
+        raise ValueError(f"need 1..{MAX_FRAMES} frames, got {len(frames)}")
+    codes = codes_of(frames)
+    n_q = codes.shape[0]
+    if not 1 <= n_q <= MAX_CODEBOOKS:
+        raise ValueError(f"need 1..{MAX_CODEBOOKS} codebooks, got {n_q}")
     payload = pack_codes(codes.T, BITS)  # frame-major: frame 0's n_q codes, then frame 1's, ...
     kind = AUDIO
-    if low is not None:
-        layer, frames_low = low
-        if len(frames_low) != frames:
-            raise ValueError(f"{len(frames_low)} low-band frames for {frames} frames of codes")
-        payload = LOW_HEAD.pack(layer.cutoff_hz // 200, int(layer.snr_db), 0) + payload + layer.encode_frames(frames_low)
+    if layer is not None:
+        payload = LOW_HEAD.pack(layer.cutoff_hz // 200, int(layer.snr_db), 0) + payload + layer.encode_frames(low_of(frames))
         kind = AUDIO_LOW
     header = HEADER.pack(VERSION, kind, seq & 0xFFFF, timestamp & 0xFFFFFFFF, session & 0xFFFFFFFF,
-                         n_q, frames, len(payload), send_ms & 0xFFFFFFFF)
+                         n_q, len(frames), len(payload), send_ms & 0xFFFFFFFF)
     return _seal(header, payload, tag)
 
 
@@ -136,7 +125,7 @@ def parse(data: bytes, tag: int = 0) -> Packet:
             raise PacketError("malformed", f"payload {length} bytes does not hold {n_q} x {frames} codes and a low band")
         codes = unpack_codes(payload[start:end], n_q * frames, BITS).reshape(frames, n_q).T
         if kind == AUDIO:
-            return Packet(AUDIO, seq, ts, session, n_q, frames, send_ms, codes, size=n)
+            return Packet(AUDIO, seq, ts, session, n_q, send_ms, tuple(frames_of(codes)), size=n)
         cutoff, snr, reserved = LOW_HEAD.unpack_from(payload)
         if not (1 <= cutoff <= 40 and snr <= 40 and reserved == 0):
             raise PacketError("malformed", f"low band of {cutoff * 200} Hz at {snr} dB out of range")
@@ -145,12 +134,12 @@ def parse(data: bytes, tag: int = 0) -> Packet:
             low = layer.decode_frames(payload[end:], frames)
         except FormatError as exc:
             raise PacketError("malformed", str(exc)) from None
-        return Packet(AUDIO_LOW, seq, ts, session, n_q, frames, send_ms, codes, size=n, layer=layer, low=low)
+        return Packet(AUDIO_LOW, seq, ts, session, n_q, send_ms, tuple(frames_of(codes, low)), size=n, layer=layer)
     if kind == END:
         if n_q or frames or length != END_PAYLOAD.size:
             raise PacketError("malformed", "end-of-stream packet with codes or a wrong payload")
         (total,) = END_PAYLOAD.unpack(payload)
-        return Packet(END, seq, ts, session, 0, 0, send_ms, None, total_samples=total, size=n)
+        return Packet(END, seq, ts, session, 0, send_ms, total_samples=total, size=n)
     raise PacketError("malformed", f"unknown packet type {kind}")
 
 

@@ -1,9 +1,9 @@
 """The receiving side: UDP -> packets -> jitter buffer -> decoder (or concealment) -> sink, with statistics.
 
-The decoder is any object with ``decode(codes (n_q,), or in a hybrid stream (codes, layer, low-band row))
--> samples``, ``conceal() -> samples`` (a stand-in for
-a missing frame), ``flush() -> samples``, ``max_codebooks`` and, to play hybrid streams, ``use_low_band(layer)``
-(``bridge.StreamDecoder``). No torch here.
+The decoder (``stream.decoder.FrameDecoder``) has ``decode([frame]) -> samples``, ``conceal() -> samples`` (a
+stand-in for a missing frame), ``flush() -> samples``, ``use_low_band(layer)`` (the stream is hybrid: called
+on its first packet), ``max_rows`` (more rows of codes are refused) and ``tag`` (its model's packet tag).
+No torch here.
 
 Playout is one frame per turn and never skips, so the output has exactly the stream's duration whatever
 the network did: a frame that is missing at its turn is concealed, and its packet, if it still comes, is
@@ -31,7 +31,8 @@ import time
 import numpy as np
 
 from .jitter import JitterBuffer, PlayoutDelay, Stats, Tracker
-from .packets import FRAME, SAMPLE_RATE, PacketError, parse, unwrap
+from ..constants import FRAME, SAMPLE_RATE
+from .packets import PacketError, parse, unwrap
 
 TICK = FRAME / SAMPLE_RATE  # 20 ms
 QUEUE_LIMIT = 100_000      # datagrams waiting to be handled; more than this are dropped (counted "overflow")
@@ -43,7 +44,7 @@ class Receiver:
     def __init__(self, sock: socket.socket, decoder, sink, buffer_ms: float = 80.0, timeout: float = 5.0,
                  paced: bool = True, session: int | None = None, adaptive: bool = False):
         self.sock, self.decoder, self.sink = sock, decoder, sink
-        self.tag = getattr(decoder, "model_tag", 0)  # packets' CRCs must start from our model's tag
+        self.tag = decoder.tag  # packets' CRCs must start from our model's tag
         self.buffer_frames = max(1, round(buffer_ms / 1000 / TICK))
         self.timeout, self.paced = timeout, paced
         self.stats = Stats(buffer_ms=self.buffer_frames * TICK * 1000, adaptive=adaptive)
@@ -85,7 +86,7 @@ class Receiver:
         except PacketError as exc:
             st.dropped[exc.reason] += 1
             return False
-        if p.n_q > self.decoder.max_codebooks:
+        if p.n_q > self.decoder.max_rows:
             st.dropped["malformed"] += 1
             return False
         frame = self.tracker.accept(p, wall)
@@ -95,10 +96,10 @@ class Receiver:
             return True  # end-of-stream, duplicate or implausible: heard, nothing to buffer
         self._clock(p, frame, wall, mono)
         if self.delay is not None:
-            self.delay.observe(self._lateness(frame, p.frames, mono))
+            self.delay.observe(self._lateness(frame, len(p.frames), mono))
         late = False
-        for i in range(p.frames):
-            r = self.jb.put(frame + i, p.codes[:, i] if p.low is None else (p.codes[:, i], p.layer, p.low[i]))
+        for i, f in enumerate(p.frames):
+            r = self.jb.put(frame + i, f)
             late |= r == "late"
             if r == "overflow":
                 st.dropped["overflow"] += 1
@@ -109,11 +110,11 @@ class Receiver:
     def _clock(self, p, frame: int, wall: float, mono: float) -> None:
         if self.jb is None:
             self.jb = JitterBuffer(self.tracker.start_frame)
-            self.anchor = mono - (frame + p.frames) * TICK
-            if p.layer is not None and hasattr(self.decoder, "use_low_band"):  # a hybrid stream
+            self.anchor = mono - (frame + len(p.frames)) * TICK
+            if p.layer is not None:  # a hybrid stream
                 self.decoder.use_low_band(p.layer)
         sent = unwrap(p.send_ms, int(wall * 1000), 32) / 1000  # full wall-clock send time
-        origin = sent - (frame + p.frames) * TICK               # when the sender's "microphone" started
+        origin = sent - (frame + len(p.frames)) * TICK               # when the sender's "microphone" started
         self.origin = origin if self.origin is None else min(self.origin, origin)
         first, last = self.send_span
         self.send_span = [(sent, frame) if first is None or sent < first[0] else first,
@@ -153,13 +154,13 @@ class Receiver:
     def _play_one(self, adapt: bool = False) -> None:
         if adapt and self.delay is not None and self._adapt():
             return
-        codes = self.jb.pop()
-        if codes is None:
+        frame = self.jb.pop()
+        if frame is None:
             self.stats.frames_concealed += 1
             self._write(self.decoder.conceal())
         else:
             self.stats.frames_decoded += 1
-            self._write(self.decoder.decode(codes))
+            self._write(self.decoder.decode([frame]))
         if self.delay is not None:
             self.stats.buffer_ms_played.append(self.buffer_frames * TICK * 1000)
 
@@ -176,7 +177,7 @@ class Receiver:
             self.buffer_frames -= 1  # shallower: decode frame k (the decoder follows the stream), play k + 1 now
             st.shrunk += 1
             st.frames_decoded += 1
-            skipped = len(self.decoder.decode(self.jb.pop()))
+            skipped = len(self.decoder.decode([self.jb.pop()]))
             self.offset -= skipped
             st.edits.append((self.written, -skipped))
             return False

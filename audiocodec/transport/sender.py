@@ -1,9 +1,9 @@
 """The sending side: audio -> 20 ms frames -> encoder -> packets -> UDP, paced like a live microphone.
 
-The encoder is any object with ``push(samples) -> codes (n_q, k)``; it gets exactly one 320-sample frame
-per call (the last one zero-padded) and returns that frame's codes, or, if it looks ahead (a stream that
-sends the pitch), the frame before's: nothing for the first, and ``flush()`` gives the last
-(``bridge.StreamEncoder`` wraps the streaming codec). No torch here.
+The encoder (``stream.encoder.FrameEncoder``) has ``push(samples) -> frames`` and ``flush() -> frames``, ``tag``
+(its model's packet tag) and ``low_band`` (a hybrid stream's ``LowBand``, else None). It gets exactly one
+320-sample frame per call (the last one zero-padded) and returns that frame, or, if it looks ahead (a stream
+that sends the pitch), the frame before: nothing for the first, and ``flush()`` gives the last. No torch here.
 """
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from typing import Iterable
 
 import numpy as np
 
+from ..constants import FRAME, SAMPLE_RATE
 from . import packets
-from .packets import FRAME, MAX_FRAMES, SAMPLE_RATE
+from .packets import MAX_FRAMES
 
 END_COPIES = 5  # the end-of-stream packet is sent this many times (20 ms apart when paced): it may be lost too
 
@@ -50,7 +51,7 @@ def read_raw(stream, block: int = FRAME):
             yield np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
 
 
-def frames_of(blocks: Iterable[np.ndarray]):
+def audio_frames(blocks: Iterable[np.ndarray]):
     """Audio blocks of any size -> 320-sample frames (the last one zero-padded), and the exact sample count."""
     pending = np.zeros(0, dtype=np.float32)
     total = 0
@@ -77,15 +78,14 @@ def send_stream(sock: socket.socket, dest: tuple, blocks: Iterable[np.ndarray], 
         raise ValueError(f"frames per packet must be 1..{MAX_FRAMES}")
     st = stats or SenderStats()
     st.session = secrets.randbits(32) if session is None else session
-    tag = getattr(encoder, "model_tag", 0)  # seeds each packet's CRC: receivers with other weights refuse them
     seq, frame_index, coded, pending = 0, 0, 0, []
     start = time.monotonic()
 
-    def emit(codes: np.ndarray, first: int) -> None:
-        """Send the codes of frames ``first``, ``first + 1``, ..."""
+    def emit(frames: list) -> None:
+        """Send ``frames``, the last ones coded so far."""
         nonlocal seq
-        low = encoder.take_low(first, codes.shape[1]) if hasattr(encoder, "take_low") else None  # hybrid
-        data = packets.build_audio(seq, first * FRAME, st.session, codes, int(time.time() * 1000), tag, low)
+        data = packets.build_audio(seq, (coded - len(frames)) * FRAME, st.session, frames, int(time.time() * 1000),
+                                   encoder.tag, encoder.low_band)
         sock.sendto(data, dest)
         seq += 1
         st.packets += 1
@@ -93,31 +93,31 @@ def send_stream(sock: socket.socket, dest: tuple, blocks: Iterable[np.ndarray], 
 
     total, interrupted = 0, None
     try:
-        for frame, total in frames_of(blocks):
+        for frame, total in audio_frames(blocks):
             if paced:
                 wait = start + (frame_index + 1) * FRAME / SAMPLE_RATE - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-            codes = encoder.push(frame)
-            if codes.shape[1] > 1 or (codes.shape[1] == 0 and frame_index > 0):
-                raise RuntimeError(f"encoder returned {codes.shape[1]} frames for one frame of input")
+            out = encoder.push(frame)
+            if len(out) > 1 or (not out and frame_index > 0):
+                raise RuntimeError(f"encoder returned {len(out)} frames for one frame of input")
             frame_index += 1
-            if codes.shape[1]:
-                pending.append(codes)
-                coded += 1
+            pending += out
+            coded += len(out)
             if len(pending) == frames_per_packet:
-                emit(np.concatenate(pending, axis=1), coded - len(pending))
+                emit(pending)
                 pending = []
     except KeyboardInterrupt as exc:  # Ctrl-C hangs up: still tell the receiver where the stream ends
         interrupted, total = exc, min(total, frame_index * FRAME)
-    if coded < frame_index and hasattr(encoder, "flush"):  # a look-ahead encoder still holds the last frame
-        pending.append(encoder.flush())
-        coded += pending[-1].shape[1]
+    last = encoder.flush()  # a look-ahead encoder still holds the last frame
+    pending += last
+    coded += len(last)
     if pending:  # fewer than frames_per_packet frames, plus at most the one flushed: one packet
-        emit(np.concatenate(pending, axis=1), coded - sum(c.shape[1] for c in pending))
+        emit(pending)
     st.frames, st.samples = frame_index, total
     for _ in range(END_COPIES):
-        sock.sendto(packets.build_end(seq, frame_index * FRAME, st.session, total, int(time.time() * 1000), tag), dest)
+        sock.sendto(packets.build_end(seq, frame_index * FRAME, st.session, total, int(time.time() * 1000),
+                                      encoder.tag), dest)
         st.bytes += packets.HEADER_SIZE + packets.END_PAYLOAD.size
         if paced:
             time.sleep(FRAME / SAMPLE_RATE)

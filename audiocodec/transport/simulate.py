@@ -1,4 +1,5 @@
-"""Sender -> lossy relay -> receiver on 127.0.0.1, in one call (threads, real UDP sockets). No torch."""
+"""Sender -> lossy relay -> receiver on 127.0.0.1, in one call (threads, real UDP sockets), and the quality of
+what arrived. The encoder and decoder come from the caller (``stream.encoder``/``stream.decoder``). No torch."""
 from __future__ import annotations
 
 import socket
@@ -8,10 +9,11 @@ from typing import Iterable
 
 import numpy as np
 
-from .jitter import Stats
+from .jitter import Stats, stream_aligned
 from .link import LinkStats, NetworkModel, Relay
 from .receiver import Receiver
 from .sender import SenderStats, send_stream
+from .sinks import ArraySink
 
 LOOPBACK = "127.0.0.1"
 
@@ -37,7 +39,7 @@ def simulate(blocks: Iterable[np.ndarray], encoder, decoder, sink, model: Networ
              paced: bool = False, buffer_ms: float = 80.0, timeout: float = 2.0, adaptive: bool = False) -> SimResult:
     """Send ``blocks`` through ``model``'s network to a receiver writing into ``sink``; all on loopback sockets."""
     rx, relay_sock, tx = udp_socket(), udp_socket(), udp_socket()
-    relay = Relay(relay_sock, rx.getsockname(), model, paced=paced, tag=getattr(encoder, "model_tag", 0))
+    relay = Relay(relay_sock, rx.getsockname(), model, paced=paced, tag=encoder.tag)
     sender_stats, errors = SenderStats(), []
 
     def send():
@@ -63,3 +65,41 @@ def simulate(blocks: Iterable[np.ndarray], encoder, decoder, sink, model: Networ
     if errors:
         raise errors[0]
     return SimResult(stats, relay.stats, sender_stats)
+
+
+def run_simulation(wav: np.ndarray, encoder, decoder, model: NetworkModel, frames_per_packet: int = 1,
+                   buffer_ms: float = 80.0, paced: bool = False, sink=None, timeout: float = 2.0,
+                   adaptive: bool = False) -> tuple[np.ndarray, SimResult]:
+    """One clip through sender -> relay -> receiver on loopback. Returns (decoded audio, SimResult). With
+    ``adaptive`` the audio returned is put back on the stream's clock (``stream_aligned``) so that it can be
+    compared with the input; ``sink``, if given, also gets it as played."""
+    out = ArraySink()
+    result = simulate([wav], encoder, decoder, out if sink is None else _Tee(sink, out), model,
+                      frames_per_packet=frames_per_packet, paced=paced, buffer_ms=buffer_ms, timeout=timeout,
+                      adaptive=adaptive)
+    return stream_aligned(out.audio, result.stats.edits), result
+
+
+class _Tee:
+    def __init__(self, *sinks):
+        self.sinks = sinks
+
+    def write(self, x):
+        for s in self.sinks:
+            s.write(x)
+
+    def close(self):
+        for s in self.sinks:
+            s.close()
+
+    def abort(self):
+        for s in self.sinks:
+            s.abort()
+
+
+def quality(reference: np.ndarray, decoded: np.ndarray) -> dict:
+    """PESQ-WB and STOI of ``decoded`` against ``reference`` (evaluation/metrics.py); PESQ None without speech."""
+    from ..evaluation.metrics import pesq_wb, stoi
+
+    p = pesq_wb(reference, decoded)
+    return {"pesq_wb": None if np.isnan(p) else p, "stoi": stoi(reference, decoded)}

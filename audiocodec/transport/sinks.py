@@ -9,8 +9,8 @@ import numpy as np
 import soundfile as sf
 
 from ..audio import to_int16
+from ..constants import SAMPLE_RATE
 from ..errors import CodecError
-from .packets import SAMPLE_RATE
 
 
 class ArraySink:

@@ -1,0 +1,58 @@
+"""The loaded model: the codec and the entropy model fitted for it, and what identifies them in bytes."""
+from __future__ import annotations
+
+import functools
+import os
+import zlib
+from dataclasses import dataclass
+
+from ..bitstream.container import FormatError, Header
+from ..bitstream.entropy import EntropyModel
+from ..errors import CodecError
+from ..model import Codec, default_weights_path
+
+
+def model_tag(model_id: str) -> int:
+    """The 32-bit tag of a model (its ``Codec.model_id``, a hash of the weights file) that seeds each packet's
+    CRC, so receivers with other weights refuse the packets."""
+    return zlib.crc32(model_id.encode())
+
+
+@dataclass
+class Engine:
+    """A codec and the entropy model fitted for it (None: fixed-rate only)."""
+    codec: Codec
+    entropy: EntropyModel | None
+
+    @property
+    def model_id(self) -> bytes:
+        """The 8 bytes a .acdc header names the model by."""
+        return bytes.fromhex(self.codec.model_id)[:8] if self.codec.model_id != "untrained" else b"\0" * 8
+
+
+@functools.lru_cache(maxsize=4)
+def load_engine(weights: str | None = None) -> Engine:
+    """Load weights (default: the shipped model) and the entropy model beside them, if it matches."""
+    path = weights or default_weights_path()
+    if not os.path.isfile(path):
+        raise CodecError(f"{path}: model weights not found")
+    try:
+        codec = Codec.load(path)
+    except Exception as exc:
+        raise CodecError(f"{path}: cannot load model weights ({exc})") from None
+    ent_path = path.replace(".safetensors", ".entropy.npz")
+    entropy = EntropyModel.load(ent_path) if os.path.isfile(ent_path) else None
+    if entropy is not None and (entropy.model_id != codec.model_id or len(entropy.probs) < codec.max_rows):
+        entropy = None
+    return Engine(codec, entropy)
+
+
+def check_model(header: Header, engine: Engine) -> None:
+    """FormatError unless ``engine`` can decode the .acdc stream of ``header``."""
+    cfg = engine.codec.cfg
+    if header.model_id != engine.model_id:
+        raise FormatError(f"file was made with model {header.model_id.hex()}, this is model {engine.model_id.hex()}")
+    if header.n_q > engine.codec.max_rows or header.bits != cfg.bits_per_code or header.frame_size != cfg.frame_size:
+        raise FormatError("file's codebook layout does not match the model")
+    if header.entropy_coded and engine.entropy is None:
+        raise FormatError("file is entropy-coded but no entropy model is installed for this model")

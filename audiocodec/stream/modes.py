@@ -1,0 +1,89 @@
+"""The bitrate modes: the one table of what a stream carries per 20 ms frame.
+
+A mode is ``rows`` rows of 10-bit codes per frame (0.5 kbps a row) and, in a hybrid mode, the band below
+``low_hz`` sent as a waveform at ``low_snr_db`` (``lowband.py``). Whether the first row is the pitch the model
+decides (``Codec.sends_pitch``: streams of at least ``cfg.pitch_from`` rows). The hybrid modes were chosen on
+the 60 benchmark clips (docs/training-log.md): the most PESQ-WB within the nominal total. Adding a mode is
+adding a line to ``MODES``. No torch."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..constants import CODE_BITS, FRAME_RATE
+from ..errors import CodecError
+
+
+@dataclass(frozen=True)
+class Mode:
+    kbps: float          # nominal bitrate (what --bitrate names)
+    rows: int            # rows of codes per frame
+    low_hz: int = 0      # hybrid: the low band's cutoff (a multiple of 200 Hz); 0: no low band
+    low_snr_db: int = 0  # hybrid: the low band's signal-to-noise ratio
+
+    @property
+    def hybrid(self) -> bool:
+        return self.low_hz > 0
+
+    @property
+    def neural_kbps(self) -> float:
+        """The bitrate of the codes alone (fixed-rate)."""
+        return self.rows * CODE_BITS * FRAME_RATE / 1000
+
+    def sends_pitch(self, codec) -> bool:
+        """Whether the first row is the sender's pitch (the model's ``pitch_from`` decides)."""
+        return codec.sends_pitch(self.rows)
+
+    def layer(self):
+        """The low band's ``LowBand`` (shared), or None for a neural-only mode."""
+        from .lowband import layer
+
+        return layer(self.low_hz, float(self.low_snr_db)) if self.hybrid else None
+
+
+MODES = (
+    Mode(1.5, 3),
+    Mode(3.0, 6),
+    Mode(6.0, 12),
+    Mode(12.0, 24),
+    Mode(6.0, 6, low_hz=600, low_snr_db=12),    # hybrid: neural 3 kbps + the band below 600 Hz
+    Mode(12.0, 6, low_hz=1400, low_snr_db=15),  # hybrid: neural 3 kbps + the band below 1400 Hz
+)
+
+
+def modes(hybrid: bool = False) -> tuple[Mode, ...]:
+    """The neural-only modes, or the hybrid ones, in table order."""
+    return tuple(m for m in MODES if m.hybrid == hybrid)
+
+
+def bitrates(hybrid: bool = False) -> tuple[float, ...]:
+    """Their nominal bitrates: (1.5, 3.0, 6.0, 12.0), or the hybrid ones."""
+    return tuple(m.kbps for m in modes(hybrid))
+
+
+def choices(hybrid: bool = False, last: str = ", ") -> str:
+    """The bitrates as text for messages and help: '1.5, 3, 6, 12' (``last=' or '``: '1.5, 3, 6 or 12')."""
+    names = [f"{k:g}" for k in bitrates(hybrid)]
+    return last.join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
+
+
+def hybrid_text() -> str:
+    """What a hybrid mode is, for help texts: 'neural 3 kbps + the low band'."""
+    neural = " or ".join(sorted({f"{m.neural_kbps:g}" for m in modes(hybrid=True)}))
+    return f"neural {neural} kbps + the low band"
+
+
+def mode(kbps: float, hybrid: bool = False) -> Mode:
+    """The mode of a nominal bitrate; CodecError listing the choices if there is none."""
+    for m in modes(hybrid):
+        try:
+            if m.kbps == float(kbps):
+                return m
+        except (TypeError, ValueError):
+            break
+    what = "hybrid bitrate" if hybrid else "bitrate"
+    raise CodecError(f"{what} must be one of {choices(hybrid)} kbps, not {kbps}")
+
+
+def find(rows: int, low_hz: int = 0, low_snr_db: int = 0) -> Mode | None:
+    """The mode a stream of ``rows`` rows (and this low band) was made in, or None (not one of the table's)."""
+    return next((m for m in MODES if (m.rows, m.low_hz, m.low_snr_db) == (rows, low_hz, low_snr_db)), None)
