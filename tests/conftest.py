@@ -11,7 +11,7 @@ SAMPLES = os.path.join(ROOT, "samples")
 
 @pytest.fixture(scope="session")
 def engine():
-    from audiocodec.compress import load_engine
+    from audiocodec.stream.engine import load_engine
 
     return load_engine()
 

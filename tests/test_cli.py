@@ -52,10 +52,11 @@ def test_chunk_boundaries_match_one_shot(tmp_path, engine, speech):
     import torch
 
     from audiocodec.compress import decompress, encode_blocks
+    from audiocodec.stream.modes import mode
 
     long = np.concatenate([speech] * 7)[: 25 * 16000]
     blocks = [long[i:i + 7777] for i in range(0, len(long), 7777)]
-    data = encode_blocks(blocks, 3.0, engine)
+    data = encode_blocks(blocks, mode(3.0), engine)
     y = decompress(data, engine)
     assert len(y) == len(long)
     ref = engine.codec.decode(engine.codec.encode(torch.from_numpy(long), 6))[0, 0, : len(long)].numpy()
@@ -149,7 +150,8 @@ def test_range_coded_chunks_round_trip(engine, speech):
     import torch
 
     from audiocodec.bitstream.entropy import EntropyModel
-    from audiocodec.compress import Engine, compress, decompress, read_info
+    from audiocodec.compress import compress, decompress, read_info
+    from audiocodec.stream.engine import Engine
 
     codec = engine.codec
     codes = codec.encode(torch.from_numpy(speech), codec.max_rows)[0].numpy()

@@ -1,11 +1,12 @@
-"""The low band's waveform layer (lowband.py) and the hybrid files built on it."""
+"""The low band's waveform layer (stream/lowband.py) and the hybrid files built on it."""
 import io
 
 import numpy as np
 import pytest
 
 from audiocodec.bitstream.container import FormatError
-from audiocodec.lowband import HOP, HYBRID_MODES, LowBand, LowBandDecoder, LowBandEncoder, frames_for
+from audiocodec.stream.lowband import HOP, LowBand, LowBandDecoder, LowBandEncoder, frames_for
+from audiocodec.stream.modes import bitrates, mode
 
 
 def _snr(ref: np.ndarray, test: np.ndarray) -> float:
@@ -72,13 +73,14 @@ def test_hostile_payloads_decode_to_bounded_noise_or_fail_cleanly(rng):
         layer.decode_frames(b"abc", 5)
 
 
-@pytest.mark.parametrize("kbps", sorted(HYBRID_MODES))
+@pytest.mark.parametrize("kbps", bitrates(hybrid=True))
 def test_hybrid_file_carries_the_low_band(engine, speech, kbps):
     """A hybrid file decodes to the neural layer's audio with the input's low band at about the chosen SNR,
     equal to the offline path, and costs about its nominal bitrate."""
     from audiocodec.compress import compress, decompress, read_info
 
-    neural, cutoff, snr = HYBRID_MODES[kbps]
+    m = mode(kbps, hybrid=True)
+    neural, cutoff, snr = m.neural_kbps, m.low_hz, m.low_snr_db
     data = compress(speech, kbps, engine, hybrid=True)
     info = read_info(io.BytesIO(data))
     assert info["format_version"] == 2 and info["bitrate_kbps"] == kbps and info["neural_kbps"] == neural
@@ -124,6 +126,6 @@ def test_benchmark_runs_the_hybrid_modes(speech):
     from audiocodec.evaluation.codecs import make_codecs
 
     codecs = make_codecs((), ("hybrid",))
-    assert [c.name for c in codecs] == [f"hybrid-{k:g}" for k in HYBRID_MODES]
+    assert [c.name for c in codecs] == [f"hybrid-{k:g}" for k in bitrates(hybrid=True)]
     coded = codecs[0].run(speech)
     assert len(coded.decoded) == len(speech) and 0 < coded.payload_bytes < coded.file_bytes

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from audiocodec.stream.frames import Frame, codes_of, frames_of
 from audiocodec.transport import packets
 from audiocodec.transport.jitter import JitterBuffer, PlayoutDelay, Stats, Tracker, stream_aligned
 from audiocodec.transport.link import NetworkModel
@@ -21,28 +22,26 @@ from audiocodec.transport.packets import AUDIO, END, HEADER, HEADER_SIZE, Packet
        seed=st.integers(0, 2**32 - 1))
 def test_audio_round_trip(n_q, frames, seq, ts, session, send, seed):
     codes = np.random.default_rng(seed).integers(0, 1024, (n_q, frames))
-    data = build_audio(seq, ts, session, codes, send)
+    data = build_audio(seq, ts, session, frames_of(codes), send)
     assert len(data) == HEADER_SIZE + (n_q * frames * 10 + 7) // 8
     p = parse(data)
-    assert (p.kind, p.seq, p.timestamp, p.session, p.n_q, p.frames, p.send_ms, p.size) == \
+    assert (p.kind, p.seq, p.timestamp, p.session, p.n_q, len(p.frames), p.send_ms, p.size) == \
         (AUDIO, seq, ts, session, n_q, frames, send, len(data))
-    assert np.array_equal(p.codes, codes)
+    assert np.array_equal(codes_of(p.frames), codes)
 
 
 def test_end_round_trip_and_sizes():
     p = parse(build_end(7, 320 * 9, 0xDEADBEEF, 2877, 5))
     assert (p.kind, p.seq, p.timestamp, p.session, p.total_samples) == (END, 7, 2880, 0xDEADBEEF, 2877)
     # 6 kbps, one frame per packet: 24-byte header + 15 bytes of codes
-    assert len(build_audio(0, 0, 1, np.zeros((12, 1), dtype=int))) == 39
+    assert len(build_audio(0, 0, 1, [Frame(np.zeros(12, dtype=int))])) == 39
     assert HEADER_SIZE == 24 and HEADER.size == 20
 
 
 def test_the_crc_is_keyed_by_the_model():
     """A packet checks out only against the tag of the weights that made its codes."""
-    from audiocodec.transport.packets import model_tag
-
-    a, b = model_tag("721b85551d43847c"), model_tag("0123456789abcdef")
-    data = build_audio(3, 960, 5, np.arange(12).reshape(12, 1), 0, a)
+    a, b = zlib.crc32(b"721b85551d43847c"), zlib.crc32(b"0123456789abcdef")  # as stream.engine.model_tag makes them
+    data = build_audio(3, 960, 5, [Frame(np.arange(12))], 0, a)
     assert parse(data, a).seq == 3
     for tag in (b, 0):
         with pytest.raises(PacketError) as e:
@@ -61,9 +60,9 @@ def _reseal(header: bytes, payload: bytes) -> bytes:
     (b"", "short"),
     (b"\x01" * 23, "short"),
     (b"\x00" * 2000, "oversized"),
-    (b"\x01" + build_audio(0, 0, 1, np.zeros((3, 1), dtype=int))[1:], "version"),
-    (build_audio(0, 0, 1, np.zeros((3, 1), dtype=int))[:-1], "corrupt"),          # truncated
-    (build_audio(0, 0, 1, np.zeros((3, 1), dtype=int)) + b"\0", "corrupt"),       # trailing byte
+    (b"\x01" + build_audio(0, 0, 1, [Frame(np.zeros(3, dtype=int))])[1:], "version"),
+    (build_audio(0, 0, 1, [Frame(np.zeros(3, dtype=int))])[:-1], "corrupt"),          # truncated
+    (build_audio(0, 0, 1, [Frame(np.zeros(3, dtype=int))]) + b"\0", "corrupt"),       # trailing byte
     (_reseal(HEADER.pack(2, 0, 0, 0, 1, 3, 1, 65535, 0), b"\0" * 4), "malformed"),  # claims 64 KB, has 4 bytes
     (_reseal(HEADER.pack(2, 0, 0, 0, 1, 0, 1, 0, 0), b""), "malformed"),           # no codebooks
     (_reseal(HEADER.pack(2, 0, 0, 0, 1, 3, 11, 38, 0), b"\0" * 38), "malformed"),  # too many frames
@@ -80,7 +79,7 @@ def test_bad_datagrams_are_refused_with_a_reason(data, reason):
 
 
 def test_every_bit_flip_is_detected():
-    good = build_audio(1234, 320 * 77, 42, np.arange(36).reshape(12, 3), 99)
+    good = build_audio(1234, 320 * 77, 42, frames_of(np.arange(36).reshape(12, 3)), 99)
     for i in range(len(good)):
         for bit in range(8):
             bad = bytearray(good)
@@ -109,7 +108,7 @@ def test_unwrap():
 def _pkt(seq, frame, session=1, frames=1, kind=AUDIO, total=0):
     if kind == END:
         return parse(build_end(seq, frame * 320, session, total))
-    return parse(build_audio(seq, frame * 320, session, np.full((3, frames), frame % 1024)))
+    return parse(build_audio(seq, frame * 320, session, frames_of(np.full((3, frames), frame % 1024))))
 
 
 def test_tracker_counts_loss_duplicates_reordering_and_foreign_sessions():
@@ -132,7 +131,7 @@ def test_tracker_unwraps_sequence_numbers_and_timestamps():
     first = 2**16 - 3
     for i in range(6):
         data = build_audio((first + i) & 0xFFFF, ((2**32 // 320 - 2 + i) * 320) & 0xFFFFFFFF, 5,
-                           np.zeros((3, 1), dtype=int))
+                           [Frame(np.zeros(3, dtype=int))])
         assert tr.accept(parse(data), 0.02 * i) == 2**32 // 320 - 2 + i
     tr.finish()
     assert (st_.packets_received, st_.packets_expected, st_.lost) == (6, 6, 0)
@@ -209,7 +208,7 @@ def test_network_model_jitter_reorders_and_duplicates():
 
 
 def test_transport_imports_without_torch():
-    """The transport package is bytes and sockets: importable with torch blocked (only bridge/commands use it)."""
+    """The transport package is bytes and sockets: importable with torch blocked (only its CLI loads the model)."""
     code = """
 import sys
 class Block:
@@ -222,7 +221,7 @@ import audiocodec.transport.sender, audiocodec.transport.receiver, audiocodec.tr
 import audiocodec.transport.simulate, audiocodec.transport.commands
 assert "torch" not in sys.modules and "audiocodec.model" not in sys.modules
 try:
-    import audiocodec.transport.bridge
+    import audiocodec.stream.decoder
 except ImportError:
     print("ok")
 """
@@ -258,10 +257,11 @@ def test_packet_doc_matches_the_code():
 class _LabelDecoder:
     """Stands in for the codec so the receiver's bookkeeping can be checked exhaustively: frame k decodes to
     320 samples of value k, a concealed frame to -1 (no latency, unlike the real decoder)."""
-    max_codebooks = 32
+    max_rows, tag = 32, 0
 
-    def decode(self, codes):
-        return np.full(320, float(codes[0]), dtype=np.float32)
+    def decode(self, frames):
+        (frame,) = frames
+        return np.full(320, float(frame.codes[0]), dtype=np.float32)
 
     def conceal(self):
         return np.full(320, -1.0, dtype=np.float32)
@@ -277,7 +277,7 @@ def test_receiver_playout_keeps_order_and_duration_whatever_the_network(n, fpp, 
     from audiocodec.transport.sinks import ArraySink
 
     total = n * 320 - data.draw(st.integers(0, 319))
-    pkts = [build_audio(i, k * 320, 5, np.arange(k, min(k + fpp, n))[None].repeat(2, 0))
+    pkts = [build_audio(i, k * 320, 5, frames_of(np.arange(k, min(k + fpp, n))[None].repeat(2, 0)))
             for i, k in enumerate(range(0, n, fpp))]
     kept = data.draw(st.lists(st.sampled_from(range(len(pkts))), max_size=2 * len(pkts)))  # loss, dups, order
     sink = ArraySink()

@@ -16,8 +16,12 @@ import torch
 from audiocodec.audio import load
 from audiocodec.cli import main
 from audiocodec.model import load_default
+from audiocodec.stream.decoder import FrameDecoder
+from audiocodec.stream.encoder import FrameEncoder
+from audiocodec.stream.engine import model_tag
+from audiocodec.stream.frames import Frame, codes_of, frames_of, low_of
+from audiocodec.stream.modes import mode
 from audiocodec.transport import packets
-from audiocodec.transport.bridge import StreamDecoder, StreamEncoder
 from audiocodec.transport.link import NetworkModel
 from audiocodec.transport.receiver import Receiver
 from audiocodec.transport.sender import send_stream
@@ -27,6 +31,7 @@ from audiocodec.transport.sinks import ArraySink
 from .conftest import SAMPLES
 
 N_Q = 12
+MODE = mode(6.0)  # N_Q rows
 SHORT = os.path.join(SAMPLES, "command_bed.wav")     # 1.0 s
 SPEECH = os.path.join(SAMPLES, "speech_female.wav")  # 3.6 s
 
@@ -47,42 +52,42 @@ def offline(codec, clip):
     return codes, codec.decode(torch.from_numpy(codes)[None])[0, 0, : len(clip)].numpy()
 
 
-class RecordingDecoder(StreamDecoder):
+class RecordingDecoder(FrameDecoder):
     """The real decoder, also remembering which codes it was given (to check the transport bit for bit)."""
 
     def __init__(self, codec):
         super().__init__(codec)
         self.codes = []
 
-    def decode(self, codes):
-        self.codes.append(np.array(codes))
-        return super().decode(codes)
+    def decode(self, frames):
+        self.codes += [f.codes for f in frames]
+        return super().decode(frames)
 
 
-class RecordingEncoder(StreamEncoder):
-    """The real streaming encoder, also remembering the codes it sent."""
+class RecordingEncoder(FrameEncoder):
+    """The real frame encoder, also remembering the codes it sent."""
 
-    def __init__(self, codec, n_q):
-        super().__init__(codec, n_q)
+    def __init__(self, codec, mode):
+        super().__init__(codec, mode)
         self.codes = []
 
     def push(self, samples):
         out = super().push(samples)
-        self.codes.append(out)
+        self.codes += [f.codes for f in out]
         return out
 
     def flush(self):
         out = super().flush()
-        self.codes.append(out)
+        self.codes += [f.codes for f in out]
         return out
 
 
 @pytest.mark.parametrize("frames_per_packet", [1, 3])
 def test_clean_transfer_is_bit_exact(codec, clip, offline, frames_per_packet):
     codes, _ = offline
-    enc, dec, sink = RecordingEncoder(codec, N_Q), RecordingDecoder(codec), ArraySink()
+    enc, dec, sink = RecordingEncoder(codec, MODE), RecordingDecoder(codec), ArraySink()
     r = simulate([clip], enc, dec, sink, NetworkModel(), frames_per_packet=frames_per_packet)
-    sent = np.concatenate(enc.codes, axis=1)
+    sent = np.stack(enc.codes, axis=1)
     assert np.array_equal(np.stack(dec.codes, axis=1), sent)    # every code arrived, in order, unchanged
     # the chunked encoder may flip a rare near-tie against the one-shot one (test_streaming.py)
     assert sent.shape == codes.shape and (sent != codes).mean() <= 0.01
@@ -99,7 +104,7 @@ def test_clean_transfer_is_bit_exact(codec, clip, offline, frames_per_packet):
 def test_ten_percent_loss_keeps_duration_and_conceals(codec, clip, offline):
     _, ref = offline
     sink = ArraySink()
-    r = simulate([clip], StreamEncoder(codec, N_Q), StreamDecoder(codec), sink,
+    r = simulate([clip], FrameEncoder(codec, MODE), FrameDecoder(codec), sink,
                  NetworkModel(loss=0.1, jitter_ms=30, reorder=0.02, seed=1))
     st = r.stats
     assert len(sink.audio) == len(clip) and np.all(np.isfinite(sink.audio))
@@ -117,7 +122,7 @@ def test_ten_percent_loss_keeps_duration_and_conceals(codec, clip, offline):
 def test_bad_network_everything_at_once(codec, clip):
     wav = clip
     sink = ArraySink()
-    r = simulate([wav], StreamEncoder(codec, N_Q), StreamDecoder(codec), sink,
+    r = simulate([wav], FrameEncoder(codec, MODE), FrameDecoder(codec), sink,
                  NetworkModel(loss=0.2, burst=True, jitter_ms=20, reorder=0.05, duplicate=0.1, corrupt=0.1, seed=4),
                  frames_per_packet=2)
     st = r.stats
@@ -134,7 +139,7 @@ def test_adaptive_buffer_grows_under_jitter_and_shrinks_in_pauses(codec, clip):
     runs = {}  # jitter +-60 ms: packets overtake each other by up to 6 frames; the buffer starts at 1
     for adaptive in (False, True):
         sink = ArraySink()
-        runs[adaptive] = r = simulate([clip], StreamEncoder(codec, N_Q), StreamDecoder(codec), sink,
+        runs[adaptive] = r = simulate([clip], FrameEncoder(codec, MODE), FrameDecoder(codec), sink,
                                       NetworkModel(jitter_ms=60, seed=3), buffer_ms=20, adaptive=adaptive)
         st = r.stats
         assert st.frames_decoded + st.frames_concealed == -(-len(clip) // 320)  # stretches are extra
@@ -146,7 +151,7 @@ def test_adaptive_buffer_grows_under_jitter_and_shrinks_in_pauses(codec, clip):
 
     # a calm network and a deep start: it gives the delay back by skipping quiet frames
     sink = ArraySink()
-    st = simulate([clip], StreamEncoder(codec, N_Q), StreamDecoder(codec), sink, NetworkModel(seed=0),
+    st = simulate([clip], FrameEncoder(codec, MODE), FrameDecoder(codec), sink, NetworkModel(seed=0),
                   buffer_ms=400, adaptive=True).stats
     assert st.shrunk > 3 and st.stretched == 0 and st.late == 0 and st.frames_concealed == 0
     assert len(sink.audio) == len(clip) - sum(-n for _, n in st.edits)
@@ -155,7 +160,7 @@ def test_adaptive_buffer_grows_under_jitter_and_shrinks_in_pauses(codec, clip):
 
 def _listen(codec, **kw):
     sock, sink = udp_socket(), ArraySink()
-    rx = Receiver(sock, StreamDecoder(codec), sink, paced=False, **kw)
+    rx = Receiver(sock, FrameDecoder(codec), sink, paced=False, **kw)
     out = {}
     t = threading.Thread(target=lambda: out.setdefault("stats", rx.run()), daemon=True)
     t.start()
@@ -166,9 +171,9 @@ def test_garbage_and_foreign_sessions_are_ignored(codec, clip, offline):
     codes, ref = offline
     sock, sink, t, out = _listen(codec)
     rng = np.random.default_rng(0)
-    tag = packets.model_tag(codec.model_id)
-    ours = [packets.build_audio(k, k * 320, 0xA1, codes[:, k:k + 1], tag=tag) for k in range(codes.shape[1])]
-    foreign = packets.build_audio(0, 0, 0xB2, rng.integers(0, 1024, (N_Q, 1)), tag=tag)
+    tag = model_tag(codec.model_id)
+    ours = [packets.build_audio(k, k * 320, 0xA1, frames_of(codes[:, k:k + 1]), tag=tag) for k in range(codes.shape[1])]
+    foreign = packets.build_audio(0, 0, 0xB2, frames_of(rng.integers(0, 1024, (N_Q, 1))), tag=tag)
     junk = [b"", b"\x01" * 30, rng.bytes(200), b"\0" * 1500, foreign, ours[0][:-3], b"\x01" + ours[0][1:-1] + b"x"]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
         for k, data in enumerate(ours):
@@ -189,12 +194,12 @@ def test_garbage_and_foreign_sessions_are_ignored(codec, clip, offline):
 
 def test_session_option_ignores_an_earlier_stream(codec):
     sock, sink, t, out = _listen(codec, session=0xC3, timeout=3.0)
-    tag = packets.model_tag(codec.model_id)
+    tag = model_tag(codec.model_id)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
         for k in range(5):  # another caller first: not locked onto
-            tx.sendto(packets.build_audio(k, k * 320, 0xD4, np.zeros((N_Q, 1), dtype=int), tag=tag), sock.getsockname())
+            tx.sendto(packets.build_audio(k, k * 320, 0xD4, [Frame(np.zeros(N_Q, dtype=int))], tag=tag), sock.getsockname())
         for k in range(10):
-            tx.sendto(packets.build_audio(k, k * 320, 0xC3, np.ones((N_Q, 1), dtype=int), tag=tag), sock.getsockname())
+            tx.sendto(packets.build_audio(k, k * 320, 0xC3, [Frame(np.ones(N_Q, dtype=int))], tag=tag), sock.getsockname())
         tx.sendto(packets.build_end(10, 3200, 0xC3, 3200, tag=tag), sock.getsockname())
         t.join(10)
     sock.close()
@@ -207,11 +212,11 @@ def test_packets_from_other_weights_are_refused(codec, offline):
     model id) is refused packet by packet, as if every packet were damaged, and nothing is played."""
     codes, _ = offline
     sock, sink, t, out = _listen(codec, timeout=0.4)
-    other = packets.model_tag("0123456789abcdef")
-    assert other != packets.model_tag(codec.model_id)
+    other = model_tag("0123456789abcdef")
+    assert other != model_tag(codec.model_id)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
         for k in range(5):
-            tx.sendto(packets.build_audio(k, k * 320, 7, codes[:, k:k + 1], tag=other), sock.getsockname())
+            tx.sendto(packets.build_audio(k, k * 320, 7, frames_of(codes[:, k:k + 1]), tag=other), sock.getsockname())
         tx.sendto(packets.build_end(5, 1600, 7, 1600, tag=other), sock.getsockname())
     t.join(10)
     sock.close()
@@ -224,7 +229,7 @@ def test_receiver_times_out_cleanly_without_end_packet(codec, offline):
     sock, sink, t, out = _listen(codec, timeout=0.4)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
         for k in (0, 1, 2, 4, 5):  # frame 3 lost, then the sender dies: no end-of-stream
-            tx.sendto(packets.build_audio(k, k * 320, 7, codes[:, k:k + 1], tag=packets.model_tag(codec.model_id)),
+            tx.sendto(packets.build_audio(k, k * 320, 7, frames_of(codes[:, k:k + 1]), tag=model_tag(codec.model_id)),
                       sock.getsockname())
     start = time.monotonic()
     t.join(10)
@@ -237,7 +242,7 @@ def test_receiver_times_out_cleanly_without_end_packet(codec, offline):
 def test_paced_stream_measures_jitter_and_delay(codec):
     wav = load(SHORT)[:8000]  # 0.5 s, sent in real time
     sink = ArraySink()
-    r = simulate([wav], StreamEncoder(codec, N_Q), StreamDecoder(codec), sink,
+    r = simulate([wav], FrameEncoder(codec, MODE), FrameDecoder(codec), sink,
                  NetworkModel(delay_ms=30, jitter_ms=10, seed=2), paced=True, buffer_ms=60)
     st = r.stats
     assert len(sink.audio) == len(wav) and st.ended_by == "end-of-stream"
@@ -323,16 +328,16 @@ def test_raw_pcm_input_streams_like_the_file(codec, tmp_path):
 
 
 def test_sender_interrupted_still_ends_the_stream(codec, clip):
-    class Hangup(StreamEncoder):
+    class Hangup(FrameEncoder):
         def push(self, samples):
-            if self.enc.pending.size == 0 and getattr(self, "n", 0) == 10:
+            if self.neural.pending.size == 0 and getattr(self, "n", 0) == 10:
                 raise KeyboardInterrupt
             self.n = getattr(self, "n", 0) + 1
             return super().push(samples)
 
     sock, sink, t, out = _listen(codec)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx, pytest.raises(KeyboardInterrupt):
-        send_stream(tx, sock.getsockname(), [clip], Hangup(codec, N_Q), paced=False)
+        send_stream(tx, sock.getsockname(), [clip], Hangup(codec, MODE), paced=False)
     t.join(10)
     sock.close()
     assert out["stats"].ended_by == "end-of-stream" and len(sink.audio) == 10 * 320
@@ -340,11 +345,11 @@ def test_sender_interrupted_still_ends_the_stream(codec, clip):
 
 def test_paced_receiver_waits_without_spinning_when_the_buffer_runs_dry(codec):
     sock, sink = udp_socket(), ArraySink()
-    rx = Receiver(sock, StreamDecoder(codec), sink, paced=True, timeout=0.6)
+    rx = Receiver(sock, FrameDecoder(codec), sink, paced=True, timeout=0.6)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
         for k in range(3):  # three frames, then nothing: every later turn finds an empty buffer
-            tx.sendto(packets.build_audio(k, k * 320, 9, np.zeros((N_Q, 1), dtype=int), int(time.time() * 1000),
-                                        packets.model_tag(codec.model_id)),
+            tx.sendto(packets.build_audio(k, k * 320, 9, [Frame(np.zeros(N_Q, dtype=int))], int(time.time() * 1000),
+                                          model_tag(codec.model_id)),
                       sock.getsockname())
     cpu = time.process_time()
     st = rx.run()
@@ -355,26 +360,26 @@ def test_paced_receiver_waits_without_spinning_when_the_buffer_runs_dry(codec):
 
 def test_look_ahead_encoder_gets_every_frame_to_its_place(codec, clip):
     n_q = 3  # a stream without the pitch, made to hand each frame over one frame late, as one with it does
-    # the receiver decodes frame by frame, so its output is exactly that of a frame-by-frame StreamDecoder
+    # the receiver decodes frame by frame, so its output is exactly that of a frame-by-frame FrameDecoder
     # (one-shot decoding differs from it by float32 rounding that the predicted pitch's phase integrates)
     codes = codec.encode(torch.from_numpy(clip), n_q)[0].numpy()
-    dec = StreamDecoder(codec)
-    ref = np.concatenate([dec.decode(codes[:, k]) for k in range(codes.shape[1])] + [dec.flush()])[: len(clip)]
+    dec = FrameDecoder(codec)
+    ref = np.concatenate([dec.decode([f]) for f in frames_of(codes)] + [dec.flush()])[: len(clip)]
 
-    class LookAhead(StreamEncoder):
+    class LookAhead(FrameEncoder):
         held = None
 
         def push(self, samples):
-            codes, self.held = self.held, super().push(samples)
-            return np.zeros((n_q, 0), dtype=np.int64) if codes is None else codes
+            frames, self.held = self.held, super().push(samples)
+            return [] if frames is None else frames
 
         def flush(self):
-            return self.held
+            return self.held + super().flush()
 
     for frames_per_packet in (1, 4):
         sock, sink, t, out = _listen(codec)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-            st = send_stream(tx, sock.getsockname(), [clip], LookAhead(codec, n_q), frames_per_packet, paced=False)
+            st = send_stream(tx, sock.getsockname(), [clip], LookAhead(codec, mode(1.5)), frames_per_packet, paced=False)
         t.join(10)
         sock.close()
         assert st.frames == -(-len(clip) // 320) and out["stats"].ended_by == "end-of-stream"
@@ -385,28 +390,29 @@ def test_look_ahead_encoder_gets_every_frame_to_its_place(codec, clip):
 def test_hybrid_stream_matches_the_hybrid_file(codec, clip, frames_per_packet):
     """A loss-free hybrid stream plays what the hybrid file decodes to (the last 20 ms aside: the MDCT frame
     past the end is not sent), in AUDIO_LOW packets."""
-    from audiocodec.compress import compress, decompress, load_engine
-    from audiocodec.transport.commands import stream_encoder
+    from audiocodec.compress import compress, decompress
+    from audiocodec.stream.engine import load_engine
 
-    sink, kinds = ArraySink(), []
-    enc = stream_encoder(codec, 6, (600, 12.0))
-    r = simulate([clip], enc, StreamDecoder(codec), sink, NetworkModel(), frames_per_packet=frames_per_packet)
-    assert r.stats.lost == 0 and len(sink.audio) == len(clip) and not enc.low  # every low-band frame was sent
+    sink = ArraySink()
+    enc = FrameEncoder(codec, mode(6.0, hybrid=True))
+    r = simulate([clip], enc, FrameDecoder(codec), sink, NetworkModel(), frames_per_packet=frames_per_packet)
+    assert r.stats.lost == 0 and len(sink.audio) == len(clip) and not enc.waiting  # every low-band frame was sent
     ref = decompress(compress(clip, 6.0, load_engine(), hybrid=True), load_engine())
     assert np.abs(sink.audio[:-320] - ref[:-320]).max() < 1e-3
     assert np.abs(sink.audio[-320:] - ref[-320:]).max() < 0.1
 
 
 def test_hybrid_packets_round_trip_and_refuse_bad_low_bands(rng):
-    from audiocodec.lowband import layer
+    from audiocodec.stream.lowband import layer
 
     lb = layer(600, 12.0)
     low = rng.standard_normal((3, lb.coefs)) * 0.01
     codes = rng.integers(0, 1024, (6, 3))
-    data = packets.build_audio(5, 960, 7, codes, 0, 11, low=(lb, low))
+    data = packets.build_audio(5, 960, 7, frames_of(codes, low), 0, 11, layer=lb)
     p = packets.parse(data, 11)
-    assert p.kind == packets.AUDIO_LOW and np.array_equal(p.codes, codes) and p.layer is lb
-    assert np.allclose(p.low, lb.dequantize(*lb.quantize(low))) and np.allclose(p.low, low, atol=0.01)
+    assert p.kind == packets.AUDIO_LOW and np.array_equal(codes_of(p.frames), codes) and p.layer is lb
+    got = low_of(p.frames)
+    assert np.allclose(got, lb.dequantize(*lb.quantize(low))) and np.allclose(got, low, atol=0.01)
     body = bytearray(data)
     body[packets.HEADER_SIZE] = 99  # a cutoff of 19.8 kHz, resealed with a valid CRC
     forged = bytes(body[:packets.HEADER.size]) + struct.pack(">I", packets._crc(bytes(body[:packets.HEADER.size]), bytes(body[packets.HEADER_SIZE:]), 11)) + bytes(body[packets.HEADER_SIZE:])
@@ -415,10 +421,8 @@ def test_hybrid_packets_round_trip_and_refuse_bad_low_bands(rng):
 
 
 def test_hybrid_stream_under_loss_keeps_duration(codec, clip):
-    from audiocodec.transport.commands import stream_encoder
-
     sink = ArraySink()
-    r = simulate([clip], stream_encoder(codec, 6, (1400, 15.0)), StreamDecoder(codec), sink,
+    r = simulate([clip], FrameEncoder(codec, mode(12.0, hybrid=True)), FrameDecoder(codec), sink,
                  NetworkModel(loss=0.1, jitter_ms=30, reorder=0.02, seed=1), frames_per_packet=2)
     assert r.stats.lost > 0 and len(sink.audio) == len(clip) and np.all(np.isfinite(sink.audio))
     assert r.stats.frames_decoded + r.stats.frames_concealed == -(-len(clip) // 320)
