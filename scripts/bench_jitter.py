@@ -26,9 +26,12 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from audiocodec.compress import load_engine, n_q_for  # noqa: E402
 from audiocodec.dataset import DEFAULT_ROOT  # noqa: E402
-from audiocodec.transport.commands import quality, run_simulation  # noqa: E402
+from audiocodec.stream.decoder import FrameDecoder  # noqa: E402
+from audiocodec.stream.encoder import FrameEncoder  # noqa: E402
+from audiocodec.stream.engine import load_engine  # noqa: E402
+from audiocodec.stream.modes import mode  # noqa: E402
+from audiocodec.transport.simulate import quality, run_simulation  # noqa: E402
 from audiocodec.transport.link import NetworkModel  # noqa: E402
 from bench_loss import pick_clips  # noqa: E402
 
@@ -47,7 +50,7 @@ def main() -> None:
     torch.set_num_threads(1)
     os.makedirs(a.out, exist_ok=True)
     jitters = [float(x) for x in a.jitters.split(",")]
-    codec, n_q = load_engine().codec, n_q_for(a.bitrate)
+    codec, m = load_engine().codec, mode(a.bitrate)
     clips = pick_clips(a.data, a.clips)
     rows = {b: {j: [] for j in jitters} for b in BUFFERS}  # -> list of (late share, buffer ms, pesq, stoi)
     started = time.time()
@@ -56,7 +59,8 @@ def main() -> None:
         wav = clips[ci][1]
         buffer_ms, adaptive = BUFFERS[name]
         model = NetworkModel(delay_ms=40, jitter_ms=jitter, seed=1000 * ci + int(jitter))
-        decoded, r = run_simulation(codec, n_q, wav, model, buffer_ms=buffer_ms, adaptive=adaptive, timeout=1.0)
+        decoded, r = run_simulation(wav, FrameEncoder(codec, m), FrameDecoder(codec), model, buffer_ms=buffer_ms,
+                                    adaptive=adaptive, timeout=1.0)
         st = r.stats
         depth = float(np.mean(st.buffer_ms_played)) if adaptive else st.buffer_ms
         q = quality(wav, decoded[: len(wav)])

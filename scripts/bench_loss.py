@@ -29,11 +29,13 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.audio import load, save  # noqa: E402
-from audiocodec.compress import load_engine, n_q_for  # noqa: E402
-from audiocodec.lowband import HYBRID_MODES  # noqa: E402
 from audiocodec.dataset import DEFAULT_ROOT, list_clips  # noqa: E402
 from audiocodec.evaluation.baselines import opus_available  # noqa: E402
-from audiocodec.transport.commands import quality, run_simulation, stream_rows  # noqa: E402
+from audiocodec.stream.decoder import FrameDecoder  # noqa: E402
+from audiocodec.stream.encoder import FrameEncoder  # noqa: E402
+from audiocodec.stream.engine import load_engine  # noqa: E402
+from audiocodec.stream.modes import bitrates, mode  # noqa: E402
+from audiocodec.transport.simulate import quality, run_simulation  # noqa: E402
 from audiocodec.transport.link import NetworkModel  # noqa: E402
 
 CURVES = {"random": "codec, random loss", "bursty": "codec, bursty loss (mean burst 3)",
@@ -79,12 +81,14 @@ def main() -> None:
     torch.set_num_threads(1)
     os.makedirs(a.out, exist_ok=True)
     losses = [float(x) / 100 for x in a.losses.split(",")]
-    codec, n_q = load_engine().codec, n_q_for(a.bitrate)
+    codec = load_engine().codec
+    modes = {"neural": mode(a.bitrate)}
     have_opus = opus_available()
     clips = pick_clips(a.data, a.clips)
-    ours = ["random", "bursty", "mute"] + (["hybrid"] if a.bitrate in HYBRID_MODES else [])
+    ours = ["random", "bursty", "mute"] + (["hybrid"] if a.bitrate in bitrates(hybrid=True) else [])
     curves = ours + (["opus"] if have_opus else [])
-    hybrid = stream_rows(a.bitrate, hybrid=True) if "hybrid" in ours else None
+    if "hybrid" in ours:
+        modes["hybrid"] = mode(a.bitrate, hybrid=True)
     # scores[curve][loss] -> list of (pesq, stoi, measured loss, concealed share) over clips
     scores = {c: {l: [] for l in losses} for c in curves}
     runs = [(ci, c, l) for ci in range(len(clips)) for c in ours for l in losses]
@@ -95,9 +99,9 @@ def main() -> None:
             continue
         model = NetworkModel(loss=loss, burst=curve == "bursty", burst_len=3, seed=1000 * ci + int(1000 * loss))
         executed += 1
-        rows, low = hybrid if curve == "hybrid" else (n_q, None)
-        decoded, r = run_simulation(codec, rows, wav, model, a.frames_per_packet, mute=curve == "mute", timeout=1.0,
-                                    low=low)
+        encoder = FrameEncoder(codec, modes["hybrid" if curve == "hybrid" else "neural"])
+        decoded, r = run_simulation(wav, encoder, FrameDecoder(codec, mute=curve == "mute"), model,
+                                    a.frames_per_packet, timeout=1.0)
         if r.stats.ended_by != "end-of-stream":  # every end-of-stream copy lost: length known to the frame only
             timeouts += 1
         else:

@@ -22,15 +22,17 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.audio import load  # noqa: E402
-from audiocodec.compress import compress, decompress, hybrid_layers, load_engine, n_q_for  # noqa: E402
-from audiocodec.lowband import HYBRID_MODES  # noqa: E402
+from audiocodec.compress import compress, decompress  # noqa: E402
+from audiocodec.constants import SAMPLE_RATE  # noqa: E402
+from audiocodec.stream.engine import load_engine  # noqa: E402
+from audiocodec.stream.modes import bitrates, mode  # noqa: E402
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "samples", "speech_male.wav")
 
 
 def low_band_round_trip(wav: np.ndarray, kbps: float) -> np.ndarray:
     """A hybrid mode's waveform layer on its own: encode, decode, and put it in place."""
-    _, layer = hybrid_layers(kbps)
+    layer = mode(kbps, hybrid=True).layer()
     return layer.replace(wav, layer.sent(wav))
 
 
@@ -55,9 +57,9 @@ def main() -> None:
     torch.set_num_threads(1)
 
     engine = load_engine(a.model)
-    codec, n_q = engine.codec, n_q_for(a.kbps)
+    codec, n_q = engine.codec, mode(a.kbps).rows
     wav = load(a.audio)
-    n = int(a.seconds * 16000)
+    n = int(a.seconds * SAMPLE_RATE)
     wav = np.tile(wav, -(-n // len(wav)))[:n].astype(np.float32)
     x = torch.from_numpy(wav)
 
@@ -84,7 +86,7 @@ def main() -> None:
             "  compress": lambda: compress(wav, a.kbps, engine),
             "  decompress": lambda: decompress(data, engine),
         }
-        if a.kbps in HYBRID_MODES:  # the same bitrate as a hybrid mode: neural 3 kbps + the low band
+        if a.kbps in bitrates(hybrid=True):  # the same bitrate as a hybrid mode: a lower neural one + the low band
             hybrid = compress(wav, a.kbps, engine, hybrid=True)
             paths[f"file path, {a.kbps:g} kbps --hybrid: compress + decompress"] = lambda: decompress(
                 compress(wav, a.kbps, engine, hybrid=True), engine)
