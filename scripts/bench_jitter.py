@@ -31,7 +31,8 @@ from audiocodec.stream.decoder import FrameDecoder  # noqa: E402
 from audiocodec.stream.encoder import FrameEncoder  # noqa: E402
 from audiocodec.stream.engine import load_engine  # noqa: E402
 from audiocodec.stream.modes import mode  # noqa: E402
-from audiocodec.transport.simulate import quality, run_simulation  # noqa: E402
+from audiocodec.stream.quality import quality  # noqa: E402
+from audiocodec.transport.simulate import run_simulation  # noqa: E402
 from audiocodec.transport.link import NetworkModel  # noqa: E402
 from bench_loss import pick_clips  # noqa: E402
 

@@ -35,7 +35,8 @@ from audiocodec.stream.decoder import FrameDecoder  # noqa: E402
 from audiocodec.stream.encoder import FrameEncoder  # noqa: E402
 from audiocodec.stream.engine import load_engine  # noqa: E402
 from audiocodec.stream.modes import bitrates, mode  # noqa: E402
-from audiocodec.transport.simulate import quality, run_simulation  # noqa: E402
+from audiocodec.stream.quality import quality  # noqa: E402
+from audiocodec.transport.simulate import run_simulation  # noqa: E402
 from audiocodec.transport.link import NetworkModel  # noqa: E402
 
 CURVES = {"random": "codec, random loss", "bursty": "codec, bursty loss (mean burst 3)",

@@ -7,4 +7,5 @@ packets (``transport/packets.py``) serialise. Importing this package loads nothi
     encoder.py   ``FrameEncoder``: audio -> Frames (the streaming encoder, plus the low band)
     decoder.py   ``FrameDecoder``: Frames (or a lost frame) -> audio, with latent-domain concealment
     lowband.py   the low band's waveform layer (MDCT, quantization, range coding, streaming replacement)
+    quality.py   PESQ-WB and STOI of a decoded stream against its input (network runs and benchmarks)
 """

@@ -10,6 +10,6 @@ loops.
     sender.py    audio -> frames -> encoder -> packets -> socket, paced in real time (or as fast as possible)
     receiver.py  socket -> jitter buffer -> decoder (or concealment) -> audio sink, statistics
     sinks.py     where received audio goes: wav file, raw PCM stream, memory
-    simulate.py  sender, relay and receiver on 127.0.0.1 in one call; the quality of what arrived
+    simulate.py  sender, relay and receiver on 127.0.0.1 in one call
     commands.py  the ``send``, ``receive`` and ``simulate`` subcommands
 """

@@ -16,7 +16,8 @@ from ..commands import add_output_options
 from ..errors import CodecError
 from ..stream import modes
 from .packets import MAX_FRAMES
-from .simulate import quality, run_simulation
+from ..stream.quality import quality
+from .simulate import run_simulation
 
 FMT = argparse.RawDescriptionHelpFormatter
 

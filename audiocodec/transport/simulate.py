@@ -1,5 +1,5 @@
-"""Sender -> lossy relay -> receiver on 127.0.0.1, in one call (threads, real UDP sockets), and the quality of
-what arrived. The encoder and decoder come from the caller (``stream.encoder``/``stream.decoder``). No torch."""
+"""Sender -> lossy relay -> receiver on 127.0.0.1, in one call (threads, real UDP sockets). The encoder and
+decoder come from the caller (``stream.encoder``/``stream.decoder``). No torch."""
 from __future__ import annotations
 
 import socket
@@ -96,10 +96,3 @@ class _Tee:
         for s in self.sinks:
             s.abort()
 
-
-def quality(reference: np.ndarray, decoded: np.ndarray) -> dict:
-    """PESQ-WB and STOI of ``decoded`` against ``reference`` (evaluation/metrics.py); PESQ None without speech."""
-    from ..evaluation.metrics import pesq_wb, stoi
-
-    p = pesq_wb(reference, decoded)
-    return {"pesq_wb": None if np.isnan(p) else p, "stoi": stoi(reference, decoded)}
