@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.audio import load, save  # noqa: E402
+from audiocodec.constants import SAMPLE_RATE  # noqa: E402
 from audiocodec.dataset import DEFAULT_ROOT, list_clips  # noqa: E402
 from audiocodec.evaluation.baselines import opus_available  # noqa: E402
 from audiocodec.stream.decoder import FrameDecoder  # noqa: E402
@@ -49,7 +50,7 @@ def pick_clips(root: str, n: int, min_seconds: float = 2.0) -> list[tuple[str, n
     out = []
     for i in np.linspace(0, len(paths) - 1, 4 * n).astype(int):
         wav = load(paths[i])
-        if len(wav) >= min_seconds * 16000:
+        if len(wav) >= min_seconds * SAMPLE_RATE:
             out.append((paths[i], wav))
         if len(out) == n:
             break
@@ -125,7 +126,7 @@ def main() -> None:
         return float(np.mean(vals)) if vals else float("nan")
 
     result = {"bitrate_kbps": a.bitrate, "frames_per_packet": a.frames_per_packet, "clips": [c[0] for c in clips],
-              "audio_seconds": sum(len(c[1]) for c in clips) / 16000, "run_seconds": round(seconds, 1),
+              "audio_seconds": sum(len(c[1]) for c in clips) / SAMPLE_RATE, "run_seconds": round(seconds, 1),
               "runs_ended_by_timeout": timeouts,
               "curves": {c: {f"{100 * l:g}": {"pesq_wb": mean(c, l, 0), "stoi": mean(c, l, 1),
                                               "measured_loss": mean(c, l, 2)} for l in losses} for c in curves}}
