@@ -180,8 +180,8 @@ def _modes_help() -> str:
     cutoffs = " or ".join(f"{m.low_hz} Hz ({m.kbps:g})" for m in hybrid)
     return (f"bitrate = codebooks x {CODE_BITS} bits x {FRAME_RATE} frames/s: {neural} kbps;\n"
             "entropy coding then saves a little more (see `audiocodec info`).\n\n"
-            f"--hybrid ({modes.choices(True, ' or ')} kbps): {modes.hybrid_text()}: the neural codec carries the spectral\n"
-            f"envelope, and the band below {cutoffs} is sent as a waveform (MDCT, range-coded), which\n"
+            f"--hybrid ({modes.choices(True, ' or ')} kbps): {modes.hybrid_text()}: the neural codec carries the\n"
+            f"spectral envelope, and the band below {cutoffs} is sent as a waveform (MDCT, range-coded), which\n"
             "the autoencoder cannot rebuild exactly: the voice's harmonics. Far better quality per bit\n"
             "(README: results); 20 ms more latency; file format version 2 (send --hybrid streams it).")
 

@@ -36,9 +36,9 @@ class _ChunkWriter:
 
     def add(self, frames: Sequence[Frame], closing: np.ndarray | None = None) -> None:
         """One chunk of frames (and, in the last chunk of a hybrid stream, the low band's ``closing`` frame)."""
-        codes, bits = codes_of(frames), self.engine.codec.cfg.bits_per_code
-        payload = encode_fixed(codes, bits)
-        ranged = self.engine.entropy.encode(codes, self.engine.codec.row_tables(self.mode.rows)) if self.entropy else None
+        codec, codes = self.engine.codec, codes_of(frames)
+        payload = encode_fixed(codes, codec.cfg.bits_per_code)
+        ranged = self.engine.entropy.encode(codes, codec.row_tables(self.mode.rows)) if self.entropy else None
         if ranged is not None and len(ranged) < len(payload):  # range-coded only where that is smaller
             self.chunks.append(encode_chunk(len(frames), ranged, range_coded=True))
             self.used_range = True

@@ -57,7 +57,8 @@ def main() -> None:
     torch.set_num_threads(1)
 
     engine = load_engine(a.model)
-    codec, n_q = engine.codec, mode(a.kbps).rows
+    m = mode(a.kbps)
+    codec, n_q = engine.codec, m.rows
     wav = load(a.audio)
     n = int(a.seconds * SAMPLE_RATE)
     wav = np.tile(wav, -(-n // len(wav)))[:n].astype(np.float32)
@@ -66,7 +67,7 @@ def main() -> None:
     with torch.no_grad():
         batch = codec.as_batch(x)
         z, late = codec.encoder.parts(batch)
-        stages = n_q - codec.sends_pitch(n_q)  # a stream that sends the pitch gives it a row
+        stages = n_q - m.sends_pitch(codec)  # a stream that sends the pitch gives it a row
         codes = codec.quantizer.encode(z, stages, late)
         z_q = codec.quantizer.decode(codes)
         feats = codec.decoder(z_q)
@@ -77,7 +78,7 @@ def main() -> None:
             "decoder backbone (ConvNeXt at 50 Hz)": lambda: codec.decoder(z_q),
             "pitch source + iSTFT head + overlap-add": lambda: codec.synthesize(feats),
         }
-        if codec.sends_pitch(n_q):
+        if m.sends_pitch(codec):
             parts["pitch tracker (sender, model/pitch.py)"] = lambda: codec.pitch_symbols(batch)
         data = compress(wav, a.kbps, engine)
         paths = {

@@ -8,8 +8,8 @@ own units), of which only the first ``cutoff_hz / 25`` coefficients are kept. Th
 ``BAND`` coefficients (200 Hz); each band gets a scale (its RMS, in 3 dB steps) and is quantized with a
 uniform step set so that the quantization noise sits ``snr_db`` under the band's level -- the noise follows
 the spectrum, as a perceptual coder's would. Scales and coefficients are range coded (constriction) with
-fixed Laplace models, so nothing but the cutoff and SNR travel beside them (the hybrid modes: ``modes.py``). A band more than 84 dB under full scale
-is sent as silent (its scale alone).
+fixed Laplace models, so nothing but the cutoff and SNR travel beside them (the hybrid modes: ``modes.py``).
+A band more than 84 dB under full scale is sent as silent (its scale alone).
 
 The receiver replaces the same MDCT coefficients of the neural output with these, so the two layers
 meet at the cutoff without a crossover filter: ``y + imdct(sent - mdct(y))`` on those coefficients. The

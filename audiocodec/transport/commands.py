@@ -9,14 +9,12 @@ import os
 import socket
 import sys
 
-import numpy as np
-
 from .. import audio
 from ..commands import add_output_options
 from ..errors import CodecError
 from ..stream import modes
-from .packets import MAX_FRAMES
 from ..stream.quality import quality
+from .packets import MAX_FRAMES
 from .simulate import run_simulation
 
 FMT = argparse.RawDescriptionHelpFormatter

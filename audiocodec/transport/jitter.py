@@ -15,7 +15,7 @@ import numpy as np
 
 from ..constants import FRAME, SAMPLE_RATE
 from ..stream.frames import Frame
-from .packets import AUDIO, END, REASONS, UDP_IP_OVERHEAD, Packet, unwrap
+from .packets import END, REASONS, UDP_IP_OVERHEAD, Packet, unwrap
 
 JOIN_WINDOW = 50        # a stream first heard within 1 s of its start is played from its first sample
 MAX_AHEAD = 3000        # frames (60 s) a packet may be ahead of playout before it is refused
