@@ -22,19 +22,19 @@ class FrameEncoder:
         self.mode, self.tag = mode, model_tag(codec.model_id)
         self.neural = StreamingEncoder(codec, mode.rows)
         self.low_band = mode.layer()
-        self.low = LowBandEncoder(self.low_band) if self.low_band else None
+        self.low = LowBandEncoder(self.low_band) if self.low_band is not None else None
         self.waiting: list[np.ndarray] = []  # low-band rows (coefs,) whose frame's codes are not out yet
         self.closing: np.ndarray | None = None
 
     def push(self, samples: np.ndarray) -> list[Frame]:
         """audio (T,) float32 -> the frames it completes."""
-        if self.low:
+        if self.low is not None:
             self.waiting.extend(self.low.push(samples))
         return self._frames(self.neural.push(samples))
 
     def flush(self) -> list[Frame]:
         """The end of the input (its last partial frame zero-padded) -> the frames still held."""
-        if self.low:
+        if self.low is not None:
             self.waiting.extend(self.low.flush())
         frames = self._frames(self.neural.flush())
         if self.waiting:
@@ -43,7 +43,7 @@ class FrameEncoder:
 
     def _frames(self, codes: np.ndarray) -> list[Frame]:
         """codes (rows, n) -> frames, each with its low band (the oldest waiting rows)."""
-        if not self.low:
+        if self.low is None:
             return frames_of(codes)
         n = codes.shape[1]
         rows, self.waiting = self.waiting[:n], self.waiting[n:]

@@ -4,13 +4,14 @@ A mode is ``rows`` rows of 10-bit codes per frame (0.5 kbps a row) and, in a hyb
 ``low_hz`` sent as a waveform at ``low_snr_db`` (``lowband.py``). Whether the first row is the pitch the model
 decides (``Codec.sends_pitch``: streams of at least ``cfg.pitch_from`` rows). The hybrid modes were chosen on
 the 60 benchmark clips (docs/training-log.md): the most PESQ-WB within the nominal total. Adding a mode is
-adding a line to ``MODES``. No torch."""
+adding a line to ``MODES``. No torch (numpy, for the low band)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..constants import CODE_BITS, FRAME_RATE
 from ..errors import CodecError
+from .lowband import LowBand, layer
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,8 @@ class Mode:
         """Whether the first row is the sender's pitch (the model's ``pitch_from`` decides)."""
         return codec.sends_pitch(self.rows)
 
-    def layer(self):
+    def layer(self) -> LowBand | None:
         """The low band's ``LowBand`` (shared), or None for a neural-only mode."""
-        from .lowband import layer
-
         return layer(self.low_hz, float(self.low_snr_db)) if self.hybrid else None
 
 
