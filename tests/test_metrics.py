@@ -29,7 +29,8 @@ def test_identical_signals_score_perfectly(speech):
 
 def test_noise_lowers_every_metric(speech, rng):
     clean = M.all_metrics(speech, speech, which=FAST)
-    mild, strong = M.all_metrics(speech, _noisy(speech, 20, rng), which=FAST), M.all_metrics(speech, _noisy(speech, 0, rng), which=FAST)
+    mild = M.all_metrics(speech, _noisy(speech, 20, rng), which=FAST)
+    strong = M.all_metrics(speech, _noisy(speech, 0, rng), which=FAST)
     assert abs(mild["si_sdr"] - 20) < 0.5 and abs(strong["si_sdr"]) < 0.5  # SI-SDR of additive white noise = SNR
     for m in ("pesq_wb", "stoi", "estoi", "si_sdr"):
         assert clean[m] > mild[m] > strong[m], m

@@ -7,7 +7,8 @@ from __future__ import annotations
 import csv
 import os
 
-DEFAULT_ROOT = os.environ.get("AUDIOCODEC_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "speech"))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_ROOT = os.environ.get("AUDIOCODEC_DATA", os.path.join(os.path.dirname(REPO), "shared", "data", "speech"))
 
 
 def manifest_rows(root: str = DEFAULT_ROOT, split: str = "train") -> list[dict]:

@@ -177,7 +177,8 @@ def align(ref, deg, delay: int) -> tuple[np.ndarray, np.ndarray]:
 
 def all_metrics(ref, deg, sr: int = SAMPLE_RATE, which=METRICS) -> dict[str, float]:
     """Every metric in ``which`` for one (reference, degraded) pair."""
-    fns = {"pesq_wb": lambda: pesq_wb(ref, deg, sr), "visqol": lambda: visqol(ref, deg, sr), "stoi": lambda: stoi(ref, deg, sr), "estoi": lambda: estoi(ref, deg, sr),
+    fns = {"pesq_wb": lambda: pesq_wb(ref, deg, sr), "visqol": lambda: visqol(ref, deg, sr),
+           "stoi": lambda: stoi(ref, deg, sr), "estoi": lambda: estoi(ref, deg, sr),
            "si_sdr": lambda: si_sdr(ref, deg), "mel_distance": lambda: mel_distance(ref, deg, sr)}
     return {m: fns[m]() for m in which}
 

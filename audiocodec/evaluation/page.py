@@ -21,7 +21,7 @@ table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;paddin
 td:first-child,th:first-child{text-align:left}tr.neural td{background:#fff3f0}
 .grid{display:flex;flex-wrap:wrap;gap:10px}.card{border:1px solid #ddd;padding:6px;width:350px;font-size:12px}
 .card img{width:100%;display:block}.card audio{width:100%;height:32px}code{background:#f4f4f4}
-table.ab td{vertical-align:top;text-align:left}table.ab .card{border:0;padding:0;width:300px}
+table.ab td,table.ab th{vertical-align:top;text-align:left}table.ab .card{border:0;padding:0;width:240px}
 #load-status{color:#888;font-size:11px}"""
 
 JS = """<script>

@@ -70,8 +70,8 @@ def paired_rows(old: dict, new: dict, metrics=PAIRED_METRICS) -> list[list[str]]
     for codec in dict.fromkeys(r["codec"] for r in new["rows"]):
         pairs = [(before[(r["clip"], codec)], r) for r in new["rows"] if r["codec"] == codec and (r["clip"], codec) in before]
         if pairs:
-            out.append([codec, str(len(pairs))] + [_paired(_scores([p[0] for p in pairs], m), _scores([p[1] for p in pairs], m))
-                                                   for m in metrics])
+            was, now = [p[0] for p in pairs], [p[1] for p in pairs]
+            out.append([codec, str(len(pairs))] + [_paired(_scores(was, m), _scores(now, m)) for m in metrics])
     return out
 
 
@@ -84,8 +84,8 @@ def versus_rows(results: dict, pairs: list[tuple[str, str]], metrics=PAIRED_METR
     for codec, ref in pairs:
         both = [c for c in clips if (c, codec) in by and (c, ref) in by]
         if both:
-            out.append([codec, ref] + [_paired(_scores([by[(c, ref)] for c in both], m), _scores([by[(c, codec)] for c in both], m))
-                                       for m in metrics])
+            theirs, ours = [by[(c, ref)] for c in both], [by[(c, codec)] for c in both]
+            out.append([codec, ref] + [_paired(_scores(theirs, m), _scores(ours, m)) for m in metrics])
     return out
 
 
