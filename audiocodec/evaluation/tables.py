@@ -26,7 +26,7 @@ def describe_model(info: dict) -> str:
     if info.get("export_step") is not None:
         said.append(f"exported at step {info['export_step']:,} of its training run")
     if info.get("averaging"):
-        said.append(f"{info['averaging']} weights")
+        said.append(f"weights: {info['averaging']}")
     if info.get("trained_on"):
         said.append(f"trained on {info['trained_on']}")
     if "entropy_model" in info:
