@@ -7,11 +7,11 @@
         --compare reports/benchmark/results.json              # a candidate against the shipped model, clip by clip
     python scripts/benchmark.py --held-out 1 --clips 200 ...  # the same on 200 clips outside the reported 60
 
-Per codec: actual kbps (payload bits of real encoder output / seconds), PESQ-WB, STOI, ESTOI, SI-SDR,
-log-mel distance, and the encode+decode real-time factor on ONE thread. Writes OUT/benchmark.md,
-OUT/rd.png (PESQ-WB and STOI vs kbps) and OUT/results.json (read by scripts/make_figures.py).
+Per codec: actual kbps (payload bits of real encoder output / seconds), PESQ-WB, ViSQOL, STOI, ESTOI,
+SI-SDR, log-mel distance, and the encode+decode real-time factor on ONE thread. Writes OUT/benchmark.md,
+OUT/rd.png (PESQ-WB, ViSQOL and STOI vs kbps) and OUT/results.json (read by scripts/make_figures.py).
 benchmark.md also has the targets' head-to-head comparisons clip by clip (1.5 kbps against Codec2, 6 and 12
-against Opus at the same rate) and PESQ-WB per source folder (the test split's speechocean762 and
+against Opus at the same rate) and PESQ-WB and ViSQOL per source folder (the test split's speechocean762 and
 Speech Commands clips); with --compare, the change against an earlier results.json, clip by clip.
 The work is done by audiocodec.evaluation (the same code as `audiocodec evaluate`)."""
 from __future__ import annotations
@@ -29,10 +29,14 @@ import torch  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from audiocodec.errors import CodecError  # noqa: E402
-from audiocodec.evaluation.codecs import make_codecs, parse_list  # noqa: E402
-from audiocodec.evaluation.plots import rd_plot  # noqa: E402
-from audiocodec.evaluation.report import (model_info, paired_rows, source_rows, summary_rows, versus_rows,  # noqa: E402
-                                          write_json)
+from audiocodec.evaluation.codecs import FAMILIES, make_codecs  # noqa: E402
+from audiocodec.evaluation.metrics import LABELS, METRICS  # noqa: E402
+from audiocodec.evaluation.options import parse_list  # noqa: E402
+from audiocodec.evaluation.plots import rd_panels, rd_plot  # noqa: E402
+from audiocodec.evaluation.product import model_info  # noqa: E402
+from audiocodec.evaluation.report import write_json  # noqa: E402
+from audiocodec.evaluation.tables import (PAIRED_METRICS, describe_model, paired_rows, source_rows,  # noqa: E402
+                                          summary_rows, versus_rows)
 from audiocodec.evaluation.runner import (REPORTED_CLIPS, collect_inputs, evaluate, fixed_test_clips,  # noqa: E402
                                           held_out_clips)
 
@@ -59,18 +63,18 @@ def md_table(rows: list[list[str]]) -> list[str]:
 
 
 def markdown(results: dict, clip_desc: str) -> str:
-    rows = summary_rows(results["summary"])
-    m = results["model"]
+    rows = summary_rows(results["summary"], results["metrics"])
     lines = [f"# Benchmark ({results['created']})", "",
              f"- clips: {clip_desc}: {len(results['clips'])} clips, {sum(c['duration_s'] for c in results['clips']):.1f} s",
-             f"- model: `{m['model_id']}` ({m['weights']}, {m['steps']} training steps, "
-             f"entropy model {'on' if m['entropy_model'] else 'off'})",
+             f"- {describe_model(results['model'])}",
              f"- CPU: {cpu_name()}, torch {torch.__version__}, 1 thread", "", *md_table(rows)]
     lines += ["", "**actual kbps**: payload bits of the real encoder output / seconds of audio (neural: range-coded "
               ".acdc chunks without the 40-byte header and 12-byte chunk headers; Opus: audio packets without Ogg "
               "pages and header packets; Codec2: headerless bit file; PCA: packed indices). **file kbps**: whole files. "
-              "Metrics: means over clips; PESQ-WB skips clips where it detects no speech (it scored "
-              f"{min(s['pesq_wb_n'] for s in results['summary'])} of {len(results['clips'])} clips), computed after removing "
+              "Metrics: means over clips; PESQ-WB and ViSQOL skip clips where they detect no speech (PESQ-WB scored "
+              f"{min(s.get('pesq_wb_n', 0) for s in results['summary'])} of {len(results['clips'])} clips); ViSQOL is v3 in speech "
+              "mode with its lattice MOS mapper (the reference implementation's default), which scores clean speech "
+              "against itself about 4 to 4.7, not 5. All computed after removing "
               "each codec's constant delay (**delay ms**: the neural codec's is 0 by construction; for the others, the lag "
               "that best aligns the codec's first 5 clips, found on the log-mel envelope and refined on the waveform). "
               "**RTF**: (encode + decode seconds) / audio seconds on one thread; Opus and Codec2 include starting "
@@ -94,6 +98,7 @@ def main() -> int:
     ap.add_argument("--model", help="weights file (default: the shipped model)")
     ap.add_argument("--out", default="reports/benchmark", help="output folder (default reports/benchmark)")
     ap.add_argument("--compare", metavar="RESULTS_JSON", help="an earlier run's results.json: add the change, clip by clip")
+    ap.add_argument("--metrics", default=",".join(METRICS), help=f"which judges to run (default all: {','.join(METRICS)})")
     args = ap.parse_args()
     if args.held_out and args.inputs:
         raise CodecError("--held-out draws clips of the test split: give it no clips or folders")
@@ -112,26 +117,29 @@ def main() -> int:
         paths, desc = fixed_test_clips(args.clips, seed), f"shared test split, fixed subset (seed {seed})"
     if args.limit:
         paths = paths[:args.limit]
+    which = parse_list(args.metrics, "--metrics", allowed=METRICS) or list(METRICS)
     codecs = make_codecs(parse_list(args.bitrates, "--bitrates", cast=float),
-                         parse_list(args.against, "--against", allowed=("hybrid", "opus", "codec2", "pca")), weights=args.model,
+                         parse_list(args.against, "--against", allowed=FAMILIES[1:]), weights=args.model,
                          warn=lambda msg: print(msg, file=sys.stderr))
-    results = evaluate(paths, codecs)
+    results = evaluate(paths, codecs, which=which)
     results["model"] = model_info(args.model)
     results["created"] = datetime.datetime.now().isoformat(timespec="seconds")
     results["clip_set"] = desc
     os.makedirs(args.out, exist_ok=True)
     write_json(results, os.path.join(args.out, "results.json"))
-    rd_plot(results["summary"], os.path.join(args.out, "rd.png"), metrics=("pesq_wb", "stoi"))
+    rd_plot(results["summary"], os.path.join(args.out, "rd.png"), metrics=rd_panels(which))
     text = markdown(results, desc)
+    judges = [m for m in PAIRED_METRICS if m in which]
     tables = [("Head to head, clip by clip (the codec's mean, and its lead over the other ± standard error)",
-               versus_rows(results, HEAD_TO_HEAD)), ("PESQ-WB by source folder", source_rows(results))]
+               versus_rows(results, HEAD_TO_HEAD, judges))]
+    tables += [(f"{LABELS[m]} by source folder", source_rows(results, m)) for m in ("pesq_wb", "visqol") if m in which]
     for title, rows in tables:
         if len(rows) > 1 and len(rows[0]) > 2:
             text += "\n".join([f"## {title}", "", *md_table(rows)]) + "\n\n"
     if args.compare:
         with open(args.compare) as f:
             old = json.load(f)
-        rows = paired_rows(old, results)
+        rows = paired_rows(old, results, judges)
         before = old.get("model", {}).get("model_id", "?")
         text += "\n".join(["", f"## Against an earlier run (`{args.compare}`, model `{before}`), clip by clip", "",
                            *md_table(rows)]) + "\n"

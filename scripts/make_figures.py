@@ -11,7 +11,7 @@ Figures (all measured with audiocodec/weights/default.safetensors and audiocodec
   codebooks.png         code usage per RVQ stage (sorted histogram) and the entropy of each stage in bits
   rvq_stages.png        latent error and audio distortion vs number of codebooks (each stage adds 0.5 kbps)
   rate_distortion.png   PESQ-WB and STOI vs actual kbps: neural, PCA, Opus, Codec2
-and figures.json with the numbers quoted in the text (model steps, entropies, ...)."""
+and figures.json with the numbers quoted in the text (the model's metadata, entropies, ...)."""
 from __future__ import annotations
 
 import argparse
@@ -32,7 +32,7 @@ from audiocodec.evaluation import metrics as M  # noqa: E402
 from audiocodec.evaluation.codecs import make_codecs  # noqa: E402
 from audiocodec.evaluation.pca import load_pca  # noqa: E402
 from audiocodec.evaluation.plots import _plt, rd_plot  # noqa: E402
-from audiocodec.evaluation.report import model_info  # noqa: E402
+from audiocodec.evaluation.product import model_info  # noqa: E402
 from audiocodec.evaluation.runner import evaluate, fixed_test_clips  # noqa: E402
 from audiocodec.errors import CodecError  # noqa: E402
 
@@ -224,9 +224,9 @@ def main() -> int:
         with open(args.results) as f:
             results = json.load(f)
     else:
-        results = evaluate(paths, make_codecs(warn=lambda m: print(m, file=sys.stderr)))
+        results = evaluate(paths, make_codecs(warn=lambda m: print(m, file=sys.stderr)), which=("pesq_wb", "stoi"))
     rd_plot(results["summary"], os.path.join(args.out, "rate_distortion.png"), metrics=("pesq_wb", "stoi"),
-            title=f"{len(results['clips'])} test clips; model {info['model']['model_id']} ({info['model']['steps']} steps)", dpi=DPI)
+            title=f"{len(results['clips'])} test clips; model {info['model']['model_id']}", dpi=DPI)
     info["rd_summary"] = [{k: s[k] for k in ("codec", "nominal_kbps", "kbps", "pesq_wb", "stoi", "rtf")} for s in results["summary"]]
     info["rd_clips"] = len(results["clips"])
     with open(os.path.join(args.out, "figures.json"), "w") as f:

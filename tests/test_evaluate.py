@@ -16,19 +16,21 @@ from .conftest import ROOT, SAMPLES
 
 CLIPS = [os.path.join(SAMPLES, "command_bed.wav"), os.path.join(SAMPLES, "speech_male.wav")]
 CHROMIUM = "/usr/bin/chromium"
+NO_VISQOL = "pesq_wb,stoi,estoi,si_sdr,mel_distance"  # ViSQOL is scored on one short clip only (test_visqol_in_every_output)
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("report"))
-    assert main(["evaluate", *CLIPS, "--bitrates", "1.5,6", "--against", "opus,codec2,pca", "--report", out, "-q"]) == 0
+    assert main(["evaluate", *CLIPS, "--bitrates", "1.5,6", "--against", "hybrid,opus,codec2,pca", "--metrics", NO_VISQOL,
+                 "--report", out, "-q"]) == 0
     return out
 
 
 def test_evaluate_writes_consistent_json_csv_html(report):
     res = json.load(open(os.path.join(report, "results.json")))
     names = res["codecs"]
-    assert names[:2] == ["neural-1.5", "neural-6"] and "pca-1.5" in names and "pca-6" in names
+    assert names[:4] == ["neural-1.5", "neural-6", "hybrid-6", "hybrid-12"] and "pca-1.5" in names and "pca-6" in names
     if shutil.which("opusenc"):
         assert "opus-6" in names and "opus-16" in names
     if shutil.which("c2enc"):
@@ -44,13 +46,14 @@ def test_evaluate_writes_consistent_json_csv_html(report):
             assert r["delay_ms"] < 1
         if r["family"] == "codec2":
             assert 10 < r["delay_ms"] < 40
-        if r["family"] == "neural":  # known by construction, not estimated
+        if r["family"] in ("neural", "hybrid"):  # known by construction, not estimated
             assert r["delay_ms"] == 0
     neural = {s["codec"]: s for s in res["summary"] if s["family"] == "neural"}
     # entropy coding never spends more than the fixed rate (plus a byte of range-coder flush per chunk)
     assert neural["neural-1.5"]["kbps"] <= 1.5 * 1.05 and neural["neural-6"]["kbps"] <= 6 * 1.05
     assert neural["neural-1.5"]["kbps"] < neural["neural-6"]["kbps"]
-    assert res["model"]["model_id"] and "steps" in res["model"]
+    assert res["model"]["model_id"] and res["model"]["export_step"] > 0  # what the weights' metadata says
+    assert res["metrics"] == NO_VISQOL.split(",") and all("visqol" not in r for r in res["rows"])
 
     rows = list(csv.DictReader(open(os.path.join(report, "results.csv"))))
     assert len(rows) == len(res["rows"]) and float(rows[0]["kbps"]) == pytest.approx(res["rows"][0]["kbps"], rel=1e-5)
@@ -58,9 +61,47 @@ def test_evaluate_writes_consistent_json_csv_html(report):
     page = open(os.path.join(report, "index.html")).read()
     srcs = re.findall(r"src='([^']+)'", page)
     assert "rd.png" in srcs
-    assert page.count("<audio") == 2 * (len(names) + 1)
+    ab, listen = page.split("<h2>Listen and look")
+    assert page.count("<audio") - ab.count("<audio") == 2 * (len(names) + 1)
+    assert "3000 training steps" not in page and "exported at step" in page
     for src in srcs:  # every image and audio file the page refers to exists
         assert os.path.getsize(os.path.join(report, src)) > 0, src
+
+
+def test_report_has_an_ab_listening_table(report):
+    """Per clip: the original once, then this codec (plain and hybrid) and Opus at each of its bitrates."""
+    res = json.load(open(os.path.join(report, "results.json")))
+    page = open(os.path.join(report, "index.html")).read()
+    ab = page[page.index("<h2 id='ab'>"):page.index("<h2>Listen and look")]
+    tables = re.findall(r"<h3>([^ ]+) .*?</h3><table class='ab'>(.*?)</table>", ab, re.S)
+    assert [name for name, _ in tables] == [c["name"] for c in res["clips"]]  # both clips (up to page.AB_CLIPS)
+    opus = shutil.which("opusenc") is not None
+    for name, table in tables:
+        players = re.findall(rf"<audio [^>]*src='clips/{name}/([^']+)\.wav'", table)
+        expected = ["original", "neural-1.5", "neural-6", "hybrid-6"] + ["opus-6"] * opus + ["hybrid-12"] + ["opus-12"] * opus
+        assert sorted(players) == sorted(expected), players
+        assert [int(r) if r.isdigit() else float(r) for r in re.findall(r"<tr><td>([0-9.]+)</td>", table)] == [1.5, 6, 12]
+        assert table.count("<img ") == len(players)  # each player with its spectrogram
+
+
+def test_visqol_in_every_output(tmp_path):
+    out = tmp_path / "r"
+    assert main(["evaluate", CLIPS[0], "--bitrates", "3", "--against", "none", "--metrics", "visqol,pesq_wb",
+                 "--report", str(out), "-q"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["metrics"] == ["visqol", "pesq_wb"] and 1.0 <= res["rows"][0]["visqol"] <= 5.0
+    assert res["summary"][0]["visqol_n"] == 1
+    assert float(next(csv.DictReader(open(out / "results.csv")))["visqol"]) == pytest.approx(res["rows"][0]["visqol"], rel=1e-5)
+    assert "<th>ViSQOL</th>" in (out / "index.html").read_text()
+
+
+def test_progress_in_a_log_is_a_line_per_clip(tmp_path):
+    """Not a terminal: no tqdm redraws (carriage returns) in a redirected log, one line per clip instead."""
+    r = subprocess.run([sys.executable, "-m", "audiocodec", "evaluate", CLIPS[0], CLIPS[0], "--bitrates", "3", "--against", "pca",
+                        "--metrics", "stoi", "--report", str(tmp_path / "r")],
+                       capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr and r.stderr.count("evaluated clip") == 2, r.stderr
 
 
 def test_encode_latents(tmp_path):
@@ -101,7 +142,7 @@ def test_benchmark_script(tmp_path):
     subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "benchmark.py"), CLIPS[0], "--bitrates", "3",
                     "--against", "pca", "--out", str(out)], check=True, env=env, capture_output=True)
     md = (out / "benchmark.md").read_text()
-    assert "| neural-3 |" in md and "| pca-3 |" in md and "1 thread" in md
+    assert "| neural-3 |" in md and "| pca-3 |" in md and "1 thread" in md and "| ViSQOL |" in md
     assert (out / "rd.png").stat().st_size > 1000
     assert len(json.loads((out / "results.json").read_text())["rows"]) == 2
     again = tmp_path / "again"  # the same run compared with itself, clip by clip: no change
@@ -119,7 +160,7 @@ def test_benchmark_held_out_refuses_what_it_would_ignore(extra, message):
 
 
 def test_paired_rows_show_the_change_per_codec():
-    from audiocodec.evaluation.report import paired_rows
+    from audiocodec.evaluation.tables import paired_rows
 
     old = {"rows": [{"clip": c, "codec": "neural-6", "pesq_wb": p} for c, p in (("a", 2.0), ("b", 3.0), ("c", 1.0))]}
     new = {"rows": [{"clip": c, "codec": "neural-6", "pesq_wb": p} for c, p in (("a", 2.1), ("b", 3.3), ("d", 9.0))]}
@@ -128,7 +169,7 @@ def test_paired_rows_show_the_change_per_codec():
 
 
 def test_versus_rows_give_each_codec_its_lead_clip_by_clip():
-    from audiocodec.evaluation.report import versus_rows
+    from audiocodec.evaluation.tables import versus_rows
 
     scores = {"neural-6": (2.0, 3.0, 1.0), "opus-6": (1.5, 3.1, 0.6)}
     res = {"rows": [{"clip": c, "codec": k, "pesq_wb": v[i]} for k, v in scores.items() for i, c in enumerate("abc")]}
@@ -137,7 +178,7 @@ def test_versus_rows_give_each_codec_its_lead_clip_by_clip():
 
 
 def test_source_rows_split_the_clips_by_their_folder():
-    from audiocodec.evaluation.report import source_rows
+    from audiocodec.evaluation.tables import source_rows
 
     clips = [{"name": n, "path": f"/data/test/{src}/spk/{n}.flac"} for n, src in (("a", "read"), ("b", "read"), ("c", "words"))]
     res = {"clips": clips, "rows": [{"clip": n, "codec": "neural-6", "pesq_wb": p} for n, p in (("a", 2.0), ("b", 3.0), ("c", 1.0))]}
@@ -186,16 +227,16 @@ def test_silence_gives_null_pesq_and_strict_json(tmp_path):
     text = (out / "results.json").read_text()
     assert "NaN" not in text
     res = json.loads(text)
-    assert all(r["pesq_wb"] is None for r in res["rows"]) and res["summary"][0]["pesq_wb_n"] == 0
+    assert all(r["pesq_wb"] is None and r["visqol"] is None for r in res["rows"]) and res["summary"][0]["pesq_wb_n"] == 0
     assert "n/a" in (out / "index.html").read_text()
 
 
 def test_held_out_blocks_avoid_the_reported_clips_and_each_other(monkeypatch):
-    from audiocodec import dataset
     from audiocodec.errors import CodecError
+    from audiocodec.evaluation import corpus
     from audiocodec.evaluation.runner import REPORTED_CLIPS, fixed_test_clips, held_out_clips
 
-    monkeypatch.setattr(dataset, "list_clips", lambda split="test": [f"clip{i:03d}.wav" for i in range(300)])
+    monkeypatch.setattr(corpus, "list_clips", lambda split="test": [f"clip{i:03d}.wav" for i in range(300)])
     reported = set(fixed_test_clips(REPORTED_CLIPS))
     blocks = [held_out_clips(100, b) for b in (1, 2)]
     assert all(len(b) == len(set(b)) == 100 and not reported & set(b) for b in blocks)

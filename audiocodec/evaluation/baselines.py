@@ -15,8 +15,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from ..audio import SAMPLE_RATE
 from ..errors import CodecError
-from .codecs import SAMPLE_RATE, Codec, Coded, fit_length
+from .base import CodecUnderTest, Coded, fit_length
 from .ogg import opus_payload_bytes
 
 OPUS_KBPS = (6.0, 8.0, 12.0, 16.0)
@@ -44,7 +45,7 @@ def _int16(wav: np.ndarray) -> np.ndarray:
     return (np.clip(wav, -1.0, 1.0) * 32767.0).round().astype(np.int16)
 
 
-class OpusCodec(Codec):
+class OpusCodec(CodecUnderTest):
     """``opusenc --bitrate K`` (VBR, 20 ms frames) and ``opusdec --rate 16000``."""
     family = "opus"
 
@@ -67,7 +68,7 @@ class OpusCodec(Codec):
         return Coded(fit_length(decoded, len(wav)), opus_payload_bytes(data), len(data), t1 - t0, t2 - t1)
 
 
-class Codec2Codec(Codec):
+class Codec2Codec(CodecUnderTest):
     """Codec2 (an 8 kHz vocoder): resample to 8 kHz (soxr), ``c2enc MODE``, ``c2dec MODE``, back to 16 kHz.
 
     ``nominal_kbps`` is the mode / 1000; the payload is the headerless bit file (the input is padded to

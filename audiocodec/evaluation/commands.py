@@ -5,8 +5,9 @@ import argparse
 import os
 import sys
 
-from ..commands import add_output_options
 from ..errors import CodecError
+from .metrics import METRICS
+from .options import add_output_options, parse_list
 
 EVALUATE_EPILOG = """examples:
   audiocodec evaluate samples/ --report reports/samples
@@ -14,10 +15,11 @@ EVALUATE_EPILOG = """examples:
   audiocodec evaluate ../shared/data/speech/test --bitrates 6 --against pca --show 3 --report /tmp/eval
 
 what it writes in OUT/:
-  index.html      rate-distortion plot, summary table, per clip spectrograms + <audio> players
+  index.html      rate-distortion plot, summary table, A/B listening table (original, this codec and Opus
+                  at the same bitrates), per clip spectrograms + <audio> players
   results.json    every number (per clip and codec, and per-codec summaries)
   results.csv     one row per clip and codec
-  rd.png          PESQ-WB and STOI vs actual kbps for every codec
+  rd.png          PESQ-WB, ViSQOL and STOI vs actual kbps for every codec
   clips/NAME/     original.wav/.png and CODEC.wav/.png for the first --show clips
 
 Bitrates are measured, not nominal: bits of codec payload / seconds of audio (the neural codec through
@@ -39,24 +41,19 @@ OUT is a NumPy .npz archive (np.load(OUT)), written under exactly the name given
   frame_rate   50.0, sample_rate 16000, num_samples, kbps, model_id"""
 
 
-def _floats(text: str) -> list[float]:
-    from .codecs import parse_list
-
-    return parse_list(text, "--bitrates", cast=float)
-
-
 def cmd_evaluate(args) -> int:
-    from ..compress import n_q_for
-    from .codecs import FAMILIES, make_codecs, parse_list
-    from .report import model_info, run_report
+    from . import product
+    from .codecs import FAMILIES, make_codecs
+    from .report import run_report
     from .runner import collect_inputs
 
     import torch
 
     torch.set_num_threads(1)  # the RTF column is single-threaded, as in scripts/benchmark.py
-    bitrates = _floats(args.bitrates)
+    bitrates = parse_list(args.bitrates, "--bitrates", cast=float)
     for k in bitrates:
-        n_q_for(k)
+        product.check_bitrate(k)
+    which = parse_list(args.metrics, "--metrics", allowed=METRICS) or list(METRICS)
     against = parse_list(args.against, "--against", allowed=FAMILIES[1:]) if args.against.strip().lower() != "none" else []
     paths = collect_inputs(args.inputs)
     if args.limit:
@@ -64,12 +61,12 @@ def cmd_evaluate(args) -> int:
     if os.path.exists(args.report) and not os.path.isdir(args.report):
         raise CodecError(f"{args.report}: exists and is not a folder")
     codecs = make_codecs(bitrates, against, weights=args.model, warn=lambda m: print(m, file=sys.stderr))
-    results = run_report(paths, codecs, args.report, max_clips=args.show, model=model_info(args.model),
-                         progress=not args.quiet)
+    results = run_report(paths, codecs, args.report, max_clips=args.show, model=product.model_info(args.model),
+                         progress=not args.quiet, which=which)
     if not args.quiet:
-        from .report import summary_rows
+        from .tables import summary_rows
 
-        rows = summary_rows(results["summary"])
+        rows = summary_rows(results["summary"], which)
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
             print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
@@ -96,7 +93,7 @@ def add_commands(sub) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser("evaluate", help="measure the codec against Opus/Codec2/PCA -> HTML report", formatter_class=fmt,
                        description="Run the neural codec at each bitrate, and the reference codecs, on audio clips; "
-                                   "measure actual kbps, PESQ-WB, STOI, ESTOI, SI-SDR and log-mel distance; write a report.",
+                                   "measure actual kbps, PESQ-WB, ViSQOL, STOI, ESTOI, SI-SDR and log-mel distance; write a report.",
                        epilog=EVALUATE_EPILOG)
     p.add_argument("inputs", nargs="+", metavar="DIR_OR_FILE", help="audio files, or folders searched recursively")
     p.add_argument("--report", required=True, metavar="OUT", help="folder to write index.html, results.json/.csv and media into")
@@ -104,6 +101,8 @@ def add_commands(sub) -> None:
     p.add_argument("--against", default="hybrid,opus,codec2,pca",
                    help="other codecs: any of hybrid (this codec's hybrid modes, compress --hybrid), opus, codec2, pca, "
                         "or none (default all)")
+    p.add_argument("--metrics", default=",".join(METRICS), metavar="LIST",
+                   help=f"which judges to run (default all: {','.join(METRICS)}); ViSQOL takes about 0.3 s per second of audio")
     p.add_argument("--show", type=int, default=5, metavar="N", help="clips with players and spectrograms on the page (default 5)")
     p.add_argument("--limit", type=int, default=0, metavar="N", help="use only the first N clips")
     p.add_argument("--model", help="weights file (default: the shipped model)")

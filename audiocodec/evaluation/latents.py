@@ -15,10 +15,10 @@ from .. import audio
 
 def encode_latents(wav: np.ndarray, kbps: float = 6.0, weights: str | None = None) -> dict[str, np.ndarray]:
     """float32 mono 16 kHz -> {'latents' (128, frames) float32, 'codes' (n_q, frames) int16, metadata}."""
-    from ..compress import load_engine, n_q_for
+    from . import product
 
-    n_q = n_q_for(kbps)
-    codec = load_engine(weights).codec
+    n_q = product.n_q(kbps)
+    codec = product.engine(weights).codec
     x = torch.from_numpy(np.asarray(wav, dtype=np.float32))
     latents = codec.encode_latents(x)[0].cpu().numpy().astype(np.float32)
     codes = codec.encode(x, n_q)[0].cpu().numpy().astype(np.int16)

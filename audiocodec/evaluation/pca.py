@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..audio import SAMPLE_RATE
 from ..errors import CodecError
-from .codecs import SAMPLE_RATE, Codec, Coded
+from .base import CodecUnderTest, Coded
 
 WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "weights", "pca.npz")
 FRAME, HOP, MAX_BITS = 320, 160, 12
@@ -191,7 +192,7 @@ def load_pca(path: str = WEIGHTS) -> PcaModel:
     return _CACHE[path]
 
 
-class PcaCodec(Codec):
+class PcaCodec(CodecUnderTest):
     """The PCA baseline at a nominal bitrate (fixed rate: the same number of bits every 10 ms)."""
     family = "pca"
 

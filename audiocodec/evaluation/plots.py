@@ -12,6 +12,11 @@ STYLE = {"neural": ("tab:red", "o", "neural (this codec)"),
          "codec2": ("tab:green", "^", "Codec2"), "pca": ("tab:gray", "D", "PCA (linear)")}
 
 
+def rd_panels(measured) -> list[str]:
+    """The R-D plot's panels among the metrics measured: PESQ-WB, ViSQOL and STOI (else the first measured)."""
+    return [m for m in ("pesq_wb", "visqol", "stoi") if m in measured] or list(measured)[:1]
+
+
 def _plt():
     import matplotlib
 

@@ -10,9 +10,10 @@ from typing import Callable
 import numpy as np
 
 from .. import audio
+from ..audio import SAMPLE_RATE
 from ..errors import CodecError
 from . import metrics as M
-from .codecs import SAMPLE_RATE, Codec
+from .base import CodecUnderTest
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 
@@ -37,7 +38,7 @@ def collect_inputs(paths: list[str]) -> list[str]:
 
 def test_split() -> list[str]:
     """All clips of the shared test split, in manifest order."""
-    from ..dataset import list_clips
+    from .corpus import list_clips
 
     try:
         return list_clips(split="test")
@@ -84,14 +85,14 @@ def clip_names(paths: list[str]) -> list[str]:
 DELAY_CLIPS, DELAY_SECONDS = 5, 15.0  # a codec's delay is estimated on its first clips (up to 5, or 15 s)
 
 
-def _row(name: str, codec: Codec, coded, duration: float) -> dict:
+def _row(name: str, codec: CodecUnderTest, coded, duration: float) -> dict:
     return {"clip": name, "codec": codec.name, "family": codec.family, "nominal_kbps": codec.nominal_kbps,
             "duration_s": duration, "payload_bytes": coded.payload_bytes, "file_bytes": coded.file_bytes,
             "kbps": 8 * coded.payload_bytes / duration / 1000, "file_kbps": 8 * coded.file_bytes / duration / 1000,
             "encode_s": coded.encode_s, "decode_s": coded.decode_s, "rtf": (coded.encode_s + coded.decode_s) / duration}
 
 
-def evaluate(paths: list[str], codecs: list[Codec], which=M.METRICS,
+def evaluate(paths: list[str], codecs: list[CodecUnderTest], which=M.METRICS,
              on_decoded: Callable[[int, str, np.ndarray, np.ndarray], None] | None = None,
              progress: bool = True, align: bool = True) -> dict:
     """Every codec on every clip. ``on_decoded(clip_index, codec_name, original, decoded)`` is called
@@ -100,7 +101,9 @@ def evaluate(paths: list[str], codecs: list[Codec], which=M.METRICS,
     With ``align``, each codec's constant delay is removed before scoring (so STOI and SI-SDR judge the
     audio, not the latency; Codec2 lags by about 20 ms): the codec's own ``delay`` where it knows it (the
     neural codec: 0), else ``metrics.common_delay`` of its first clips (up to 5 clips or 15 s, held in
-    memory until then), applied to all its clips."""
+    memory until then), applied to all its clips.
+
+    ``progress``: a bar on stderr when it is a terminal, else (a log file) one line per clip."""
     from tqdm import tqdm
 
     names = clip_names(paths)
@@ -113,7 +116,8 @@ def evaluate(paths: list[str], codecs: list[Codec], which=M.METRICS,
         row.update(M.all_metrics(*M.align(wav, decoded, d), which=which))
         rows.append((key, row))
 
-    bar = tqdm(total=len(paths) * len(codecs), desc="evaluating", unit="run", disable=not progress, file=sys.stderr)
+    tty = progress and sys.stderr.isatty()
+    bar = tqdm(total=len(paths) * len(codecs), desc="evaluating", unit="run", disable=not tty, file=sys.stderr)
     try:
         for ci, (path, name) in enumerate(zip(paths, names)):
             wav = audio.load(path)
@@ -137,6 +141,8 @@ def evaluate(paths: list[str], codecs: list[Codec], which=M.METRICS,
                             score(key, r, w, y, delay[codec.name])
                         held.clear()
                 bar.update(1)
+            if progress and not tty:
+                print(f"evaluated clip {ci + 1}/{len(paths)}: {name} ({duration:.1f} s, {len(codecs)} codecs)", file=sys.stderr)
     finally:
         bar.close()
     rows = [r for _, r in sorted(rows, key=lambda kr: kr[0])]
