@@ -151,13 +151,3 @@ def read_info(f: BinaryIO) -> dict:
         "size_bytes": size,
         "actual_kbps": 8 * size / header.duration / 1000,
     }
-
-
-# Compatibility for evaluation/ until it reads stream.modes (its owner switches at merge; then delete these).
-def n_q_for(kbps: float) -> int:
-    return modes.mode(kbps).rows
-
-
-def hybrid_layers(kbps: float):
-    m = modes.mode(kbps, hybrid=True)
-    return m.neural_kbps, m.layer()

@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ..audio import SAMPLE_RATE
+from ..constants import SAMPLE_RATE
 from ..errors import CodecError
 from .base import CodecUnderTest, Coded, fit_length
 from .ogg import opus_payload_bytes

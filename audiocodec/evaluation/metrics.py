@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..constants import SAMPLE_RATE
 
 METRICS = ("pesq_wb", "visqol", "stoi", "estoi", "si_sdr", "mel_distance")
 HIGHER_IS_BETTER = {"pesq_wb": True, "visqol": True, "stoi": True, "estoi": True, "si_sdr": True, "mel_distance": False}

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..constants import FRAME, SAMPLE_RATE
 from ..errors import CodecError
 from .base import CodecUnderTest, Coded
 
 WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "weights", "pca.npz")
-FRAME, HOP, MAX_BITS = 320, 160, 12
+HOP, MAX_BITS = FRAME // 2, 12
 HEADER = struct.Struct("<4sIH")  # magic, sample count, bits per hop
 MAGIC = b"PCA1"
 

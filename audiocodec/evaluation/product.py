@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 
-from ..compress import Engine, hybrid_layers, load_engine, n_q_for
-from ..lowband import HYBRID_MODES
 from ..model import default_weights_path
+from ..stream.engine import Engine, load_engine
+from ..stream.modes import bitrates, mode
 
 
 def weights_path(weights: str | None = None) -> str:
@@ -22,17 +22,17 @@ def engine(weights: str | None = None) -> Engine:
 
 def check_bitrate(kbps: float, hybrid: bool = False) -> None:
     """CodecError unless ``kbps`` is one of the product's bitrates (its hybrid ones with ``hybrid``)."""
-    hybrid_layers(kbps) if hybrid else n_q_for(kbps)
+    mode(kbps, hybrid)
 
 
 def n_q(kbps: float) -> int:
     """Code rows sent at a plain bitrate (CodecError for another)."""
-    return n_q_for(kbps)
+    return mode(kbps).rows
 
 
 def hybrid_bitrates() -> list[float]:
     """The hybrid modes' bitrates (kbps), ascending."""
-    return sorted(HYBRID_MODES)
+    return sorted(bitrates(hybrid=True))
 
 
 def model_info(weights: str | None = None) -> dict:

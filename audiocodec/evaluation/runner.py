@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 
 from .. import audio
-from ..audio import SAMPLE_RATE
+from ..constants import SAMPLE_RATE
 from ..errors import CodecError
 from . import metrics as M
 from .base import CodecUnderTest
