@@ -13,6 +13,7 @@ import numpy as np
 from . import audio
 from .constants import CODE_BITS, FRAME_RATE, SAMPLE_RATE
 from .errors import CodecError
+from .options import add_output_options
 from .stream import modes
 
 MAX_STDIN = 256 * 1024 * 1024  # refuse more than this from a pipe (files are streamed instead)
@@ -226,10 +227,3 @@ def add_commands(sub) -> None:
     p.add_argument("input", help=".acdc file, or - for stdin")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
-
-
-def add_output_options(p) -> None:
-    """-f/--force, -q/--quiet and --model, shared by every subcommand that writes a file."""
-    p.add_argument("-f", "--force", action="store_true", help="overwrite the output file if it exists")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    p.add_argument("--model", help="weights file (default: the shipped model)")

@@ -7,7 +7,8 @@ import sys
 
 from ..errors import CodecError
 from .metrics import METRICS
-from .options import add_output_options, parse_list
+from ..options import add_output_options
+from .options import parse_list
 
 EVALUATE_EPILOG = """examples:
   audiocodec evaluate samples/ --report reports/samples

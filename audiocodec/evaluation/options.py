@@ -18,10 +18,3 @@ def parse_list(text: str, what: str, allowed=None, cast=str) -> list:
             raise CodecError(f"{what}: {item!r} is not one of {', '.join(str(a) for a in allowed)}")
         out.append(v)
     return out
-
-
-def add_output_options(p) -> None:
-    """-f/--force, -q/--quiet and --model, shared by every subcommand that writes a file."""
-    p.add_argument("-f", "--force", action="store_true", help="overwrite the output file if it exists")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    p.add_argument("--model", help="weights file (default: the shipped model)")

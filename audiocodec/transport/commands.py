@@ -10,7 +10,7 @@ import socket
 import sys
 
 from .. import audio
-from ..commands import add_output_options
+from ..options import add_output_options
 from ..errors import CodecError
 from ..stream import modes
 from ..stream.quality import quality
