@@ -350,7 +350,7 @@ def pitch_losses(f0_hat: tuple, f0_target: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 def discriminator_step(run: Run, disc: torch.nn.Module, x: torch.Tensor, x_hat: torch.Tensor, machine: Machine,
-                       s: Settings) -> float:
+                       s: Settings) -> torch.Tensor:
     """One optimizer step of the discriminators on real x and decoded x_hat (B, 1, T), in one forward pass."""
     with machine.autocast(s):
         out = disc(torch.cat([x, x_hat]))
@@ -359,11 +359,12 @@ def discriminator_step(run: Run, disc: torch.nn.Module, x: torch.Tensor, x_hat: 
     run.opt_d.zero_grad(set_to_none=True)
     loss.backward()
     run.opt_d.step()
-    return loss.item()
+    return loss.detach()
 
 
-def train_step(run: Run, nets: tuple, losses: tuple, s: Settings, batch: tuple, machine: Machine) -> dict[str, float]:
-    """One optimizer step of the discriminators (from --adv-start) and the generator -> the losses."""
+def train_step(run: Run, nets: tuple, losses: tuple, s: Settings, batch: tuple, machine: Machine) -> dict[str, torch.Tensor]:
+    """One optimizer step of the discriminators (from --adv-start) and the generator -> the losses (on the
+    device: read at log time, so that a step does not wait for the GPU to catch up)."""
     gen, disc = nets                    # the model and discriminators, DistributedDataParallel-wrapped under torchrun
     mel_loss, cmag_loss = losses
     x, f0_target, n_q, z = batch
@@ -386,20 +387,20 @@ def train_step(run: Run, nets: tuple, losses: tuple, s: Settings, batch: tuple, 
         acc["d"] = discriminator_step(run, disc, x, x_hat.detach(), machine, s)
     mel = mel_loss(x_hat, x)
     loss = s.mel_weight * mel + s.commit_weight * q.commit_loss.float()
-    acc.update(mel=mel.item(), commit=q.commit_loss.item())
+    acc.update(mel=mel, commit=q.commit_loss)
     if s.cmag_weight:
         cmag = cmag_loss(x_hat, x)
         loss = loss + s.cmag_weight * cmag
-        acc["cmag"] = cmag.item()
+        acc["cmag"] = cmag
     if adv_on:
         with machine.autocast(s):
             adv, fm = generator_losses(run.disc(x), run.disc(x_hat))  # the bare discriminators: their gradient is not used
         loss = loss + s.adv_weight * adv.float() + s.fm_weight * fm.float()
-        acc.update(adv=adv.item(), fm=fm.item())
+        acc.update(adv=adv, fm=fm)
     if f0_hat is not None:
         pitch, bce = pitch_losses(tuple(v.float() for v in f0_hat), f0_target)
         loss = loss + s.f0_weight * pitch + s.voicing_weight * bce
-        acc.update(f0_oct=pitch.item(), voicing=bce.item())
+        acc.update(f0_oct=pitch, voicing=bce)
     run.opt_g.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -407,7 +408,7 @@ def train_step(run: Run, nets: tuple, losses: tuple, s: Settings, batch: tuple, 
     if run.average is not None:
         run.average.update()
     run.step += 1
-    return acc
+    return {k: v.detach().float() for k, v in acc.items()}
 
 
 # ---- the loop ------------------------------------------------------------------------------------------------
@@ -469,8 +470,8 @@ def main() -> None:
             run.model(batch_of_crops(data.audio, 128, length, rng)[0].to(machine.device), torch.full((128,), run.model.cfg.n_codebooks))
     share_from_lead(run.model, machine)
     nets = (run.model, run.disc)
-    if machine.world > 1:  # each process its own crops; gradients averaged (stages a batch leaves out get none)
-        nets = tuple(DistributedDataParallel(n, find_unused_parameters=True) for n in nets)
+    if machine.world > 1:  # each process its own crops, gradients averaged; stages a batch leaves out get none
+        nets = (DistributedDataParallel(run.model, find_unused_parameters=True), DistributedDataParallel(run.disc))
     losses = (MultiScaleMelLoss().to(machine.device), CompressedMagnitudeLoss().to(machine.device))
     loop(s, run, nets, losses, data, length, rng, odds, machine, started)
     if machine.world > 1:
@@ -502,7 +503,7 @@ def loop(s: Settings, run: Run, nets: tuple, losses: tuple, data: Data, length: 
         elif s.time_budget and timed and run.step == timed[0] + 20:
             fit_to_budget(s, run, started, timed, machine)
         if run.step % s.log_every == 0 and machine.lead:
-            rec = {k: round(v / s.log_every, 4) for k, v in acc.items()}
+            rec = {k: round(float(v) / s.log_every, 4) for k, v in acc.items()}
             rec.update(step=run.step, lr=round(lr, 7), sec_per_step=round((time.time() - t0) / s.log_every, 3))
             print(json.dumps(rec), flush=True)
             log.write(json.dumps(rec) + "\n"), log.flush()

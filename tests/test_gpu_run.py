@@ -94,3 +94,17 @@ def test_time_budget_fits_the_schedule_to_what_is_left():
     now = time.time()
     train.fit_to_budget(s, run, now - 10, (10, now - 2.0), train.Machine("cpu"))  # 0.1 s a step, 90 s left
     assert 30 + 640 <= s.steps <= 30 + 660
+
+
+def test_two_processes_train_as_one(pack, tmp_path):
+    """torchrun's path (DistributedDataParallel, here over gloo on CPU): the lead process alone logs and saves."""
+    Codec(TINY)._trained(Codec(TINY).state_dict()).save(str(tmp_path / "init.safetensors"), int8=False)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "scripts/train.py", "--out", str(tmp_path / "run"), "--pack", pack, "--device", "cpu",
+                           "--init", str(tmp_path / "init.safetensors"), "--init-step", "1", "--steps", "3",
+                           "--adv-start", "2", "--eval-every", "0", *SMALL], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl")]
+    assert [r["step"] for r in log] == [2, 3] and "d" in log[1]
+    assert torch.load(tmp_path / "run" / "ckpt.pt", map_location="cpu", weights_only=False)["step"] == 3

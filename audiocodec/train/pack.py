@@ -47,7 +47,7 @@ def write_pack(path: str, pack: Pack) -> None:
     if pack.sent_f0 is not None:
         out["sent_f0"] = pack.sent_f0.astype(np.float16)
     out.update({"tracker." + k: v.half().numpy() for k, v in (pack.tracker or {}).items()})
-    np.savez(path, **out)
+    np.savez_compressed(path, **out)
 
 
 def read_pack(path: str) -> Pack:
