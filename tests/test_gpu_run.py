@@ -108,3 +108,11 @@ def test_two_processes_train_as_one(pack, tmp_path):
     log = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl")]
     assert [r["step"] for r in log] == [2, 3] and "d" in log[1]
     assert torch.load(tmp_path / "run" / "ckpt.pt", map_location="cpu", weights_only=False)["step"] == 3
+
+
+def test_pack_data_takes_whole_clips_on_the_pitch_grid():
+    pack_data = load_script("pack_data")
+    offsets, total = np.array([0, 16050, 40000, 64000]), 80000  # clips of 16050, 23950, 24000, 16000 samples
+    assert pack_data.pick_clips(offsets, total, total // 160, 0) == [(0, 101), (100, 250), (250, 400), (400, 500)]
+    part = pack_data.pick_clips(offsets, total, total // 160, 0.5 / 60)  # 0.5 s: the first clip of the spread order
+    assert len(part) == 1 and part[0] in [(0, 101), (100, 250), (250, 400), (400, 500)]
