@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from audiocodec.bitstream.entropy import EntropyModel  # noqa: E402
-from audiocodec.dataset import DEFAULT_ROOT, load_split  # noqa: E402
-from audiocodec.model import Codec  # noqa: E402
+from audiocodec.bitstream.entropy import EntropyModel
+from audiocodec.model import Codec
+from audiocodec.train.dataset import DEFAULT_ROOT, load_split
+from audiocodec.train.state import load_checkpoint
 
 
 def count_codes(codec: Codec, audio: np.ndarray, minutes: float, seconds_per_piece: float = 10.0) -> np.ndarray:
@@ -38,7 +37,7 @@ def count_codes(codec: Codec, audio: np.ndarray, minutes: float, seconds_per_pie
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a train.py checkpoint (.pt), or the state folder a GPU run returned")
     p.add_argument("--out", default="audiocodec/weights/default", help="path prefix for .safetensors and .entropy.npz")
     p.add_argument("--minutes", type=float, default=20.0)
     p.add_argument("--data", default=DEFAULT_ROOT)
@@ -48,7 +47,7 @@ def main() -> None:
                    help="ship the live weights of a run trained with --weight-ema rather than their moving average")
     a = p.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    ck = torch.load(a.checkpoint, map_location="cpu", weights_only=False)
+    ck = load_checkpoint(a.checkpoint)
     model = Codec.from_checkpoint(ck, live=a.live)
     if a.pitch:
         model = model.with_pitch_tracker(torch.load(a.pitch, map_location="cpu", weights_only=True)["tracker"])

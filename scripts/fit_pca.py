@@ -14,10 +14,8 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from audiocodec.dataset import load_split  # noqa: E402
-from audiocodec.evaluation import pca  # noqa: E402
+from audiocodec.evaluation import pca
+from audiocodec.train.dataset import load_split
 
 
 def main() -> int:

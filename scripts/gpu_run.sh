@@ -1,41 +1,38 @@
 #!/bin/bash
-# One prepared, time-boxed training run for a lent GPU (the device tool's `run`), from a data pack:
+# One prepared, time-boxed training run for a lent GPU machine (the device tool's `run`), from a data pack:
 #
-#   python scripts/pack_data.py --minutes 32 --out .pack/train.npz     # here: 47 MiB (the machine takes 64 with the tree)
-#   bash scripts/gpu_run.sh SECONDS [train.py options]                 # there, e.g. with carry [".pack", ".whl"]
+#   python scripts/pack_data.py --out .pack/train.npz            # here, once: the whole train split, ~50 MB
+#   bash scripts/gpu_run.sh SECONDS [train.py options]            # there, carrying .pack (and .whl, see below)
+#   python scripts/train.py --out runs/next --resume STATE        # back here (or there again): carry on
+#   python scripts/export.py STATE --pitch runs/pitch_s/ckpt.pt   # or ship it
 #
-# It times 40 steps first, then runs as many steps as fit in SECONDS (a full cosine schedule), keeping four
-# checkpoints, and writes each one's weights (the moving average, int8 safetensors without the sender's pitch
-# tracker, ~8.7 MB) and the log to $OUT (default /tmp/gpu_out). Python packages missing there (soundfile, soxr,
-# constriction) travel as wheels in .whl (/work/.library/device/README.md says how to fetch them).
-# Back here, add the tracker and the entropy model before benchmarking: Codec.load(w).with_pitch_tracker(...).
-# Session 24's run (its recipe options, since removed, are in commit 6d5f818):
-#   bash scripts/gpu_run.sh 330 --batch 64 --threads 8 --lr 2e-4 --warmup 200 --freeze-codes true ...
+# It trains for about SECONDS in all (train.py --time-budget times 20 steps, then fits the cosine schedule
+# into what is left), on every GPU there is (torch.distributed.run, DistributedDataParallel; bf16 autocast),
+# from the shipped weights with the shipped model's last recipe (options given here override it; --resume
+# DIR carries on from a returned state instead). It writes to $OUT (default /tmp/gpu_out): state/ (the run's
+# checkpoint as state-NN.safetensors shards of at most 15 MiB: generator, weight average, discriminators,
+# optimizers, codebook EMAs, step and settings; audiocodec/train/state.py) and train.log: at most 8 files.
+# Python packages missing there (soundfile, soxr, constriction) travel as wheels in .whl
+# (/work/.library/device/README.md says how to fetch them). Environment: OUT, PACK (.pack/train.npz), RUN
+# (the run folder there, /tmp/gpu_run).
 set -o pipefail
 SECS=${1:?usage: gpu_run.sh SECONDS [train.py options]}; shift
-OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
+OUT=${OUT:-/tmp/gpu_out}; PACK=${PACK:-.pack/train.npz}; RUN=${RUN:-/tmp/gpu_run}
+mkdir -p "$OUT"
 if [ -d .whl ] && ! python3 -c "import soundfile, soxr, constriction" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 export PYTHONUNBUFFERED=1
-nvidia-smi -L 2>/dev/null
-COMMON="--pack .pack/train.npz --init audiocodec/weights/default.safetensors --init-step 1 --sent-pitch pack --pitch-input true
-        --teacher-until 0 --reseed-every 0 --commit-weight 1.0 --eval-every 0 --save-every 1000000 $*"
-rm -rf /tmp/probe /tmp/gpu
-python3 scripts/train.py --out /tmp/probe $COMMON --steps 40 --warmup 10 --log-every 20 2>&1 | grep -v "^model:" | tail -3
-SPS=$(python3 -c "import json; print([json.loads(l) for l in open('/tmp/probe/log.jsonl')][-1]['sec_per_step'])") || exit 1
-STEPS=$(python3 -c "print(max(4, int($SECS / $SPS) // 100 * 100))")
-echo "probe: $SPS s/step -> $STEPS steps"
-python3 scripts/train.py --out /tmp/gpu $COMMON --steps "$STEPS" --keep-every $((STEPS / 4)) --weight-ema 0.998 --log-every 100 \
-  2>&1 | grep -v "^model:" | tee "$OUT/train.log" || exit 1
-python3 - "$OUT" <<'PY'
-import glob, os, re, sys
-import torch
-from audiocodec.model import Codec
-for path in sorted(glob.glob("/tmp/gpu/step*.pt"), key=lambda p: int(re.findall(r"\d+", os.path.basename(p))[0])):
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    out = os.path.join(sys.argv[1], os.path.basename(path)[:-3] + ".safetensors")
-    Codec.from_checkpoint(ck).save(out, {"steps": ck["step"], "weights": "moving average"})
-    print("wrote", out, os.path.getsize(out))
-PY
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}   # the package from this tree, installed or not
+GPUS=$(nvidia-smi -L 2>/dev/null | grep -c "^GPU")
+LAUNCH=(python3) DEVICE=cpu
+if [ "$GPUS" -gt 0 ]; then DEVICE=cuda; nvidia-smi -L; fi
+if [ "$GPUS" -gt 1 ]; then LAUNCH=(python3 -m torch.distributed.run --standalone --nproc-per-node "$GPUS"); fi
+rm -rf "$RUN"
+"${LAUNCH[@]}" scripts/train.py --out "$RUN" --pack "$PACK" --device "$DEVICE" --time-budget $((SECS - 20)) \
+  --batch 64 --threads 8 --init audiocodec/weights/default.safetensors --init-step 1 --lr 1e-4 --warmup 100 \
+  --teacher-until 0 --reseed-every 0 --nq-weights 4,1,3,2 --commit-weight 1.0 --weight-ema 0.998 \
+  --sent-pitch pack --pitch-input true --eval-every 0 --save-every 500 --log-every 100 "$@" 2>&1 \
+  | grep -v "^model:" | tee "$OUT/train.log" || exit 1
+python3 -m audiocodec.train.state "$RUN/ckpt.pt" "$OUT/state" | tee -a "$OUT/train.log"

@@ -24,9 +24,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from audiocodec.dataset import DEFAULT_ROOT, excerpts, load_f0, load_split, track_f0  # noqa: E402
-from audiocodec.model.pitch import PitchTracker  # noqa: E402
+from audiocodec.model.pitch import PitchTracker
+from audiocodec.train.dataset import DEFAULT_ROOT, excerpts, load_f0, load_split, track_f0
 
 
 def all_spectra(tracker: PitchTracker, audio: np.ndarray, block: int = 30 * 16000) -> torch.Tensor:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiocodec import dataset
+from audiocodec.train import dataset
 
 
 @pytest.fixture
@@ -27,10 +27,6 @@ def test_load_split_concatenates_clips_at_16k(corpus):
     assert abs(int(np.abs(audio[:16000]).max()) - 16384) < 200 and not audio[16000:].any()
     again, _ = dataset.load_split(corpus, "train", progress=False)  # from the cache
     assert np.array_equal(audio, again)
-
-
-def test_clip_sources_follow_the_manifest(corpus):
-    assert dataset.clip_sources(corpus, "train") == ["a", "b"] and dataset.clip_sources(corpus, "test") == []
 
 
 def test_load_f0_tracks_the_tone(corpus):

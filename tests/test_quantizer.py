@@ -115,3 +115,22 @@ def test_late_part_reaches_only_the_stages_from_join():
         assert torch.equal(out.codes, joined)
         rvq.join = 0
         assert torch.equal(rvq.encode(z, 6, late), rvq.encode(z + late, 6))
+
+
+def test_training_interface_carries_the_codebooks_ema_across_a_resume():
+    """ema_state / load_ema_state resume the codebooks' learning; restart_ema starts it from the codebooks;
+    a quantizer seeds itself on its first batch unless marked trained."""
+    z = _latents(n=500)
+    rvq = ResidualVQ(latent_dim=16, n_codebooks=3, codebook_size=32, codebook_dim=4, gain=True)
+    assert not rvq.seeded
+    _train(rvq, z, steps=3)
+    assert rvq.seeded
+    saved = [{k: v.clone() for k, v in st.items()} for st in rvq.ema_state()]
+    other = ResidualVQ(latent_dim=16, n_codebooks=3, codebook_size=32, codebook_dim=4, gain=True)
+    other.load_ema_state(saved)
+    assert other.seeded and all(torch.equal(a["sum"], b["sum"]) and torch.equal(a["count"], b["count"])
+                                for a, b in zip(other.ema_state(), saved))
+    other.restart_ema(seeded=False)
+    assert not other.seeded and all(torch.equal(st["sum"], stage.codebook) for st, stage in zip(other.ema_state(), other.stages))
+    other.mark_trained()
+    assert other.seeded

@@ -10,7 +10,7 @@ Two kinds of stage (``gain``):
   each stage removes a part of the residual and the next one refines what is left: more stages, finer
   latents. A latent loss trains the projections so that projecting down and back up reproduces the
   residual.
-- ``gain=False`` (the models up to session 4): the projected residual and the codes are unit vectors
+- ``gain=False`` (the first models, kept for their files): the projected residual and the codes are unit vectors
   (cosine similarity, as in DAC's look-up). Then every stage adds a vector of about the same length
   whatever is left, the residual stops shrinking after a few stages (measured: 80 % of the latent's energy
   is still there after 9 stages, and it grows again after), and 12 kbps sounded barely better than 1.5.
@@ -164,7 +164,12 @@ class ResidualVQ(nn.Module):
         return r + late.transpose(1, 2) if late is not None and i == self.join else r
 
     def forward(self, z: torch.Tensor, n_q: torch.Tensor, late: torch.Tensor | None = None) -> QuantizerOutput:
-        """z (B, latent_dim, T); n_q (B,) number of stages kept per clip; late: see the class."""
+        """z (B, latent_dim, T); n_q (B,) number of stages kept per clip; late: see the class. In float32 also
+        under autocast (mixed-precision training): the code choice and the codebooks' EMA need it."""
+        with torch.autocast(z.device.type, enabled=False):
+            return self._forward(z.float(), n_q, None if late is None else late.float())
+
+    def _forward(self, z: torch.Tensor, n_q: torch.Tensor, late: torch.Tensor | None) -> QuantizerOutput:
         r = z.transpose(1, 2)
         b, t, _ = r.shape
         z_q = torch.zeros_like(r)
@@ -182,6 +187,36 @@ class ResidualVQ(nn.Module):
             codes.append(c)
             commits.append((commit * keep[:, None]).sum() / active.sum())
         return QuantizerOutput(z_q.transpose(1, 2), torch.stack(codes, 1), torch.stack(commits).mean())
+
+    # the training interface: the codebooks' EMA state is not in the state dict (the weights ship without it)
+
+    @property
+    def seeded(self) -> bool:
+        """Whether every stage's codebook has been seeded (``VectorQuantizer.seed``) or loaded as trained."""
+        return all(bool(stage.initialized) for stage in self.stages)
+
+    def mark_trained(self) -> None:
+        """The codebooks were loaded from trained weights: no stage seeds itself on its first batch."""
+        for stage in self.stages:
+            stage.initialized.fill_(True)
+
+    def ema_state(self) -> list[dict[str, torch.Tensor]]:
+        """Each stage's EMA of the vectors assigned to its codes: [{"sum": (size, dim), "count": (size,)}]."""
+        return [{"sum": stage.ema_sum, "count": stage.ema_count} for stage in self.stages]
+
+    @torch.no_grad()
+    def load_ema_state(self, state: list[dict[str, torch.Tensor]]) -> None:
+        """Resume the codebooks' learning from ``ema_state``'s list."""
+        for stage, st in zip(self.stages, state):
+            stage.ema_sum.copy_(st["sum"]), stage.ema_count.copy_(st["count"])
+        self.mark_trained()
+
+    @torch.no_grad()
+    def restart_ema(self, seeded: bool = True) -> None:
+        """Start the codebooks' EMA afresh from their current vectors (weights loaded without an EMA state);
+        ``seeded`` False makes every stage seed itself again on its first training batch."""
+        for stage in self.stages:
+            stage.ema_sum.copy_(stage.codebook), stage.initialized.fill_(seeded)
 
     @torch.no_grad()
     def reseed(self, z: torch.Tensor, first: int = 0, late: torch.Tensor | None = None) -> None:

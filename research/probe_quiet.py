@@ -1,6 +1,6 @@
 """Where in time does the codec lose to Opus? PESQ-WB with the truth pasted into the quiet frames or the speech.
 
-    python scripts/probe_quiet.py [--clips 60] [--kbps 6] [--model W] [--out reports/probe_quiet.md]
+    python research/probe_quiet.py [--clips 60] [--kbps 6] [--model W] [--out reports/probe_quiet.md]
 
 On the benchmark's fixed test clips, the neural codec and Opus at the same nominal bitrate (if opus-tools is
 installed), each decoded through its real bitstream, then resynthesized from an STFT (640/160) that takes
@@ -26,21 +26,18 @@ spread from frame to frame (standard deviation) of output minus input, in dB.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from audiocodec.audio import load  # noqa: E402
-from audiocodec.evaluation.baselines import OpusCodec, opus_available  # noqa: E402
-from audiocodec.evaluation.codecs import NeuralCodec  # noqa: E402
-from audiocodec.evaluation.metrics import common_delay, pesq_wb  # noqa: E402
-from audiocodec.evaluation.runner import REPORTED_CLIPS, fixed_test_clips  # noqa: E402
-from audiocodec.perceptual_losses import PesqLoss  # noqa: E402
-from oracles import BIN_HZ, paste, quiet_frames, stft, write_report  # noqa: E402
+from audiocodec.audio import load
+from audiocodec.evaluation.baselines import OpusCodec, opus_available
+from audiocodec.evaluation.codecs import NeuralCodec
+from audiocodec.evaluation.metrics import common_delay, pesq_wb
+from audiocodec.evaluation.runner import REPORTED_CLIPS, fixed_test_clips
+from pesq_loss import PesqLoss
+from oracles import BIN_HZ, paste, quiet_frames, stft, write_report
 
 
 def near(mask: np.ndarray, steps: int, after: bool) -> np.ndarray:

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from audiocodec.losses import stft_mag
+from .losses import stft_mag
 
 
 class SpecDiscriminator(nn.Module):

@@ -1,9 +1,9 @@
 """A linear transform coder of the spectrum: how far PCA + residual VQ of the log-magnitude goes per bitrate.
 
-    python scripts/linear_spectrum.py [--clips 8] [--fit-crops 300] [--out reports/linear_spectrum.md]
+    python research/linear_spectrum.py [--clips 8] [--fit-crops 300] [--out reports/linear_spectrum.md]
 
 The codec's README compares it with a linear autoencoder of the *waveform* (audiocodec/evaluation/pca.py).
-This is the stronger linear reference the session-7 experiments needed: each 20 ms frame's log-magnitude
+This is the stronger linear reference for the autoencoder: each 20 ms frame's log-magnitude
 spectrum (two STFT frames of 640/160, ``oracles.log_pairs``, 642 numbers) is projected on its top 128
 principal axes, those 128 numbers are coded by a residual VQ of full-dimension k-means codebooks (1024
 entries each, the codec's 10 bits per stage and frame, so 3 / 6 / 12 / 24 stages are 1.5 / 3 / 6 / 12 kbps),
@@ -15,19 +15,16 @@ weights) on the same clips at the same rates. About 6 minutes on one thread.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from audiocodec.compress import load_engine  # noqa: E402
-from audiocodec.dataset import DEFAULT_ROOT, excerpts, load_split  # noqa: E402
-from audiocodec.evaluation.metrics import pesq_wb  # noqa: E402
-from audiocodec.model.quantizer import kmeans, nearest_euclidean  # noqa: E402
-from oracles import from_pairs, griffin_lim, log_pairs, write_report  # noqa: E402
+from audiocodec.compress import load_engine
+from audiocodec.evaluation.metrics import pesq_wb
+from audiocodec.model.quantizer import kmeans, nearest_euclidean
+from audiocodec.train.dataset import DEFAULT_ROOT, excerpts, load_split
+from oracles import from_pairs, griffin_lim, log_pairs, write_report
 
 STAGES = {1.5: 3, 3.0: 6, 6.0: 12, 12.0: 24}
 

@@ -1,8 +1,6 @@
-"""Differentiable approximations of the benchmark's scores, as losses: PESQ-WB (ITU-T P.862.2) and STOI.
-
-Both were tried as training terms and are off by default (``train.py --pesq-weight / --stoi-weight``; the
-training log says what they did); ``scripts/probe_quiet.py`` uses ``PesqLoss`` to measure where PESQ's
-disturbance comes from. Training only; inference never imports this."""
+"""A differentiable approximation of PESQ-WB (ITU-T P.862.2): ``probe_quiet.py`` uses it to split PESQ's
+disturbance into its symmetric and asymmetric terms. As a training loss it lowered the real PESQ-WB
+(docs/training-log.md), so training does not use it."""
 from __future__ import annotations
 
 import math
@@ -138,45 +136,3 @@ class PesqLoss(nn.Module):
     def mos(loss: torch.Tensor) -> torch.Tensor:
         """P.862.2's mapping of the raw score (4.5 - loss) to MOS-LQO, for comparison with ``pesq``."""
         return 0.999 + 4 / (1 + torch.exp(-1.3669 * (4.5 - loss) + 3.8224))
-
-
-class StoiLoss(nn.Module):
-    """1 - a differentiable STOI (Taal et al. 2011), the intelligibility score the benchmark reports.
-
-    STOI correlates the temporal envelopes of the two signals in 15 third-octave bands (150 Hz .. 4.3 kHz)
-    over 384 ms segments, after scaling the decoded envelope to the reference's energy and clipping it at
-    15 dB above. This follows ``pystoi`` step by step at 16 kHz (a 25.6 ms window and 820-point FFT give
-    ``pystoi``'s 19.5 Hz bins without resampling to 10 kHz; its third-octave matrix is reused). Instead of
-    dropping silent frames (more than 40 dB below the loudest), each segment is weighted by its share of
-    non-silent frames, which keeps the shapes fixed."""
-
-    def __init__(self, segment: int = 30):
-        super().__init__()
-        from pystoi.utils import thirdoct
-
-        bands, _ = thirdoct(10000, 512, 15, 150)               # (15, 257) at 19.53 Hz per bin
-        full = torch.zeros(15, 411)
-        full[:, :257] = torch.as_tensor(bands, dtype=torch.float32)
-        self.register_buffer("bands", full, persistent=False)
-        self.register_buffer("window", torch.hann_window(412, periodic=False)[1:-1], persistent=False)
-        self.segment = segment
-
-    def _envelopes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        frames = x.unfold(-1, 410, 205) * self.window                      # (B, frames, 410)
-        power = torch.fft.rfft(frames, n=820).abs().square()
-        energy = 20 * torch.log10(frames.norm(dim=-1) + 1e-10)
-        return (power @ self.bands.T + 1e-12).sqrt(), energy               # (B, frames, 15), (B, frames)
-
-    def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        deg, _ = self._envelopes(x_hat.flatten(0, 1))
-        ref, energy = self._envelopes(x.flatten(0, 1))
-        speech = (energy > energy.amax(1, keepdim=True) - 40).float()
-        seg = lambda t: t.unfold(1, self.segment, 1)                        # (B, segments, 15, N)
-        r, d = seg(ref), seg(deg)
-        d = d * r.norm(dim=-1, keepdim=True) / (d.norm(dim=-1, keepdim=True) + 1e-8)
-        d = torch.minimum(d, r * (1 + 10 ** (15 / 20)))
-        r, d = r - r.mean(-1, keepdim=True), d - d.mean(-1, keepdim=True)
-        corr = (r * d).sum(-1) / (r.norm(dim=-1) * d.norm(dim=-1) + 1e-8)   # (B, segments, 15)
-        weight = seg(speech).mean(-1)                                       # (B, segments)
-        score = (corr.mean(-1) * weight).sum(1) / weight.sum(1).clamp(min=1e-8)
-        return 1 - score.mean()

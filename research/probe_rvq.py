@@ -1,7 +1,7 @@
 """Is it the bits or the autoencoder? How much of the latent each bitrate's codes keep, and what the decoder
 makes of them, up to the latent itself, unquantized.
 
-    python scripts/probe_rvq.py [--clips 60] [--model W] [--out reports/probe_rvq.md]
+    python research/probe_rvq.py [--clips 60] [--model W] [--out reports/probe_rvq.md]
 
 On the benchmark's fixed test clips, for the streams of 1.5, 3, 6 and 12 kbps (3, 5, 11 and 23 RVQ stages;
 from 3 kbps up one row of the codes is the pitch) and for the encoder's latent itself (the spectral branch's
@@ -16,20 +16,17 @@ encoder (what the latent holds) or decoder (what it makes of it) can.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from audiocodec.audio import load  # noqa: E402
-from audiocodec.evaluation.metrics import pesq_wb  # noqa: E402
-from audiocodec.evaluation.runner import REPORTED_CLIPS, fixed_test_clips  # noqa: E402
-from audiocodec.model.codec import Codec, default_weights_path  # noqa: E402
-from audiocodec.model.pitch import dequantize  # noqa: E402
-from oracles import write_report  # noqa: E402
+from audiocodec.audio import load
+from audiocodec.evaluation.metrics import pesq_wb
+from audiocodec.evaluation.runner import REPORTED_CLIPS, fixed_test_clips
+from audiocodec.model.codec import Codec, default_weights_path
+from audiocodec.model.pitch import dequantize
+from oracles import write_report
 
 ROWS = {"1.5 kbps": 3, "3 kbps": 6, "6 kbps": 12, "12 kbps": 24}  # rows of codes per stream
 

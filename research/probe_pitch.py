@@ -1,8 +1,8 @@
-"""What sending the pitch could buy, and how exact it must be (session 12; docs/training-log.md).
+"""What sending the pitch could buy, and how exact it must be (docs/training-log.md).
 
-    python scripts/probe_pitch.py                     # the shipped model, 24 test excerpts of 4 s
-    git show 462fc15:audiocodec/weights/default.safetensors > /tmp/s10.safetensors
-    python scripts/probe_pitch.py --model /tmp/s10.safetensors   # session 10's decoder, before it was tuned for it
+    python research/probe_pitch.py                     # the shipped model, 24 test excerpts of 4 s
+    git show 462fc15:audiocodec/weights/default.safetensors > /tmp/older.safetensors
+    python research/probe_pitch.py --model /tmp/older.safetensors   # a decoder from before it was tuned for the sent pitch
 
 Two tables of PESQ-WB, decoding the same codes with different pitches driving the harmonic source
 (``HarmonicSource``: where a pitch is given and voiced it replaces the decoder's own guess):
@@ -16,18 +16,15 @@ Needs ``pyworld`` (``pip install -e '.[train]'``).
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from audiocodec.compress import load_engine  # noqa: E402
-from audiocodec.dataset import DEFAULT_ROOT, excerpts, pitch_targets, track_f0  # noqa: E402
-from audiocodec.evaluation.metrics import pesq_wb  # noqa: E402
-from audiocodec.model.pitch import dequantize, frame_symbols  # noqa: E402
+from audiocodec.compress import load_engine
+from audiocodec.evaluation.metrics import pesq_wb
+from audiocodec.model.pitch import dequantize, frame_symbols
+from audiocodec.train.dataset import DEFAULT_ROOT, excerpts, pitch_targets, track_f0
 
 
 def late(f0: torch.Tensor, frames: int) -> torch.Tensor:

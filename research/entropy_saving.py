@@ -1,6 +1,6 @@
 """How much the range coder saves over fixed 10-bit codes, per bitrate, on the test split.
 
-    python scripts/entropy_saving.py [--clips 200] [--out reports/entropy_saving.md]
+    python research/entropy_saving.py [--clips 200] [--out reports/entropy_saving.md]
 
 Sizes are whole .acdc files (header and chunk framing included), so the kbps are what a user gets.
 """
@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from audiocodec.audio import load  # noqa: E402
-from audiocodec.compress import compress, load_engine  # noqa: E402
-from audiocodec.dataset import DEFAULT_ROOT, list_clips  # noqa: E402
-from audiocodec.model import BITRATES  # noqa: E402
+from audiocodec.audio import load
+from audiocodec.compress import compress, load_engine
+from audiocodec.model import BITRATES
+from audiocodec.train.dataset import DEFAULT_ROOT, list_clips
 
 
 def main() -> None:

@@ -1,30 +1,28 @@
 """How the hybrid modes were chosen: the low band's cutoff and SNR against the bits they cost.
 
-    python scripts/sweep_lowband.py [--clips 60] [--neural 1.5,3,6] [--out reports/sweep_lowband.md]
+    python research/sweep_lowband.py [--clips 60] [--neural 1.5,3,6] [--out reports/sweep_lowband.md]
 
 On the benchmark's fixed test clips, the neural codec at each bitrate of ``--neural`` through its real
 bitstream, then the input's band below each cutoff sent by the waveform layer (``audiocodec/lowband.py``:
 MDCT, range-coded) at each SNR, replacing the neural output's low band. Per setting: the low band's and the
 total payload kbps (range-coded bytes / seconds, no container framing) and mean PESQ-WB. The hybrid modes
-(``HYBRID_MODES``) are the settings with the most PESQ-WB within 6 and 12 kbps in all (session 23); check
+(``HYBRID_MODES``) are the settings with the most PESQ-WB within 6 and 12 kbps in all; check
 them on held-out clips with ``benchmark.py --held-out 1 --clips 200 --bitrates 6 --against hybrid,opus``.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from audiocodec.audio import load  # noqa: E402
-from audiocodec.evaluation.codecs import NeuralCodec, parse_list  # noqa: E402
-from audiocodec.evaluation.metrics import pesq_wb  # noqa: E402
-from audiocodec.evaluation.runner import REPORTED_CLIPS, fixed_test_clips  # noqa: E402
-from audiocodec.lowband import LowBand, frames_for  # noqa: E402
+from audiocodec.audio import load
+from audiocodec.evaluation.codecs import NeuralCodec, parse_list
+from audiocodec.evaluation.metrics import pesq_wb
+from audiocodec.evaluation.runner import REPORTED_CLIPS, fixed_test_clips
+from audiocodec.lowband import LowBand, frames_for
 
 CUTOFFS = (400, 600, 800, 1000, 1400, 2000)
 SNRS = (6, 9, 12, 15)

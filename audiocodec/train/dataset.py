@@ -8,9 +8,9 @@ import os
 
 import numpy as np
 
-from .audio import load
+from ..audio import load
 
-DEFAULT_ROOT = os.environ.get("AUDIOCODEC_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "speech"))
+DEFAULT_ROOT = os.environ.get("AUDIOCODEC_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "speech"))
 CACHE = os.environ.get("AUDIOCODEC_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "audiocodec"))
 
 
@@ -23,11 +23,6 @@ def _manifest_rows(root: str, split: str) -> list[dict]:
 def list_clips(root: str = DEFAULT_ROOT, split: str = "train") -> list[str]:
     """Paths of a split's clips, in manifest order."""
     return [os.path.join(root, row["path"]) for row in _manifest_rows(root, split)]
-
-
-def clip_sources(root: str = DEFAULT_ROOT, split: str = "train") -> list[str]:
-    """The source corpus of each of a split's clips (manifest's ``source`` column, "" without one), in manifest order."""
-    return [row.get("source") or "" for row in _manifest_rows(root, split)]
 
 
 def load_split(root: str = DEFAULT_ROOT, split: str = "train", progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -63,9 +58,9 @@ F0_HOP = 160  # samples between pitch values (10 ms): value i describes sample 1
 
 def track_f0(x: np.ndarray) -> np.ndarray:
     """Pitch of float audio in [-1, 1], one value per 10 ms (value i: sample 160 * i; Hz, 0 = unvoiced):
-    WORLD's Harvest (``pyworld``, a training-only extra: ``pip install -e '.[train]'``). Up to session 8 this
-    was WORLD's faster DIO, which agrees with Harvest on the pitch but calls unvoiced about half the frames of
-    low voices that Harvest finds voiced (docs/training-log.md, session 9)."""
+    WORLD's Harvest (``pyworld``, a training-only extra: ``pip install -e '.[train]'``). WORLD's faster DIO
+    agrees with it on the pitch but calls unvoiced about half the frames of low voices that Harvest finds
+    voiced (docs/training-log.md)."""
     import warnings
 
     with warnings.catch_warnings():

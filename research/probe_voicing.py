@@ -1,30 +1,28 @@
-"""Is the decoder's hedged voicing a knob? Output-side probes and the low band's periodicity (session 11).
+"""Is the decoder's hedged voicing a knob? Output-side probes and the low band's periodicity.
 
-    python scripts/probe_voicing.py [--clips 24] [--model W]     # W: .safetensors, or a run's .pt (its average)
+    python research/probe_voicing.py [--clips 24] [--model W]     # W: .safetensors, or a run's .pt (its average)
 
 On the first 4 s of ``--clips`` excerpts of the train split (``dataset.excerpts``), at 1.5 and 6 kbps:
 
 1. PESQ-WB of the decoder as it is, and paired differences (± standard error) when its output is changed
    without training: every voicing logit scaled (sharper voicing), the voicing logits below 1 kHz raised,
    and a 2:1 downward expander on frames 40 dB below the output's peak (quieter pauses);
-2. the periodicity of the band below 1 kHz (``losses.PeriodicityLoss.periodicity``) of the input and of the
+2. the periodicity of the band below 1 kHz (``periodicity.Periodicity``) of the input and of the
    decoded output on the frames the pitch tracker (WORLD Harvest, ``[train]`` extra) calls voiced, by pitch.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from audiocodec.dataset import DEFAULT_ROOT, excerpts, pitch_targets, track_f0  # noqa: E402
-from audiocodec.evaluation.metrics import pesq_wb  # noqa: E402
-from audiocodec.losses import PeriodicityLoss  # noqa: E402
-from audiocodec.model.codec import Codec, default_weights_path  # noqa: E402
+from audiocodec.evaluation.metrics import pesq_wb
+from audiocodec.train.dataset import DEFAULT_ROOT, excerpts, pitch_targets, track_f0
+from periodicity import Periodicity
+from audiocodec.model.codec import Codec, default_weights_path
 
 PROBES = {"as it is": (1.0, 0.0, False), "voicing logits x 1.5": (1.5, 0.0, False), "voicing logits x 2": (2.0, 0.0, False),
           "voicing logits + 1 below 1 kHz": (1.0, 1.0, False), "2:1 expander 40 dB below the peak": (1.0, 0.0, True)}
@@ -67,7 +65,7 @@ def main() -> None:
         return f0, voicing * knob["scale"], per_bin
 
     source.controls = probed_controls
-    periodicity = PeriodicityLoss()
+    periodicity = Periodicity()
     pesq = {}
     rho = {}
     for x in tqdm(excerpts(a.data, "train", a.clips), desc="clips"):

@@ -1,11 +1,11 @@
 """Where the codec loses PESQ: magnitude or phase? Oracle resyntheses of test clips, scored by PESQ-WB.
 
-    python scripts/oracles.py [--clips 8] [--kbps 6] [--model W] [--out reports/oracles.md]
+    python research/oracles.py [--clips 8] [--kbps 6] [--model W] [--out reports/oracles.md]
 
 Each row rebuilds the first 4 s of each clip from an STFT (640-sample window, 160 hop: the decoder head's
 own resolution) whose magnitude and phase come from different places:
 
-- the codec's output as it is, and decoded with a pitch tracker's pitch (WORLD Harvest, as in training; DIO up to session 8) in
+- the codec's output as it is, and decoded with a pitch tracker's pitch (WORLD Harvest, as in training) in
   place of the pitch the decoder predicts from the codes: what sending the pitch exactly would buy
   (needs the ``[train]`` extra; the row is left out without it), and a second table of how far the
   decoder's own pitch is from the tracker's, by pitch range, with its voicing below 1 kHz;
@@ -28,17 +28,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from audiocodec.compress import load_engine, n_q_for  # noqa: E402
-from audiocodec.dataset import DEFAULT_ROOT, excerpts, load_split, pitch_targets, track_f0  # noqa: E402
-from audiocodec.evaluation.metrics import pesq_wb  # noqa: E402
-from audiocodec.model.pitch import dequantize  # noqa: E402
+from audiocodec.compress import load_engine, n_q_for
+from audiocodec.evaluation.metrics import pesq_wb
+from audiocodec.model.pitch import dequantize
+from audiocodec.train.dataset import DEFAULT_ROOT, excerpts, load_split, pitch_targets, track_f0
 
 N_FFT, HOP = 640, 160
 BIN_HZ = torch.arange(N_FFT // 2 + 1) * 16000 / N_FFT  # centre frequency of each STFT bin
