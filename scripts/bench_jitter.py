@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from audiocodec.dataset import DEFAULT_ROOT  # noqa: E402
+from audiocodec.train.dataset import DEFAULT_ROOT  # noqa: E402
 from audiocodec.stream.decoder import FrameDecoder  # noqa: E402
 from audiocodec.stream.encoder import FrameEncoder  # noqa: E402
 from audiocodec.stream.engine import load_engine  # noqa: E402

@@ -39,7 +39,7 @@ def test_more_codebooks_refine_the_same_codes(engine, speech):
 
 def test_shipped_model_reconstructs_speech(engine, speech):
     """Loose sanity bound: the decoded signal follows the input's spectral envelope (log-mel distance)."""
-    from audiocodec.losses import MultiScaleMelLoss
+    from audiocodec.train.losses import MultiScaleMelLoss
 
     x = torch.from_numpy(speech)[None, None]
     y = engine.codec.decode(engine.codec.encode(x, 24))[..., : x.shape[-1]]
@@ -56,7 +56,7 @@ def test_rejects_bad_n_q(engine, speech):
 
 
 def test_tiny_training_step_reduces_loss():
-    from audiocodec.losses import MultiScaleMelLoss
+    from audiocodec.train.losses import MultiScaleMelLoss
 
     torch.manual_seed(0)
     cfg = CodecConfig(enc_channels=(8, 8, 16, 16, 32), enc_hidden=64, latent_dim=16, n_codebooks=2,

@@ -247,11 +247,11 @@ def test_held_out_blocks_avoid_the_reported_clips_and_each_other(monkeypatch):
 
 
 def test_probe_rvq_takes_clips_of_any_length(engine, speech, monkeypatch):
-    """scripts/probe_rvq.py on a clip that is not a whole number of 20 ms frames (a refactor once broke that)."""
-    monkeypatch.syspath_prepend(os.path.join(ROOT, "scripts"))  # probe_rvq imports its sibling oracles.py
+    """research/probe_rvq.py on a clip that is not a whole number of 20 ms frames (a refactor once broke that)."""
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "research"))  # probe_rvq imports its sibling oracles.py
     from tests.test_train import load_script
 
-    out = load_script("probe_rvq").probe(engine.codec, speech[:16000 + 123])
+    out = load_script("probe_rvq", "research").probe(engine.codec, speech[:16000 + 123])
     assert list(out) == ["1.5 kbps", "3 kbps", "6 kbps", "12 kbps", "the latent, unquantized"]
     left = [out[k][0] for k in ["1.5 kbps", "3 kbps", "6 kbps", "12 kbps"]]
     assert left == sorted(left, reverse=True) and 0 < left[-1] < left[0] < 1  # more stages leave out less

@@ -3,26 +3,14 @@
 Used by training and by the scripts that fit things on the training data (entropy model, PCA baseline)."""
 from __future__ import annotations
 
-import csv
 import os
 
 import numpy as np
 
 from ..audio import load
+from ..evaluation.corpus import DEFAULT_ROOT, list_clips, manifest_rows  # noqa: F401 (re-exported for training)
 
-DEFAULT_ROOT = os.environ.get("AUDIOCODEC_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "speech"))
 CACHE = os.environ.get("AUDIOCODEC_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "audiocodec"))
-
-
-def _manifest_rows(root: str, split: str) -> list[dict]:
-    """The manifest's rows of ``split``, in manifest order."""
-    with open(os.path.join(root, "manifest.csv"), newline="") as f:
-        return [row for row in csv.DictReader(f) if row["split"] == split]
-
-
-def list_clips(root: str = DEFAULT_ROOT, split: str = "train") -> list[str]:
-    """Paths of a split's clips, in manifest order."""
-    return [os.path.join(root, row["path"]) for row in _manifest_rows(root, split)]
 
 
 def load_split(root: str = DEFAULT_ROOT, split: str = "train", progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
