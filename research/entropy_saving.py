@@ -14,8 +14,9 @@ import torch
 from tqdm import tqdm
 
 from audiocodec.audio import load
-from audiocodec.compress import compress, load_engine
-from audiocodec.model import BITRATES
+from audiocodec.compress import compress
+from audiocodec.stream.engine import load_engine
+from audiocodec.stream.modes import bitrates
 from audiocodec.train.dataset import DEFAULT_ROOT, list_clips
 
 
@@ -32,7 +33,7 @@ def main() -> None:
     wavs = [load(x) for x in paths]
     seconds = sum(len(w) for w in wavs) / 16000
     rows = []
-    for kbps in tqdm(sorted(BITRATES), desc="bitrates"):
+    for kbps in tqdm(bitrates(), desc="bitrates"):
         ent = sum(len(compress(w, kbps, engine, entropy=True)) for w in wavs)
         fixed = sum(len(compress(w, kbps, engine, entropy=False)) for w in wavs)
         rows.append((kbps, 8 * fixed / seconds / 1000, 8 * ent / seconds / 1000, 100 * (1 - ent / fixed)))

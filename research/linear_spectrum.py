@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from audiocodec.compress import load_engine
+from audiocodec.stream.engine import load_engine
 from audiocodec.evaluation.metrics import pesq_wb
 from audiocodec.model.quantizer import kmeans, nearest_euclidean
 from audiocodec.train.dataset import DEFAULT_ROOT, excerpts, load_split

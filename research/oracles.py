@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from audiocodec.compress import load_engine, n_q_for
+from audiocodec.stream.engine import load_engine
+from audiocodec.stream.modes import mode
 from audiocodec.evaluation.metrics import pesq_wb
 from audiocodec.model.pitch import dequantize
 from audiocodec.train.dataset import DEFAULT_ROOT, excerpts, load_split, pitch_targets, track_f0
@@ -208,7 +209,7 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(1)
     engine = load_engine(a.model)
-    n_q = n_q_for(a.kbps)
+    n_q = mode(a.kbps).rows
     probes = fit_probes(engine.codec, a.data, a.fit_crops)
     rows: dict[str, list[float]] = {}
     pitch: list[np.ndarray] = []

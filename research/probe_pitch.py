@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from audiocodec.compress import load_engine
+from audiocodec.stream.engine import load_engine
 from audiocodec.evaluation.metrics import pesq_wb
 from audiocodec.model.pitch import dequantize, frame_symbols
 from audiocodec.train.dataset import DEFAULT_ROOT, excerpts, pitch_targets, track_f0

@@ -19,10 +19,11 @@ import torch
 from tqdm import tqdm
 
 from audiocodec.audio import load
-from audiocodec.evaluation.codecs import NeuralCodec, parse_list
+from audiocodec.evaluation.codecs import NeuralCodec
+from audiocodec.evaluation.options import parse_list
 from audiocodec.evaluation.metrics import pesq_wb
 from audiocodec.evaluation.runner import REPORTED_CLIPS, fixed_test_clips
-from audiocodec.lowband import LowBand, frames_for
+from audiocodec.stream.lowband import LowBand, frames_for
 
 CUTOFFS = (400, 600, 800, 1000, 1400, 2000)
 SNRS = (6, 9, 12, 15)

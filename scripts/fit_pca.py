@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from audiocodec.evaluation import pca
+from audiocodec.stream.modes import bitrates
 from audiocodec.train.dataset import load_split
 
 
@@ -40,7 +41,7 @@ def main() -> int:
     print(f"fitted on {len(frames)} frames of {len(x) / 16000 / 3600:.1f} h of training audio in {time.time() - t0:.0f} s")
     for k in (8, 16, 32, 64, 128):
         print(f"  top {k:3d} components keep {100 * energy[k - 1]:.1f} % of the variance")
-    for kbps in (1.5, 3.0, 6.0, 12.0):
+    for kbps in bitrates():
         bits = model.allocate(model.bits_per_hop(kbps))
         print(f"  {kbps:4g} kbps = {model.bits_per_hop(kbps)} bits/hop over {np.count_nonzero(bits)} components "
               f"(max {bits.max()} bits)")

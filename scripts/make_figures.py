@@ -27,7 +27,9 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
 from audiocodec import audio  # noqa: E402
-from audiocodec.compress import compress, decompress, load_engine  # noqa: E402
+from audiocodec.compress import compress, decompress  # noqa: E402
+from audiocodec.stream.engine import load_engine  # noqa: E402
+from audiocodec.stream.modes import bitrates  # noqa: E402
 from audiocodec.evaluation import metrics as M  # noqa: E402
 from audiocodec.evaluation.codecs import make_codecs  # noqa: E402
 from audiocodec.evaluation.pca import load_pca  # noqa: E402
@@ -111,7 +113,7 @@ def pca_basis_figure(plt, out, info):
     model = load_pca()
     var = model.variance / model.variance.sum()
     info["pca_var_top"] = {k: float(var[:k].sum()) for k in (4, 8, 16, 32, 64)}
-    info["pca_bits"] = {f"{k:g}": [int(b) for b in model.allocate(model.bits_per_hop(k))[:24]] for k in (1.5, 3.0, 6.0, 12.0)}
+    info["pca_bits"] = {f"{k:g}": [int(b) for b in model.allocate(model.bits_per_hop(k))[:24]] for k in bitrates()}
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.3), gridspec_kw={"width_ratios": [1.6, 1]})
     t = np.arange(model.frame) / 16
     for i in range(6):

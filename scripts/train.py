@@ -36,7 +36,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from audiocodec.model import BITRATES, Codec, CodecConfig
+from audiocodec.model import Codec, CodecConfig
+from audiocodec.stream.modes import modes
 from audiocodec.model.pitch import dequantize, frame_symbols
 from audiocodec.train.crops import batch_of_crops, batch_of_latents, encode_split
 from audiocodec.train.dataset import DEFAULT_ROOT, excerpts, load_f0, load_split
@@ -85,7 +86,7 @@ class Settings:
                                  # with --pack: the pack's): clips of at least pitch_from rows are decoded as a pitch-coded
                                  # stream, one stage fewer, the excitation at that pitch as the stream sends it (model/pitch.py's
                                  # 8-bit code); validation sends the pitch of the tracker saved beside the track, if one is
-    nq_weights: str = "1,1,1,1"  # quantizer dropout: relative odds of keeping 3, 6, 12, 24 stages (1.5, 3, 6, 12 kbps)
+    nq_weights: str = ",".join("1" for _ in modes())  # quantizer dropout: relative odds of keeping each neural mode's rows (1.5, 3, 6, 12 kbps: 3, 6, 12, 24)
     reseed_every: int = 0        # every this many steps, seed the RVQ stages afresh on 256 new crops (0: never)
     reseed_from: int = 3         # ... from this stage on (0-based): the first three (1.5 kbps) keep what they learned
     eval_every: int = 500        # validate (PESQ-WB, STOI at 1.5/6/12 kbps) and checkpoint this often; best.pt keeps the best at 6 kbps
@@ -314,7 +315,7 @@ def load_data(s: Settings) -> Data:
 
 def dropout_odds(nq_weights: str) -> tuple[torch.Tensor, torch.Tensor]:
     """--nq-weights -> (the stage counts of the bitrates, their odds)."""
-    choices = torch.tensor(sorted(BITRATES.values()))
+    choices = torch.tensor(sorted(m.rows for m in modes()))
     try:
         odds = torch.tensor([float(w) for w in nq_weights.split(",")])
     except ValueError:

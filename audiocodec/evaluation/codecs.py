@@ -56,13 +56,13 @@ class HybridCodec(NeuralCodec):
     hybrid = True
 
 
-def make_codecs(bitrates=(1.5, 3.0, 6.0, 12.0), against=("opus", "codec2", "pca"), weights: str | None = None,
+def make_codecs(bitrates=None, against=("opus", "codec2", "pca"), weights: str | None = None,
                 opus_kbps=None, codec2_modes=None, warn=print) -> list[CodecUnderTest]:
     """The neural codec at each bitrate, then each family of ``against`` that is available here ('hybrid':
     the hybrid modes, ``compress --hybrid``).
 
     Opus and Codec2 need their command-line tools; when missing they are skipped with a warning."""
-    codecs: list[CodecUnderTest] = [NeuralCodec(k, weights) for k in bitrates]
+    codecs: list[CodecUnderTest] = [NeuralCodec(k, weights) for k in (bitrates or product.plain_bitrates())]
     for family in against:
         if family == "hybrid":
             codecs += [HybridCodec(k, weights) for k in product.hybrid_bitrates()]

@@ -30,6 +30,11 @@ def n_q(kbps: float) -> int:
     return mode(kbps).rows
 
 
+def plain_bitrates() -> list[float]:
+    """The neural-only modes' bitrates (kbps), ascending."""
+    return sorted(bitrates())
+
+
 def hybrid_bitrates() -> list[float]:
     """The hybrid modes' bitrates (kbps), ascending."""
     return sorted(bitrates(hybrid=True))

@@ -7,7 +7,8 @@ import os
 import numpy as np
 import torch
 
-from ..model import BITRATES, Codec
+from ..model import Codec
+from ..stream.modes import mode
 
 
 def tracker_beside(sent_pitch: str) -> dict | None:
@@ -44,7 +45,7 @@ def evaluate(model: Codec, clips: list[np.ndarray], tracker: dict | None = None)
     for kbps in (1.5, 6.0, 12.0):
         scores, intelligibility, start = [], [], []
         for x in clips:
-            y = coder.decode(coder.encode(torch.from_numpy(x), BITRATES[kbps]))[0, 0, : len(x)].cpu().numpy()
+            y = coder.decode(coder.encode(torch.from_numpy(x), mode(kbps).rows))[0, 0, : len(x)].cpu().numpy()
             start.append(power_db(y) - power_db(x))
             try:
                 scores.append(pesq(16000, x, y, "wb"))
