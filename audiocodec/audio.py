@@ -194,12 +194,13 @@ def write_error(path: str, exc: BaseException) -> CodecError | None:
     AssertionError when the disk is full, a LibsndfileError); None for anything else (a bug)."""
     if isinstance(exc, OSError):
         return CodecError(f"{path}: cannot write ({exc.strerror or exc})")
-    if isinstance(exc, (AssertionError, RuntimeError)) and _from_soundfile(exc):
+    if isinstance(exc, (AssertionError, RuntimeError)) and soundfile_failed(exc):
         return CodecError(f"{path}: cannot write (write failed: disk full or I/O error)")
     return None
 
 
-def _from_soundfile(exc: BaseException) -> bool:
+def soundfile_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised inside soundfile (its bare AssertionError on a short write, say)."""
     frames = traceback.extract_tb(exc.__traceback__)
     return bool(frames) and os.path.basename(frames[-1].filename) == "soundfile.py"
 

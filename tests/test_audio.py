@@ -191,3 +191,42 @@ def test_same_file(tmp_path):
     assert audio.same_file(str(a), str(tmp_path / "soft.wav"))
     assert not audio.same_file(str(a), str(b)) and not audio.same_file(str(a), str(tmp_path / "none.wav"))
     assert not audio.same_file("-", "-")
+
+
+@pytest.mark.parametrize("error, shown", [
+    (OSError(28, "No space left on device"), "audiocodec: error: cannot read or write (No space left on device)"),
+    (PermissionError(13, "Permission denied", "/out/x.wav"), "audiocodec: error: /out/x.wav: Permission denied"),
+])
+def test_cli_turns_os_errors_into_one_line(monkeypatch, capsys, error, shown):
+    from audiocodec import cli
+
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr(cli, "build_parser", lambda: _Parser(fail))
+    monkeypatch.setattr(cli, "_drop_stdout", lambda: None)
+    assert cli.main([]) == 1
+    assert capsys.readouterr().err.strip() == shown
+    monkeypatch.setenv("AUDIOCODEC_DEBUG", "1")  # the escape hatch shows the traceback
+    with pytest.raises(OSError):
+        cli.main([])
+
+
+def test_cli_keeps_tracebacks_of_bugs(monkeypatch):
+    from audiocodec import cli
+
+    def bug(args):
+        assert 1 == 2
+
+    monkeypatch.setattr(cli, "build_parser", lambda: _Parser(bug))
+    with pytest.raises(AssertionError):
+        cli.main([])
+
+
+class _Parser:
+    def __init__(self, func):
+        self.func = func
+
+    def parse_args(self, argv):
+        import argparse
+        return argparse.Namespace(func=self.func)
