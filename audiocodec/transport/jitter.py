@@ -20,6 +20,7 @@ from .packets import AUDIO, END, FRAME, REASONS, SAMPLE_RATE, UDP_IP_OVERHEAD, P
 JOIN_WINDOW = 50        # a stream first heard within 1 s of its start is played from its first sample
 MAX_AHEAD = 3000        # frames (60 s) a packet may be ahead of playout before it is refused
 DUP_WINDOW = 4096       # sequence numbers remembered for duplicate detection
+REVOKE_AFTER = 2        # packets sent after an end of stream that show it was forged (the first is refused)
 SPEED = 4.0             # a stream may come at most this many times faster than real time (beyond MAX_AHEAD)
 
 
@@ -148,6 +149,7 @@ class Tracker:
         self.stats, self.session = stats, session
         self.frontier = Frontier(speed)
         self.top_frame = 0                  # one past the highest frame heard (an end may not cut it off)
+        self.beyond_end = 0                 # packets sent after the end of stream, right after it
         self.seq_ref: int | None = None     # highest extended sequence number so far
         self.ts_ref: int | None = None      # extended timestamp of the latest packet
         self.base_seq: int | None = None    # sequence number of the stream's first packet
@@ -176,9 +178,9 @@ class Tracker:
             if self.end_seq is None or seq > self.end_seq:
                 self.end_seq, self.total_samples = seq, p.total_samples
             return None
-        if self.end_seq is not None and seq >= self.end_seq:  # audio sent after the end: that end was forged
+        if self.end_seq is not None and seq >= self.end_seq:  # the stream went on after the end: it was forged
             self.end_seq = self.total_samples = None
-            st.dropped["implausible"] += 1
+            self.beyond_end = 0
         if seq in self.seen:
             st.duplicated += 1
             return None
@@ -219,7 +221,10 @@ class Tracker:
                     and (self.seq_ref is None or seq > self.seq_ref))
         if self.total_samples is None or ts < self.total_samples:  # not beyond the announced end ...
             return True
-        return seq >= self.end_seq and ts // FRAME <= self.end_frame + JOIN_WINDOW  # ... unless sent after it
+        if seq >= self.end_seq and ts // FRAME <= self.end_frame + JOIN_WINDOW:  # ... unless the stream goes on
+            self.beyond_end += 1  # (a second packet sent after the end, right after it, revokes that end)
+            return self.beyond_end >= REVOKE_AFTER
+        return False
 
     def _timing(self, p: Packet, ts: int, arrival: float) -> None:
         transit = arrival * SAMPLE_RATE - ts  # RFC 3550 A.8: J += (|D| - J) / 16, in timestamp units
