@@ -9,7 +9,8 @@ CRC recomputed with the model tag, which anyone can do). Then the same with a ke
 another key.
 
 Counted: tracebacks (any exception but PacketError/SealError), hangs (one datagram over ``SLOW_S``), honest
-packets the tracker refused after forgeries (a walked window), forgeries accepted (without a key that is
+packets the tracker refused after forgeries (a walked window; the one packet right after a forged end of
+stream is counted apart: without a key that costs one packet per forgery), forgeries accepted (without a key that is
 the expected price of no authentication; with a key it must be 0), low bands that decode to a full-scale
 signal, and the time to parse a hybrid packet of another session. No torch, no sockets; uses the installed
 package. Sealed packets go through ``packets.parse(..., opener=)`` once packets.py has it, else through
@@ -131,10 +132,11 @@ def plain_run(n: int, r: np.random.Generator, counts: collections.Counter) -> No
 
 
 def _feed(p, tracker: Tracker, now: float, counts: collections.Counter, honest: bool) -> None:
-    before = tracker.stats.dropped["implausible"]
+    before, ended = tracker.stats.dropped["implausible"], tracker.end_seq is not None
     frame = tracker.accept(p, now)
     if honest and frame is None and tracker.stats.dropped["implausible"] > before:
-        counts["honest packets refused after forgeries"] += 1
+        # the packet right after a forged end is refused, the next revokes that end: one lost per forgery
+        counts["honest packet lost to a forged end" if ended else "honest packets refused after forgeries"] += 1
 
 
 def foreign_parse_time(r: np.random.Generator, reps: int = 300) -> float:
