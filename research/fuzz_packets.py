@@ -149,9 +149,10 @@ def foreign_parse_time(r: np.random.Generator, reps: int = 300) -> float:
 
 
 def seal(data: bytes, sealer: Sealer, index: int) -> bytes:
-    """A plain datagram -> its sealed form: version 3 header in clear, the payload encrypted, the tag."""
+    """A plain datagram -> its sealed form: version 3 header in clear, the payload encrypted, the tag;
+    authenticated: the header and the model tag (not sent)."""
     header = bytes([SEALED_VERSION]) + data[1:20]
-    return header + sealer.seal(header, data[24:], index)
+    return header + sealer.seal(header + struct.pack(">I", TAG), data[24:], index)
 
 
 def open_sealed(data: bytes, opener: Opener) -> packets.Packet:
@@ -161,7 +162,7 @@ def open_sealed(data: bytes, opener: Opener) -> packets.Packet:
     if len(data) < 20 + 16 or len(data) > packets.MAX_DATAGRAM or data[0] != SEALED_VERSION:
         raise packets.PacketError("short", "not a sealed datagram")
     _, _, seq, ts, session = struct.unpack_from(">BBHII", data)
-    payload, _ = opener.open(data[:20], data[20:], session, seq, hint=ts // packets.FRAME)
+    payload, _ = opener.open(data[:20] + struct.pack(">I", TAG), data[20:], session, seq, hint=ts // packets.FRAME)
     return packets.parse(recrc(bytes([packets.VERSION]) + data[1:20] + b"\0" * 4 + payload), TAG)
 
 

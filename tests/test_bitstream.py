@@ -247,6 +247,7 @@ def test_version_3_round_trip(rng, low):
     assert (got.input_rate, got.input_channels, got.low_band_hz) == (44100, 2, low.get("low_band_hz", 0))
     codes = [c for c in chunks if c[3] is None]
     assert [(n, p) for n, p, _, _ in read] == [(n, p) for n, p, _, _ in codes]
+    assert len(data) == 48 + sum(12 + len(p) for _, p, _, _ in chunks) + container.END_SIZE
     w = container.Writer()  # the streaming writer: chunks first, the header when the length is known
     body = [w.chunk(*c) for c in chunks]
     header, end = w.finish(h)

@@ -43,6 +43,7 @@ CHUNK_RANGE = b"CR"              # payload: range-coded codes (only in files wit
 CHUNK_LOW = b"LB"                # payload: the range-coded low band of the codes chunk before it (version 2)
 CHUNK_END = b"EN"                # version 3: the end record; payload: _END
 _END = struct.Struct("<II")      # records before the end record, header CRC-32
+END_SIZE = _CHUNK.size + 4 + _END.size  # 20 bytes: the end record of a version-3 file
 
 MAX_SAMPLES = 16000 * 3600 * 24  # one day of 16 kHz audio
 MAX_FRAMES_PER_CHUNK = 3000      # one minute of 20 ms frames
