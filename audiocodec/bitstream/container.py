@@ -33,7 +33,8 @@ HEADER_SIZE = _HEADER.size + 4   # 40 bytes
 # version 2: byte 35 is the low band's cutoff in 200 Hz units, then its SNR in dB and 3 reserved bytes
 _HEADER_V2 = struct.Struct("<4sBHBIBBBHQ8sHBB3x")
 HEADER_SIZE_V2 = _HEADER_V2.size + 4  # 44 bytes
-# version 3: bytes 35-37 as in version 2 (0 when no low band), then the input's sample rate and channels
+# version 3: bytes 35-36 as in version 2 (0 when no low band), a reserved byte (0), then the input's sample
+# rate (u32) and channel count (u16)
 _HEADER_V3 = struct.Struct("<4sBHBIBBBHQ8sHBBxIH")
 HEADER_SIZE_V3 = _HEADER_V3.size + 4  # 48 bytes
 _LAYOUTS = {VERSION: _HEADER, VERSION_LOW_BAND: _HEADER_V2, VERSION_CHAINED: _HEADER_V3}
