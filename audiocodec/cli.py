@@ -1,8 +1,10 @@
 """The ``audiocodec`` command line. Thin: parse arguments, call the module that does the work,
-turn a CodecError into one line on stderr and a non-zero exit."""
+turn a CodecError, an OS error (disk full, permission denied, a closed pipe) or a failed soundfile write into
+one line on stderr and exit 1. ``AUDIOCODEC_DEBUG=1`` shows the traceback of OS and soundfile errors."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .errors import CodecError
@@ -40,8 +42,40 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("audiocodec: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader went away (| head): nothing to say
+        _drop_stdout()
         return 1
+    except (OSError, AssertionError, RuntimeError) as exc:
+        message = _system_error(exc)
+        if message is None or os.environ.get("AUDIOCODEC_DEBUG"):
+            raise
+        _drop_stdout()
+        print(f"audiocodec: error: {message}", file=sys.stderr)
+        return 1
+
+
+def _system_error(exc: BaseException) -> str | None:
+    """One line for an OS error or a failed soundfile write; None for anything else (a bug: traceback)."""
+    from .audio import soundfile_failed
+
+    if isinstance(exc, OSError):
+        what = exc.strerror or str(exc)
+        return f"{exc.filename}: {what}" if exc.filename else f"cannot read or write ({what})"
+    if soundfile_failed(exc):
+        return "writing audio failed (disk full or I/O error)"
+    return None
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush of unwritable output raises nothing more."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        pass
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audiocodec.bitstream import container
+from audiocodec.errors import CodecError
 from audiocodec.bitstream.container import FormatError, Header, encode_chunk, encode_header, read_chunks, read_header
 from audiocodec.bitstream.entropy import EntropyModel, decode_fixed, encode_fixed
 from audiocodec.bitstream.packing import pack_codes, packed_size, unpack_codes
@@ -59,6 +60,7 @@ def _header(**kw):
 
 
 def _fixed_file(h: Header, rng) -> bytes:
+    """A version 1 (or 2) file, as audiocodec wrote them before version 3: the reader keeps reading them."""
     out, left = [encode_header(h)], h.num_frames
     while left:
         n = min(left, h.frames_per_chunk)
@@ -213,6 +215,100 @@ def test_random_bytes_never_crash(data):
         list(read_chunks(f, read_header(f)))
     except FormatError:
         pass
+
+
+def _v3_chunks(h: Header, rng) -> list:
+    """(n_frames, payload, range_coded, marker) of a file for ``h``: codes chunks, each followed by a low-band
+    chunk when ``h`` has a low band."""
+    out, left = [], h.num_frames
+    while left:
+        n = min(left, h.frames_per_chunk)
+        out.append((n, encode_fixed(rng.integers(0, 1024, (h.n_q, n)), 10), False, None))
+        if h.low_band_hz:
+            out.append((n + (n == left), rng.bytes(8 * (n + (n == left))), False, container.CHUNK_LOW))
+        left -= n
+    return out
+
+
+def _read_all(data: bytes):
+    f = io.BytesIO(data)
+    h = read_header(f)
+    return h, list(read_chunks(f, h))
+
+
+@pytest.mark.parametrize("low", [{}, dict(low_band_hz=600, low_band_snr=12)])
+def test_version_3_round_trip(rng, low):
+    h = _header(input_rate=44100, input_channels=2, **low)
+    chunks = _v3_chunks(h, rng)
+    data = container.encode_file(h, chunks)
+    assert data[4] == 3 and data[5] == container.HEADER_SIZE_V3 == 48
+    got, read = _read_all(data)
+    assert got == container.replace(h, version=3) and got.size == 48
+    assert (got.input_rate, got.input_channels, got.low_band_hz) == (44100, 2, low.get("low_band_hz", 0))
+    codes = [c for c in chunks if c[3] is None]
+    assert [(n, p) for n, p, _, _ in read] == [(n, p) for n, p, _, _ in codes]
+    assert len(data) == 48 + sum(12 + len(p) for _, p, _, _ in chunks) + container.END_SIZE
+    w = container.Writer()  # the streaming writer: chunks first, the header when the length is known
+    body = [w.chunk(*c) for c in chunks]
+    header, end = w.finish(h)
+    assert header + b"".join(body) + end == data
+
+
+def _records(data: bytes, h: Header) -> tuple[bytes, list[bytes]]:
+    """Split a version-3 file into its header and its records (chunks, then the end record)."""
+    at, records = h.size, []
+    while at < len(data):
+        n = 12 + struct.unpack_from("<I", data, at + 4)[0]
+        records.append(data[at:at + n])
+        at += n
+    return data[:h.size], records
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda r: [r[1], r[0], *r[2:]], "chunk 0: checksum mismatch"),            # swapped
+    (lambda r: [r[0], r[0], *r[1:]], "chunk 1: checksum mismatch"),            # duplicated
+    (lambda r: [r[0], *r[2:]], "chunk 1: checksum mismatch"),                  # dropped
+    (lambda r: r[:-1], "end record missing"),                                  # truncated after a chunk
+    (lambda r: [*r[:-1], r[0], r[-1]], "chunk after the last frame"),          # one repeated at the end
+    (lambda r: [*r[:-1], r[-1][:-4] + b"\0" * 4], "end record"),               # end record edited
+])
+def test_version_3_refuses_moved_chunks(rng, edit, message):
+    h = _header(num_samples=320 * 10)
+    data = container.encode_file(h, _v3_chunks(h, rng))
+    head, records = _records(data, read_header(io.BytesIO(data)))
+    assert len(records) == 4  # chunks of 4, 4, 2 frames and the end record
+    with pytest.raises(FormatError, match=message):
+        _read_all(head + b"".join(edit(records)))
+
+
+def test_version_3_refuses_chunks_of_another_file(rng):
+    h = _header()
+    a = container.encode_file(h, _v3_chunks(h, rng))
+    b = container.encode_file(container.replace(h, input_rate=48000), _v3_chunks(h, rng))
+    _, ra = _records(a, read_header(io.BytesIO(a)))
+    _, rb = _records(b, read_header(io.BytesIO(b)))
+    with pytest.raises(FormatError, match="chunk 1: checksum mismatch"):  # spliced: a's first chunk, b's others
+        _read_all(b[:48] + ra[0] + b"".join(rb[1:]))
+    with pytest.raises(FormatError, match="end record does not match the header"):  # b's header, all of a's chunks
+        _read_all(b[:48] + a[48:])
+
+
+def test_writer_refuses_what_readers_refuse(rng):
+    w = container.Writer()
+    with pytest.raises(CodecError, match="at most 24 h; split the input") as e:
+        w.finish(_header(num_samples=container.MAX_SAMPLES + 1))
+    assert not isinstance(e.value, FormatError)
+    h = _header(num_samples=container.MAX_SAMPLES, version=3)  # exactly one day: the reader takes it
+    assert read_header(io.BytesIO(encode_header(h))).num_samples == container.MAX_SAMPLES
+    with pytest.raises(CodecError, match="cannot write a file readers refuse: input layout"):
+        container.Writer().finish(_header(num_samples=320, input_rate=0))
+    with pytest.raises(CodecError, match="1 frames for 10"):
+        w = container.Writer()
+        w.chunk(1, b"\0" * 4)
+        w.finish(_header())
+    with pytest.raises(CodecError, match="bad payload length"):  # a chunk the reader would refuse
+        container.encode_file(_header(), [(4, b"\0" * 16, False, None), (4, b"\0" * 15, False, None),
+                                          (2, b"\0" * 8, False, None)])
 
 
 def test_bitstream_and_transport_import_without_torch():

@@ -1,7 +1,9 @@
 """Receiver-side bookkeeping, no sockets and no torch.
 
 ``Tracker``       accepts parsed packets of one session: unwraps sequence numbers and timestamps, spots
-                  duplicates and reordering, measures RFC 3550 interarrival jitter and network delay.
+                  duplicates and reordering, measures RFC 3550 interarrival jitter and network delay, and
+                  refuses packets no honest sender makes (``Frontier``: nothing ahead of what the arrival
+                  time allows), and revokes an end of stream when the stream goes on after it.
 ``JitterBuffer``  holds frames by index until their playout turn; a frame that comes after its turn is late.
 ``PlayoutDelay``  the adaptive buffer's depth: how late recent packets came, and the delay that covers them.
 ``Stats``         the numbers the receiver prints.
@@ -20,6 +22,10 @@ from .packets import END, REASONS, UDP_IP_OVERHEAD, Packet, unwrap
 JOIN_WINDOW = 50        # a stream first heard within 1 s of its start is played from its first sample
 MAX_AHEAD = 3000        # frames (60 s) a packet may be ahead of playout before it is refused
 DUP_WINDOW = 4096       # sequence numbers remembered for duplicate detection
+REVOKE_AFTER = 2        # packets sent after an end of stream that show it was forged (the first is refused)
+SPEED = 2.0             # a stream may come at most this many times faster than real time (beyond MAX_AHEAD)
+SEQ_SLACK = 2           # sequence numbers a packet may be ahead of its frames (the end of stream takes one)
+TICK = FRAME / SAMPLE_RATE
 
 
 @dataclass
@@ -116,13 +122,42 @@ def _mean(xs) -> float | None:
     return float(np.mean(xs)) if len(xs) else None
 
 
-class Tracker:
-    """Follows one session's packets. ``accept`` returns the packet's first frame index, or None to drop it."""
+class Frontier:
+    """How far into the stream a packet may reach, tied to its arrival: by ``arrival``, an honest sender has
+    sent at most ``MAX_AHEAD`` frames past its first packet, plus ``speed`` times the frames that play in the
+    time since that packet arrived; a sequence number advances no faster than frames do (every packet
+    holds one or more); and nothing is more than MAX_AHEAD before the first packet. Forged packets cannot
+    walk it: it moves with the clock, not with the packets. ``speed=None``: no bound by time (an unpaced
+    stream)."""
 
-    def __init__(self, stats: Stats, session: int | None = None):
+    def __init__(self, speed: float | None = SPEED):
+        self.speed = speed
+        self.origin: tuple[float, int, int] | None = None  # first packet: arrival, first frame, sequence number
+
+    def start(self, arrival: float, frame: int, seq: int) -> None:
+        if self.origin is None:
+            self.origin = (arrival, frame, seq)
+
+    def allows(self, arrival: float, frame: int, seq: int) -> bool:
+        """Whether a packet arriving at ``arrival``, its frames ending at ``frame``, may have number ``seq``."""
+        if self.origin is None:
+            return True
+        t0, frame0, seq0 = self.origin
+        if seq - seq0 > max(0, frame - frame0) + SEQ_SLACK or min(seq - seq0, frame - frame0) < -MAX_AHEAD:
+            return False
+        return self.speed is None or frame - frame0 <= MAX_AHEAD + self.speed * max(0.0, arrival - t0) / TICK
+
+
+class Tracker:
+    """Follows one session's packets. ``accept`` returns the packet's first frame index, or None to drop it.
+    ``speed``: see ``Frontier`` (None for a stream that is not paced, which may come any faster)."""
+
+    def __init__(self, stats: Stats, session: int | None = None, speed: float | None = SPEED):
         self.stats, self.session = stats, session
+        self.frontier = Frontier(speed)
+        self.beyond_end = 0                 # packets sent after the end of stream, right after it
         self.seq_ref: int | None = None     # highest extended sequence number so far
-        self.ts_ref: int | None = None      # extended timestamp of the latest packet
+        self.ts_ref: int | None = None      # highest extended timestamp so far
         self.base_seq: int | None = None    # sequence number of the stream's first packet
         self.start_frame: int | None = None
         self.end_seq: int | None = None     # sequence number of the end-of-stream packet
@@ -140,15 +175,18 @@ class Tracker:
             return None
         seq = unwrap(p.seq, self.seq_ref, 16)
         ts = unwrap(p.timestamp, self.ts_ref, 32)
-        if not self._plausible(p, seq, ts):
+        if not self._plausible(p, seq, ts, arrival):
             st.dropped["implausible"] += 1
             return None
         st.datagrams += 1
         st.bytes += p.size
-        if p.kind == END:
-            if self.end_seq is None:
+        if p.kind == END:  # a later end (higher sequence number) supersedes one taken before
+            if self.end_seq is None or seq > self.end_seq:
                 self.end_seq, self.total_samples = seq, p.total_samples
             return None
+        if self.end_seq is not None and seq >= self.end_seq:  # the stream went on after its end: that was forged
+            self.end_seq = self.total_samples = None
+            self.beyond_end = 0
         if seq in self.seen:
             st.duplicated += 1
             return None
@@ -164,24 +202,35 @@ class Tracker:
         if self.seq_ref is not None and seq < self.seq_ref:
             st.reordered += 1
         self.seq_ref = seq if self.seq_ref is None else max(self.seq_ref, seq)
-        self.ts_ref = ts
+        self.ts_ref = ts if self.ts_ref is None else max(self.ts_ref, ts)
+        self.frontier.start(arrival, ts // FRAME, seq)
         st.packets_received += 1
         st.n_q, st.frames_per_packet = p.n_q, max(st.frames_per_packet, len(p.frames))
         self._timing(p, ts, arrival)
         return ts // FRAME
 
-    def _plausible(self, p: Packet, seq: int, ts: int) -> bool:
+    def _plausible(self, p: Packet, seq: int, ts: int, arrival: float) -> bool:
         """Guards against a well-formed packet with absurd numbers (a buggy or hostile sender): nothing may
-        make the receiver buffer or conceal more than MAX_AHEAD frames it has no evidence for."""
+        make the receiver buffer or conceal more than MAX_AHEAD frames ahead of the highest heard, or reach
+        further than its arrival time allows (``Frontier``). Only bounds ahead: a packet far behind costs
+        nothing (the jitter buffer finds it late), and bounds behind the references are what forged packets
+        far ahead would use to lock the real ones out."""
         if ts % FRAME or ts < 0:
             return False
-        if self.ts_ref is not None and abs(ts - self.ts_ref) // FRAME > MAX_AHEAD:
+        if not self.frontier.allows(arrival, ts // FRAME + p.frames, seq):
             return False
-        if self.seq_ref is not None and abs(seq - self.seq_ref) > MAX_AHEAD:
+        if self.ts_ref is not None and (ts - self.ts_ref) // FRAME > MAX_AHEAD:
+            return False
+        if self.seq_ref is not None and seq - self.seq_ref > MAX_AHEAD:
             return False
         if p.kind == END:  # the end timestamp is the frame after the last one: it must agree with the length
             return -(-p.total_samples // FRAME) * FRAME == ts
-        return self.total_samples is None or ts < self.total_samples  # not beyond the announced end
+        if self.total_samples is None or ts < self.total_samples:  # not beyond the announced end ...
+            return True
+        if seq >= self.end_seq:  # ... unless the stream goes on: a second packet sent after the end revokes it
+            self.beyond_end += 1
+            return self.beyond_end >= REVOKE_AFTER
+        return False
 
     def _timing(self, p: Packet, ts: int, arrival: float) -> None:
         transit = arrival * SAMPLE_RATE - ts  # RFC 3550 A.8: J += (|D| - J) / 16, in timestamp units
