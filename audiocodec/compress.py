@@ -17,7 +17,7 @@ from .bitstream.entropy import EntropyModel, decode_fixed, encode_fixed
 from .errors import CodecError
 from .lowband import HYBRID_MODES, LowBand, LowBandDecoder, LowBandEncoder, layer as low_band_layer
 from .model import BITRATES, Codec, default_weights_path
-from .streaming import StreamingDecoder, StreamingEncoder
+from .model.streaming import StreamingDecoder, StreamingEncoder
 
 FRAMES_PER_CHUNK = 500  # 10 s per chunk
 

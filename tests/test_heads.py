@@ -4,7 +4,7 @@ import torch
 
 from audiocodec.model import Codec, CodecConfig
 from audiocodec.model.heads import HarmonicSource
-from audiocodec.streaming import StreamingDecoder
+from audiocodec.model.streaming import StreamingDecoder
 
 
 def test_source_is_a_comb_at_the_given_pitch():

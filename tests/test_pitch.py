@@ -9,7 +9,7 @@ from audiocodec.bitstream.entropy import EntropyModel
 from audiocodec.compress import Engine, compress, decompress
 from audiocodec.model import Codec, CodecConfig
 from audiocodec.model.pitch import F0_MAX, F0_MIN, PitchTracker, dequantize, frame_symbols, quantize, to_hz
-from audiocodec.streaming import FRAME, LATENCY_MS, StreamingDecoder, StreamingEncoder, latency_ms
+from audiocodec.model.streaming import FRAME, LATENCY_MS, StreamingDecoder, StreamingEncoder, latency_ms
 
 
 def test_code_round_trips_and_is_fine_enough():

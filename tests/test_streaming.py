@@ -5,7 +5,7 @@ import torch
 
 from audiocodec.model import load_default
 from audiocodec.model.layers import CausalConv1d
-from audiocodec.streaming import FRAME, LATENCY_MS, StreamingDecoder, StreamingEncoder
+from audiocodec.model.streaming import FRAME, LATENCY_MS, StreamingDecoder, StreamingEncoder
 
 N_Q = 12
 SECONDS = 2.0
@@ -115,7 +115,7 @@ def test_spectral_branch_streams_and_is_causal(clip):
     """The encoder's spectral branch (trained weights or not): chunked latents equal the offline ones, and
     input from frame k on changes no latent before frame k."""
     from audiocodec.model import Codec, CodecConfig
-    from audiocodec.streaming import encoder_step
+    from audiocodec.model.streaming import encoder_step
 
     torch.manual_seed(0)
     codec = Codec(CodecConfig(enc_spectral=True)).eval()

@@ -22,7 +22,7 @@ import torch
 
 from ..lowband import LowBand, LowBandDecoder, LowBandEncoder, layer
 from ..model import Codec
-from ..streaming import FRAME, StreamingDecoder, StreamingEncoder
+from ..model.streaming import FRAME, StreamingDecoder, StreamingEncoder
 from .packets import model_tag
 
 DECAY = 0.9  # share of the last good latent kept per further consecutive lost frame
