@@ -130,7 +130,7 @@ def test_weights_with_bad_scales_are_refused(tmp_path):
 def test_decoded_audio_is_sample_aligned(engine, speech):
     """The evaluation takes the neural codec's delay as 0 without estimating it: the spectral envelope of the
     decoded speech must line up best with the input's near lag 0, not ahead or behind. Within 2 ms: the
-    session-5 model's envelope matches best 2 ms late (the harmonic source draws its own phases), and
+    envelope of a model with the harmonic source matched best 2 ms late (the source draws its own phases), and
     advancing its output by 1, 2 or 3 ms moved PESQ-WB by under 0.01 and STOI by under 0.001 (24 clips)."""
     from audiocodec.compress import compress, decompress
     from audiocodec.evaluation.metrics import log_mel
