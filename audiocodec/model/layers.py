@@ -44,8 +44,8 @@ class StreamingModule(nn.Module):
 
     @contextlib.contextmanager
     def streaming(self) -> Iterator[StreamingModule]:
-        """``with module.streaming():`` calls inside continue each other; the state goes on leaving, also
-        through an exception."""
+        """``with module.streaming():`` the calls inside continue each other; leaving it (also through an
+        exception) drops the state."""
         self.start_streaming()
         try:
             yield self
@@ -76,6 +76,7 @@ def stream_copy(model: nn.Module) -> nn.Module:
 
 
 def _copy_stateful(module: nn.Module) -> nn.Module:
+    """``module`` itself if nothing in it streams, else a new object over the same tensors (``stream_copy``)."""
     children = {name: None if m is None else _copy_stateful(m) for name, m in module._modules.items()}
     if not isinstance(module, StreamingModule) and all(children[n] is m for n, m in module._modules.items()):
         return module  # holds no stream state: shared
