@@ -6,10 +6,11 @@ import numpy as np
 import torch
 
 from audiocodec.bitstream.entropy import EntropyModel
-from audiocodec.compress import Engine, compress, decompress
+from audiocodec.compress import compress, decompress
+from audiocodec.stream.engine import Engine
 from audiocodec.model import Codec, CodecConfig
 from audiocodec.model.pitch import F0_MAX, F0_MIN, PitchTracker, dequantize, frame_symbols, quantize, to_hz
-from audiocodec.streaming import FRAME, LATENCY_MS, StreamingDecoder, StreamingEncoder, latency_ms
+from audiocodec.model.streaming import FRAME, LATENCY_MS, StreamingDecoder, StreamingEncoder, latency_ms
 
 
 def test_code_round_trips_and_is_fine_enough():
@@ -58,8 +59,7 @@ def _pitch_codec() -> Codec:
     cfg = CodecConfig(enc_channels=(8, 8, 16, 16, 32), enc_hidden=64, latent_dim=16, n_codebooks=6, codebook_size=256,
                       dec_dim=32, dec_hidden=64, dec_blocks=1, pitch_source=True, pitch_coded=True, pitch_from=3)
     codec = Codec(cfg).eval()
-    for stage in codec.quantizer.stages:
-        stage.initialized.fill_(True)
+    codec.quantizer.mark_trained()
     with torch.no_grad():  # a tracker that calls every frame voiced, at varying pitch
         codec.pitch.out.bias[0] = -5.0
     return codec

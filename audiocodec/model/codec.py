@@ -17,16 +17,14 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
-from torch import nn
 
 from .decoder import Decoder, PitchInput
 from .encoder import Encoder
 from .heads import HarmonicSource, ISTFTHead
+from .layers import StreamingModule
 from .pitch import CODE_BITS, PitchTracker, dequantize, frame_symbols
 from .quantizer import QuantizerOutput, ResidualVQ
 
-# kbps -> number of codebooks (each codebook: 10 bits per 20 ms frame = 0.5 kbps)
-BITRATES = {1.5: 3, 3.0: 6, 6.0: 12, 12.0: 24}
 INT8_SCALE = ".int8_scale"  # suffix of the per-channel scales of weights stored as int8 (Codec.save)
 
 
@@ -53,14 +51,15 @@ class CodecConfig:
     hop: int = 160
     pitch_source: bool = False  # harmonic excitation at a predicted pitch for the iSTFT head (HarmonicSource)
     voicing_bands: int = 1      # > 1: the source's voicing varies over this many mel-spaced bands
-    vq_gain: bool = True        # codes keep their length, so each RVQ stage refines the last (False: unit codes, models up to session 4)
-    enc_spectral: bool = False  # the encoder also reads log-magnitude spectra (SpectralBranch; a session-6 experiment)
+    vq_gain: bool = True        # codes keep their length, so each RVQ stage refines the last (False: unit codes, as in weights saved without this field)
+    enc_spectral: bool = False  # the encoder also reads log-magnitude spectra (SpectralBranch; model 1b53dc931200f56b does)
     spectral_join: int = 0      # ... and its output joins the RVQ residual before this stage (ResidualVQ's ``late``)
     pitch_coded: bool = False   # the sender tracks the pitch and sends it as the first row of codes (pitch.py)
     pitch_from: int = 6         # ... in streams of at least this many rows (at 1.5 kbps a stage is worth more)
     pitch_input: bool = False   # the decoder backbone also hears the sent pitch (decoder.PitchInput)
     postfilter: float = 1.1     # decoding only: each STFT frame's magnitudes to this power, at the frame's energy (heads.sharpen;
-                                # 1 = off); chosen on held-out clips in session 24, and files saved before it get it too
+                                # 1 = off; a decode call may give its own); chosen for model 1b53dc931200f56b on held-out
+                                # clips on 2026-12-04, and weights saved without this field get it too
 
     @property
     def frame_size(self) -> int:
@@ -90,7 +89,10 @@ class CodecConfig:
         return CodecConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
 
 
-class Codec(nn.Module):
+class Codec(StreamingModule):
+    """The whole model. ``encode`` and ``decode`` run whole signals; ``streaming.py`` runs it frame by frame on
+    copies of it (``layers.stream_copy``), so the model itself never holds a stream's state."""
+
     def __init__(self, cfg: CodecConfig = CodecConfig()):
         super().__init__()
         self.cfg = cfg
@@ -133,21 +135,15 @@ class Codec(nn.Module):
         sent = torch.as_tensor(sent, device=z_q.device).expand(z_q.shape[0])
         return self.pitch_input(z_q, f0, sent)
 
-    def synthesize(self, feats: torch.Tensor, f0: torch.Tensor | None = None):
-        """decoder features (B, T, dim) -> (wav (B, 1, T * 320), the source's (pitch, voicing logit) or None)."""
-        frames, pitch, _ = self.frames(feats, f0)
-        return self.head.overlap_add(frames).unsqueeze(1), pitch
-
-    def frames(self, feats: torch.Tensor, f0: torch.Tensor | None = None, state: dict | None = None):
-        """decoder features (B, T, dim) -> (windowed STFT frames (B, 2T, n_fft) for overlap-add, the source's
-        (pitch, voicing logit) or None, state to continue from: the head's running phase and the source's
-        pitch, phase and recent samples). ``state`` None starts a new signal; streaming passes it on."""
-        state = state or {}
-        source = voicing = pitch = source_state = None
+    def synthesize(self, feats: torch.Tensor, f0: torch.Tensor | None = None, postfilter: float | None = None):
+        """decoder features (B, T, dim) -> (wav (B, 1, T * 320), the source's (pitch, voicing logit) or None).
+        ``postfilter``: None = the configured one, 1 = off. Streaming, the wav is the samples that became
+        final (``ISTFTHead.overlap_add``)."""
+        source = voicing = pitch = None
         if self.source is not None:
-            source, voicing, pitch, source_state = self.source(feats, f0, state.get("source"))
-        frames, phase = self.head.frames(feats, state.get("phase"), source, voicing)
-        return frames, pitch, {"phase": phase, "source": source_state}
+            source, voicing, pitch = self.source(feats, f0)
+        frames = self.head.frames(feats, source, voicing, postfilter)
+        return self.head.overlap_add(frames).unsqueeze(1), pitch
 
     def as_batch(self, wav: torch.Tensor) -> torch.Tensor:
         """wav (T,) / (B, T) / (B, 1, T) -> float32 (B, 1, T') zero-padded to whole 20 ms frames, as
@@ -208,12 +204,13 @@ class Codec(nn.Module):
         return torch.cat([self.pitch_symbols(x)[:, None], stages], 1)
 
     @torch.no_grad()
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes (B, n_q, frames) -> wav (B, 1, frames * 320)."""
+    def decode(self, codes: torch.Tensor, postfilter: float | None = None) -> torch.Tensor:
+        """codes (B, n_q, frames) -> wav (B, 1, frames * 320). ``postfilter``: None = the model's configured
+        one (``CodecConfig.postfilter``), 1.0 = off."""
         codes = torch.as_tensor(codes, dtype=torch.long, device=self.device)
         symbols, stages = self.split(codes)
         f0 = None if symbols is None else dequantize(symbols)
-        return self.synthesize(self.features(self.quantizer.decode(stages), f0), f0)[0]
+        return self.synthesize(self.features(self.quantizer.decode(stages), f0), f0, postfilter)[0]
 
     @property
     def device(self) -> torch.device:
@@ -278,8 +275,7 @@ class Codec(nn.Module):
     def _trained(self, state: dict) -> "Codec":
         """Load trained weights (every key, strictly), mark the codebooks as fitted, switch to eval mode."""
         self.load_state_dict(state, strict=True)
-        for stage in self.quantizer.stages:
-            stage.initialized.fill_(True)
+        self.quantizer.mark_trained()
         return self.eval()
 
     @staticmethod

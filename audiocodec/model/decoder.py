@@ -9,7 +9,7 @@ import math
 import torch
 from torch import nn
 
-from .layers import CausalConv1d, ConvNeXtBlock
+from .layers import CausalConv1d, ConvNeXtBlock, StreamingModule
 from .pitch import F0_MAX, F0_MIN
 
 
@@ -42,8 +42,8 @@ class PitchInput(nn.Module):
         return z + self.proj(self.features(f0, sent)).transpose(1, 2)
 
 
-class Decoder(nn.Module):
-    """latents (B, latent_dim, T) -> features (B, T, dim)."""
+class Decoder(StreamingModule):
+    """latents (B, latent_dim, T) -> features (B, T, dim); streaming, its convolutions keep their past inputs."""
 
     def __init__(self, latent_dim: int = 128, dim: int = 256, hidden: int = 768, blocks: int = 8):
         super().__init__()

@@ -8,11 +8,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import CausalConv1d, ConvNeXtBlock, ResidualUnit
+from .layers import CausalConv1d, ConvNeXtBlock, ResidualUnit, StreamingModule
 
 
-class Encoder(nn.Module):
-    """wav (B, 1, T) -> latents (B, latent_dim, T // hop), hop = prod(strides) = 320 samples.
+class Encoder(StreamingModule):
+    """wav (B, 1, T) -> latents (B, latent_dim, T // hop), hop = prod(strides) = 320 samples (streaming: T a
+    multiple of hop).
 
     Strided convolutions halve the work at each stage (16 kHz -> 8 k -> 2 k -> 400 -> 50 Hz) while the
     channel count grows; a few ConvNeXt blocks then mix information at the cheap frame rate."""
@@ -56,7 +57,7 @@ class Encoder(nn.Module):
         return z if late is None else z + late
 
 
-class SpectralBranch(nn.Module):
+class SpectralBranch(StreamingModule):
     """wav (B, 1, T) -> (B, latent_dim, T // (k * hop)): the log-magnitude spectra of each latent frame's
     ``k`` STFT windows (the iSTFT head's framing: window ``j`` ends at sample ``hop * (j + 1)``, so it is
     causal), read by a per-frame MLP and added to the SEANet latent.
@@ -85,15 +86,7 @@ class SpectralBranch(nn.Module):
         x = x[..., : j // self.k * self.k].reshape(b, bins, j // self.k, self.k)
         return x.permute(0, 3, 1, 2).reshape(b, self.k * bins, j // self.k)
 
-    def with_history(self, wav: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
-        """wav (B, 1, T) -> (B, n_fft - hop + T): the samples before it (streaming), zeros if None, then it."""
-        x = wav[:, 0]
-        return torch.cat([x.new_zeros(x.shape[0], self.history) if history is None else history, x], 1)
-
-    def read(self, samples: torch.Tensor) -> torch.Tensor:
-        """``with_history``'s output -> (B, latent_dim, T // (k * hop))."""
-        return self.fc2(F.gelu(self.fc1(self.features(samples))))
-
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        """wav (B, 1, T), a whole signal."""
-        return self.read(self.with_history(wav))
+        """wav (B, 1, T) -> (B, latent_dim, T // (k * hop)). Its first windows reach ``history`` samples before
+        the signal: zeros, or streaming (T a multiple of k * hop) the end of the call before."""
+        return self.fc2(F.gelu(self.fc1(self.features(self.with_past(wav[:, 0], self.history)))))

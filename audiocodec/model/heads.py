@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .layers import StreamingModule
+
 
 def sharpen(spec: torch.Tensor, gamma: float) -> torch.Tensor:
     """The decoder's postfilter: each frame's magnitudes (..., bins) raised to ``gamma``, then scaled back to
@@ -34,14 +36,16 @@ def sharpen(spec: torch.Tensor, gamma: float) -> torch.Tensor:
     return torch.polar(powered * scale, spec.angle())
 
 
-class ISTFTHead(nn.Module):
+class ISTFTHead(StreamingModule):
     """features (B, T, dim) -> windowed STFT frames (``frames``, B, T * frames_per_latent, n_fft) -> waveform
-    (``overlap_add``, B, T * frames_per_latent * hop).
+    (``overlap_add``, B, T * frames_per_latent * hop). Streaming, it keeps its running phase and the overlap-add
+    tail of samples that later windows still add to.
 
     Each latent frame's features are first expanded into ``frames_per_latent`` hidden vectors (one per STFT
     frame, GELU), then read out linearly as log-magnitude and phase advance: a plain linear read-out of all
     frames from ``dim`` features is too low-rank to draw the harmonic fine structure of voiced speech.
-    Outside training each frame then passes the postfilter (``sharpen`` at ``postfilter``; 1 = off)."""
+    Outside training each frame then passes the postfilter (``sharpen`` at ``postfilter``, the model's
+    configured value unless a call gives its own; 1 = off)."""
 
     def __init__(self, dim: int, n_fft: int = 640, hop: int = 160, frames_per_latent: int = 2, hidden: int = 384,
                  postfilter: float = 1.0):
@@ -57,14 +61,14 @@ class ISTFTHead(nn.Module):
         self.register_buffer("phase0", math.pi * bins, persistent=False)
         self.register_buffer("window", torch.hann_window(n_fft, periodic=True) * (hop * 2 / n_fft), persistent=False)
 
-    def frames(self, x: torch.Tensor, phase: torch.Tensor | None = None, source: torch.Tensor | None = None,
-               voicing: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """features (B, T, dim) -> (windowed frames (B, T*k, n_fft), phase after the last frame (B, bins) float64).
+    def frames(self, x: torch.Tensor, source: torch.Tensor | None = None, voicing: torch.Tensor | None = None,
+               postfilter: float | None = None) -> torch.Tensor:
+        """features (B, T, dim) -> windowed frames (B, T*k, n_fft).
 
-        ``phase`` continues the running phase of an earlier call (streaming); None starts a new signal.
         ``source`` (B, T*k, bins) complex and ``voicing`` (B, T*k), or (B, T*k, bins) per bin: a harmonic
         excitation's spectrum (see ``HarmonicSource``); the frame becomes
-        ``(1 - v) * own spectrum + v * magnitude * source``."""
+        ``(1 - v) * own spectrum + v * magnitude * source``. ``postfilter``: None = ``self.postfilter``.
+        The phase starts at ``phase0`` or, streaming, where the call before left it."""
         b, t, _ = x.shape
         h = F.gelu(self.up(x)).view(b, t * self.k, self.hidden)
         y = self.out(h).view(b, t * self.k, 3, self.bins)
@@ -73,17 +77,20 @@ class ISTFTHead(nn.Module):
         logmag = y[:, :, 0]
         mag = torch.exp(logmag - (logmag - logmag.clamp(max=math.log(100.0))).detach())
         advance = (math.pi * torch.tanh(y[:, :, 1])).double() + self.centre
+        phase = None if self.stream is None else self.stream.get("phase")
         start = self.phase0.expand(b, -1) if phase is None else phase
         # phase of frame j = start + advances of frames 0..j-1 (cumulative sum, wrapped to [0, 2 pi))
         total = torch.remainder(start[:, None] + torch.cumsum(advance, 1) - advance, 2 * math.pi)
-        last = torch.remainder(total[:, -1] + advance[:, -1], 2 * math.pi)
+        if self.stream is not None:  # the phase after the last frame (B, bins) float64
+            self.stream["phase"] = torch.remainder(total[:, -1] + advance[:, -1], 2 * math.pi)
         spec = torch.polar(mag, total.float() + y[:, :, 2])
         if source is not None:
             v = voicing[..., None] if voicing.dim() == 2 else voicing
             spec = spec * (1 - v) + mag * source * v
-        if self.postfilter != 1.0 and not self.training:  # training learns the plain output
-            spec = sharpen(spec, self.postfilter)
-        return torch.fft.irfft(spec, n=self.n_fft) * self.window, last
+        gamma = self.postfilter if postfilter is None else postfilter
+        if gamma != 1.0 and not self.training:  # training learns the plain output
+            spec = sharpen(spec, gamma)
+        return torch.fft.irfft(spec, n=self.n_fft) * self.window
 
     def fold(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, J, n_fft) -> (B, (J - 1) * hop + n_fft): the sum of the frames, each shifted by hop."""
@@ -93,11 +100,30 @@ class ISTFTHead(nn.Module):
         return out.view(b, -1)
 
     def overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
-        """(B, J, n_fft) -> (B, J * hop): ``fold`` with the first n_fft - hop samples (before the signal) cut."""
-        return self.fold(frames)[:, self.n_fft - self.hop:]
+        """(B, J, n_fft) -> (B, J * hop): ``fold`` with the first n_fft - hop samples (before the signal) cut.
+
+        Streaming, the samples that became final (every window over them has arrived): the signal n_fft - hop
+        samples late, so the first call gives that many fewer; ``flush`` gives the last ones."""
+        if self.stream is None:
+            return self.fold(frames)[:, self.n_fft - self.hop:]
+        b, j, _ = frames.shape
+        lap = self.n_fft - self.hop
+        tail = self.stream.get("tail", frames.new_zeros(b, lap))
+        summed = torch.cat([tail, frames.new_zeros(b, self.hop * j)], 1) + self.fold(frames)
+        self.stream["tail"] = summed[:, j * self.hop:]
+        skip = self.stream.get("skip", lap)  # samples before the signal, still to be cut
+        cut = min(skip, j * self.hop)
+        self.stream["skip"] = skip - cut
+        return summed[:, cut:j * self.hop]
+
+    def flush(self) -> torch.Tensor:
+        """Streaming, at the end of the signal: its last samples (B, up to n_fft - hop), which no window
+        follows; (0, 0) if nothing was streamed. The stream ends here."""
+        tail = self.stream.pop("tail", self.window.new_zeros(0, 0))
+        return tail[:, self.stream.pop("skip", 0):]
 
 
-class HarmonicSource(nn.Module):
+class HarmonicSource(StreamingModule):
     """features (B, T, dim) -> pitch and voicing per 10 ms frame, and the STFT of a harmonic excitation.
 
     A mel or STFT loss barely rewards an iSTFT head for the fine comb of pitch harmonics, and without it
@@ -158,23 +184,24 @@ class HarmonicSource(nn.Module):
         wav = torch.sin(n * phi / 2) * torch.sin((n + 1) * phi / 2) / torch.where(small, torch.ones_like(half), half)
         return torch.where(small, torch.zeros_like(wav), wav).float(), phi[:, -1:]
 
-    def forward(self, x: torch.Tensor, f0_target: torch.Tensor | None = None, state: dict | None = None):
+    def forward(self, x: torch.Tensor, f0_target: torch.Tensor | None = None):
         """features (B, T, dim) -> (source spectrum (B, J, bins) complex, voicing in 0..1 (B, J), or
-        (B, J, bins) with bands, (predicted pitch, voicing logit) (B, J) each, state for the next call).
+        (B, J, bins) with bands, (predicted pitch, voicing logit) (B, J) each).
 
         ``f0_target`` (B, J) (Hz, 0 = unvoiced), where > 0, replaces the predicted pitch of the excitation
-        (teacher forcing in training). ``state`` carries pitch, phase and the last ``n_fft - hop``
-        excitation samples between streaming calls."""
+        (teacher forcing in training). Streaming, the pitch, phase and last ``n_fft - hop`` excitation
+        samples carry over from call to call."""
         f0_pred, voicing, per_bin = self.controls(x)
         f0 = f0_pred.detach()  # pitch is learned from the tracker's targets, not through the excitation
         if f0_target is not None:
             f0 = torch.where(f0_target > 0, f0_target, f0)
-        b = f0.shape[0]
-        if state is None:
-            state = {"f0": f0[:, :1], "phase": torch.zeros(b, 1, dtype=torch.float64, device=x.device),
-                     "history": x.new_zeros(b, self.n_fft - self.hop)}
-        wav, phase = self.excitation(f0, state["f0"], state["phase"])
-        full = torch.cat([state["history"], wav], 1)
+        if self.stream:  # a stream's second call or later
+            f0_prev, phase0 = self.stream["f0"], self.stream["phase"]
+        else:
+            f0_prev, phase0 = f0[:, :1], torch.zeros(f0.shape[0], 1, dtype=torch.float64, device=x.device)
+        wav, phase = self.excitation(f0, f0_prev, phase0)
+        full = self.with_past(wav, self.n_fft - self.hop)
         spec = torch.fft.rfft(full.unfold(1, self.n_fft, self.hop) * self.window)
-        new_state = {"f0": f0[:, -1:], "phase": phase, "history": full[:, full.shape[1] - (self.n_fft - self.hop):]}
-        return spec, torch.sigmoid(voicing if per_bin is None else per_bin), (f0_pred, voicing), new_state
+        if self.stream is not None:
+            self.stream.update(f0=f0[:, -1:], phase=phase)
+        return spec, torch.sigmoid(voicing if per_bin is None else per_bin), (f0_pred, voicing)

@@ -22,14 +22,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import CausalConv1d
+from .layers import CausalConv1d, StreamingModule
 
 F0_MIN, F0_MAX = 60.0, 500.0
 CODE_BITS = 8
 _LEVELS = (1 << CODE_BITS) - 1  # voiced symbols 1 .. 255
 
 
-class PitchTracker(nn.Module):
+class PitchTracker(StreamingModule):
     """wav (B, 1, T) -> per 10 ms frame ``j`` (window ending at sample ``hop * (j + 1)``) logits over
     [unvoiced, 128 pitch classes]; ``track`` turns them into Hz (0 = unvoiced).
 
@@ -58,22 +58,17 @@ class PitchTracker(nn.Module):
         peak = logmag.amax(-1, keepdim=True)
         return torch.cat([(logmag - peak).clamp(min=-12.0) / 4.0, (peak + 4.0) / 4.0], -1)
 
-    def logits(self, spectra: torch.Tensor, conv=None) -> torch.Tensor:
-        """spectra (B, J, BINS + 1) -> logits (B, J, 1 + CLASSES). ``conv(layer, x)`` runs a causal conv
-        (the streaming encoder passes one that keeps each layer's past)."""
+    def logits(self, spectra: torch.Tensor) -> torch.Tensor:
+        """spectra (B, J, BINS + 1) -> logits (B, J, 1 + CLASSES)."""
         x = self.inp(spectra).transpose(1, 2)
         for layer in self.convs:
-            x = x + (layer(F.gelu(x)) if conv is None else conv(layer, F.gelu(x)))
+            x = x + layer(F.gelu(x))
         return self.out(F.gelu(x).transpose(1, 2))
 
-    def with_history(self, wav: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
-        """wav (B, 1, T) -> (B, history + T): the samples before it (streaming), zeros if None, then it."""
-        x = wav[:, 0]
-        return torch.cat([x.new_zeros(x.shape[0], self.history) if history is None else history, x], 1)
-
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        """wav (B, 1, T), a whole signal, T a multiple of HOP -> logits (B, T / HOP, 1 + CLASSES)."""
-        return self.logits(self.spectra(self.with_history(wav)))
+        """wav (B, 1, T), T a multiple of HOP -> logits (B, T / HOP, 1 + CLASSES). The first window reaches
+        ``history`` samples before the signal: zeros, or streaming the end of the call before."""
+        return self.logits(self.spectra(self.with_past(wav[:, 0], self.history)))
 
     def to_hz(self, logits: torch.Tensor) -> torch.Tensor:
         """logits (..., 1 + CLASSES) -> pitch in Hz (0 where unvoiced is likelier than voiced): the average

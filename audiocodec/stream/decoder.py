@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..constants import FRAME
-from ..streaming import StreamingDecoder
+from ..model.streaming import StreamingDecoder
 from .engine import model_tag
 from .frames import Frame, codes_of
 from .lowband import LowBand, LowBandDecoder
@@ -41,7 +41,7 @@ class FrameDecoder:
                  mute: bool = False):
         self.codec, self.length, self.decay, self.mute = codec, length, decay, mute
         self.tag, self.max_rows = model_tag(codec.model_id), codec.max_rows
-        self.neural = neural_decoder(codec, postfilter)
+        self.neural = StreamingDecoder(codec, postfilter=postfilter)
         self.low: LowBandDecoder | None = None
         self.good: torch.Tensor | None = None  # the last good frame's latent
         self.run = 0                           # consecutive frames concealed so far
@@ -92,27 +92,3 @@ class FrameDecoder:
         coefs = self.low.layer.coefs
         return np.stack([row if row is not None and row.shape == (coefs,) else np.full(coefs, np.nan)
                          for row in rows])
-
-
-def neural_decoder(codec, postfilter: float | None) -> StreamingDecoder:
-    """The streaming decoder, with its postfilter at ``postfilter`` (None: the model's own).
-
-    TO REPLACE AT MERGE with ``StreamingDecoder(codec, postfilter=postfilter)`` (the streaming decoder's own
-    argument), deleting ``_Postfiltered``: the one place that still sets the shared head's postfilter."""
-    return StreamingDecoder(codec) if postfilter is None else _Postfiltered(codec, postfilter)
-
-
-class _Postfiltered(StreamingDecoder):
-    """A streaming decoder that sets the codec head's postfilter around each step and restores it after."""
-
-    def __init__(self, codec, postfilter: float):
-        super().__init__(codec)
-        self.postfilter = postfilter
-
-    def push_latent(self, z: torch.Tensor, f0: torch.Tensor | None = None) -> np.ndarray:
-        head = self.codec.head
-        saved, head.postfilter = head.postfilter, self.postfilter
-        try:
-            return super().push_latent(z, f0)
-        finally:
-            head.postfilter = saved

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..streaming import StreamingEncoder
+from ..model.streaming import StreamingEncoder
 from .engine import model_tag
 from .frames import Frame, frames_of
 from .lowband import LowBandEncoder

@@ -1,8 +1,13 @@
 """Frame-by-frame encoder and decoder that give the same output as the offline path.
 
-Pattern (after Moshi/Mimi): the model is never changed; each causal conv keeps the last ``left_pad``
-inputs it saw in a small state dict that lives in the streaming object, and the iSTFT head keeps the
-overlapping tail of its windows. The caller feeds whole 20 ms frames (320 samples).
+Pattern (after Moshi/Mimi's ``with model.streaming():``): the layers run the same ``forward`` offline and
+streaming, and while streaming each keeps the state it needs in itself (``layers.StreamingModule``): a causal
+conv its last ``kernel - stride`` inputs, the spectral branch and the pitch tracker their last samples, the
+iSTFT head its running phase and overlap-add tail, the harmonic source its pitch, phase and last samples.
+Each ``StreamingEncoder`` / ``StreamingDecoder`` streams on its own copy of the model's modules that shares
+the weights (``layers.stream_copy``), so the model itself never streams: offline calls and other streams on
+it (a sender's encoder and a receiver's decoder, in two threads) are untouched, whatever happens in a stream.
+The caller feeds whole 20 ms frames (320 samples).
 
 Algorithmic latency: 20 ms to fill a frame + 30 ms overlap-add tail in the decoder = 50 ms; a stream that
 sends the pitch (model/pitch.py) waits 20 ms more, for its tracker to hear past the frame (``latency_ms``).
@@ -11,13 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
-from .model import Codec
-from .model.decoder import Decoder
-from .model.encoder import Encoder
-from .model.layers import CausalConv1d, ConvNeXtBlock, ResidualUnit
-from .model.pitch import PitchTracker, dequantize, frame_symbols, quantize
+from .codec import Codec
+from .layers import stream_copy
+from .pitch import dequantize, frame_symbols, quantize
 
 FRAME = 320          # samples per codec frame (20 ms at 16 kHz)
 LATENCY_MS = 50.0    # frame (20 ms) + iSTFT overlap tail (30 ms)
@@ -28,67 +30,6 @@ def latency_ms(codec: Codec, n_q: int) -> float:
     the stream sends the pitch."""
     ahead = codec.pitch.LOOKAHEAD * codec.pitch.HOP if codec.sends_pitch(n_q) else 0
     return LATENCY_MS + 1000 * ahead / codec.cfg.sample_rate
-
-
-def _conv(conv: CausalConv1d, x: torch.Tensor, state: dict) -> torch.Tensor:
-    """Run a causal conv on a chunk, remembering the last ``left_pad`` inputs for the next chunk."""
-    p = conv.left_pad
-    buf = state.get(id(conv))
-    if buf is None:
-        buf = x.new_zeros(x.shape[0], x.shape[1], p)
-    xc = torch.cat([buf, x], -1)
-    state[id(conv)] = xc[..., xc.shape[-1] - p:]
-    return F.conv1d(xc, conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
-
-
-def _residual(unit: ResidualUnit, x: torch.Tensor, state: dict) -> torch.Tensor:
-    return x + unit.conv2(F.elu(_conv(unit.conv1, F.elu(x), state)))
-
-
-def _convnext(block: ConvNeXtBlock, x: torch.Tensor, state: dict) -> torch.Tensor:
-    y = _conv(block.dwconv, x, state).transpose(1, 2)
-    y = block.fc2(F.gelu(block.fc1(block.norm(y))))
-    return x + (block.gamma * y).transpose(1, 2)
-
-
-def _run(module, x: torch.Tensor, state: dict) -> torch.Tensor:
-    if isinstance(module, CausalConv1d):
-        return _conv(module, x, state)
-    if isinstance(module, ResidualUnit):
-        return _residual(module, x, state)
-    if isinstance(module, ConvNeXtBlock):
-        return _convnext(module, x, state)
-    return module(x)  # pointwise layers (ELU) carry no state
-
-
-def encoder_step(enc: Encoder, wav: torch.Tensor, state: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """wav chunk (B, 1, k * 320) -> latents (B, latent_dim, k) in ``Encoder.parts``' two parts (SEANet, spectral
-    branch or None)."""
-    x = _conv(enc.conv_in, wav, state)
-    for m in list(enc.stages) + list(enc.blocks):
-        x = _run(m, x, state)
-    z = enc.proj(enc.norm(x.transpose(1, 2))).transpose(1, 2)
-    if enc.spectral is None:
-        return z, None
-    samples = enc.spectral.with_history(wav, state.get(id(enc.spectral)))
-    state[id(enc.spectral)] = samples[:, -enc.spectral.history:]  # for the next chunk's first windows
-    return z, enc.spectral.read(samples)
-
-
-def decoder_step(dec: Decoder, z: torch.Tensor, state: dict) -> torch.Tensor:
-    """latents (B, latent_dim, k) -> features (B, k, dim)."""
-    x = dec.norm_in(_conv(dec.embed, z, state).transpose(1, 2)).transpose(1, 2)
-    for block in dec.blocks:
-        x = _convnext(block, x, state)
-    return dec.norm_out(x.transpose(1, 2))
-
-
-def pitch_step(tracker: PitchTracker, wav: torch.Tensor, state: dict) -> torch.Tensor:
-    """wav chunk (B, 1, k * 320) -> the pitch tracker's logits (B, 2k, classes), keeping its past samples
-    and its convolutions' past inputs."""
-    samples = tracker.with_history(wav, state.get(id(tracker)))
-    state[id(tracker)] = samples[:, -tracker.history:]
-    return tracker.logits(tracker.spectra(samples), lambda layer, x: _conv(layer, x, state))
 
 
 class StreamingEncoder:
@@ -103,7 +44,7 @@ class StreamingEncoder:
 
     def __init__(self, codec: Codec, n_q: int):
         self.codec, self.n_q = codec, n_q
-        self.state: dict = {}
+        self.model = stream_copy(codec)  # this stream's layers (the codec's weights)
         self.pending = np.zeros(0, dtype=np.float32)
         self.pitch = codec.sends_pitch(n_q)
         self.held = torch.zeros(1, n_q - 1, 0, dtype=torch.long)  # RVQ codes of frames whose pitch is not heard yet
@@ -118,7 +59,7 @@ class StreamingEncoder:
             return np.zeros((self.n_q, 0), dtype=np.int64)
         chunk, self.pending = self.pending[: k * FRAME], self.pending[k * FRAME:]
         wav = torch.from_numpy(chunk)[None, None]
-        z, late = encoder_step(self.codec.encoder, wav, self.state)
+        z, late = self.model.encoder.parts(wav)
         if not self.pitch:
             return self.codec.quantizer.encode(z, self.n_q, late)[0].numpy()
         self.held = torch.cat([self.held, self.codec.quantizer.encode(z, self.n_q - 1, late)], 2)
@@ -126,7 +67,7 @@ class StreamingEncoder:
 
     def _hear(self, wav: torch.Tensor) -> np.ndarray:
         """Run the pitch tracker on more samples; return the codes of the frames whose pitch is now known."""
-        hz = self.codec.pitch.to_hz(pitch_step(self.codec.pitch, wav, self.state))
+        hz = self.codec.pitch.to_hz(self.model.pitch(wav))
         drop = min(self.skip, hz.shape[1])
         self.hz, self.skip = torch.cat([self.hz, hz[:, drop:]], 1), self.skip - drop
         m = min(self.held.shape[2], self.hz.shape[1] // 2)
@@ -153,17 +94,13 @@ class StreamingDecoder:
     by k, so where the stream has no sent pitch the difference grows slowly along it (1e-4 of a 0.26 peak
     after 4 s, 70 dB down). The same pushes in the same grouping give the same samples bit for bit.
     The first push returns nothing, the second 160 samples, then 320 per push; flush returns 480.
+    ``postfilter``: None = the model's configured one, 1.0 = off (``Codec.decode``).
     """
 
-    def __init__(self, codec: Codec):
-        self.codec = codec
-        head = codec.head
-        self.n_fft, self.hop = head.n_fft, head.hop
-        self.state: dict = {}
-        self.tail = torch.zeros(self.n_fft - self.hop)  # overlap-add accumulator for samples not yet final
-        self.position = -(self.n_fft - self.hop)        # timeline index of tail[0]
+    def __init__(self, codec: Codec, postfilter: float | None = None):
+        self.codec, self.postfilter = codec, postfilter
+        self.model = stream_copy(codec)  # this stream's layers (the codec's weights)
         self.last_latent: torch.Tensor | None = None
-        self.synth_state: dict | None = None            # the head's running phase, the harmonic source's state
         self.last_symbol: torch.Tensor | None = None    # the pitch sent with the frame before (streams with pitch)
 
     def latent_of(self, codes: np.ndarray) -> torch.Tensor:
@@ -193,21 +130,9 @@ class StreamingDecoder:
         z = z[:, None] if z.dim() == 1 else z
         self.last_latent = z[:, -1]
         self.last_symbol = None if f0 is None else quantize(f0[:, -1:])
-        feats = decoder_step(self.codec.decoder, self.codec.decoder_input(z[None], f0), self.state)
-        frames, _, self.synth_state = self.codec.frames(feats, f0, state=self.synth_state)
-        ola = self.codec.head.fold(frames)[0]
-        buf = torch.cat([self.tail, torch.zeros(self.hop * frames.shape[1])]) + ola
-        done = len(buf) - (self.n_fft - self.hop)
-        out, self.tail = buf[:done], buf[done:]
-        start = self.position
-        self.position += done
-        if start < 0:
-            out = out[-start:] if -start < len(out) else out[:0]
-        return out.numpy().astype(np.float32)
+        wav, _ = self.model.synthesize(self.model.features(z[None], f0), f0, self.postfilter)
+        return wav[0, 0].numpy()
 
     def flush(self) -> np.ndarray:
         """The last overlap tail (all windows have arrived once the stream ends)."""
-        out = self.tail[max(0, -self.position):].numpy().astype(np.float32)
-        self.position += len(self.tail)
-        self.tail = torch.zeros(0)
-        return out
+        return self.model.head.flush().flatten().numpy()
