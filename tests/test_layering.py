@@ -99,14 +99,7 @@ def test_every_module_is_read():
 
 
 def test_no_import_circles():
-    outside = [m for m in modules() if not m.startswith("audiocodec.evaluation")]
-    assert circles(outside) == []
-
-
-@pytest.mark.xfail(reason="evaluation's circle codecs -> baselines/pca -> codecs (its owner is untangling it)",
-                   strict=False)
-def test_no_import_circles_in_evaluation():
-    assert circles(m for m in modules() if m.startswith("audiocodec.evaluation")) == []
+    assert circles(modules()) == []
 
 
 def test_the_library_never_imports_the_command_line():

@@ -62,7 +62,7 @@ def make_codecs(bitrates=None, against=("opus", "codec2", "pca"), weights: str |
     the hybrid modes, ``compress --hybrid``).
 
     Opus and Codec2 need their command-line tools; when missing they are skipped with a warning."""
-    codecs: list[CodecUnderTest] = [NeuralCodec(k, weights) for k in (bitrates or product.plain_bitrates())]
+    codecs: list[CodecUnderTest] = [NeuralCodec(k, weights) for k in (product.plain_bitrates() if bitrates is None else bitrates)]
     for family in against:
         if family == "hybrid":
             codecs += [HybridCodec(k, weights) for k in product.hybrid_bitrates()]
