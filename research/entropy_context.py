@@ -4,6 +4,7 @@ under fixed tables, count-based context models and a small neural model (issue 3
     python research/entropy_codes.py --split test;  python research/entropy_codes.py --split train
     python research/entropy_context.py counts            # (a)-(c): seconds to minutes
     python research/entropy_context.py neural --minutes 15   # (d): trains on one thread, then measures
+    python research/entropy_context.py breakdown         # (d) by source and by voicing
     python research/entropy_context.py report            # the tables of entropy_context.md
 
 Codes come from ``entropy_codes.py`` (rows: pitch symbol, then the 24 RVQ stages). A stream of n_q rows
@@ -19,6 +20,7 @@ import os
 import numpy as np
 
 from audiocodec.compress import load_engine
+from audiocodec.dataset import DEFAULT_ROOT
 from audiocodec.model import BITRATES
 
 from entropy_counts import backoff, tune_betas  # noqa: E402  (a sibling module of this script)
@@ -120,8 +122,9 @@ def per_bitrate(bits: dict, sends_pitch) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["counts", "neural", "report"])
+    p.add_argument("what", choices=["counts", "neural", "breakdown", "report"])
     p.add_argument("--codes", default="/work/research34", help="folder of entropy_codes.py's .npy files")
+    p.add_argument("--data", default=DEFAULT_ROOT, help="the speech corpus (breakdown: the clips' sources)")
     p.add_argument("--minutes", type=float, default=15.0, help="neural: training time on one thread")
     a = p.parse_args()
     if a.what == "counts":
@@ -131,6 +134,9 @@ def main() -> None:
     elif a.what == "neural":
         from entropy_neural import run
         run(a.codes, a.minutes)
+    elif a.what == "breakdown":
+        from entropy_neural import breakdown
+        breakdown(a.codes, a.data)
     else:
         from entropy_report import report
         report(a.codes)

@@ -101,23 +101,72 @@ def train(model: ContextModel, codes, pos, masks: list, minutes: float, log) -> 
 
 
 @torch.no_grad()
-def test_bits(model: ContextModel, codes, pos, n_q: int, pitch: bool, reset: int) -> list[float]:
-    """Mean bits per code of each row of the stream on the test codes, context restarting every ``reset`` frames."""
+def test_bits(model: ContextModel, codes, pos, n_q: int, pitch: bool, reset: int, budget: int = 4096) -> list[float]:
+    """Mean bits per code of each row of the stream on the test codes, context restarting every ``reset``
+    frames. Segments go in batches of at most ``budget`` padded frames (bounded memory)."""
     rows = stream_rows(n_q, pitch)
     seg_start = np.flatnonzero((pos == 0) | ((pos % reset == 0) if reset else False))
     seg_end = np.append(seg_start[1:], len(pos))
     order = np.argsort(seg_end - seg_start)
-    total, count = torch.zeros(len(rows)), 0
-    mask = stream_mask(n_q, pitch)
-    for i in range(0, len(order), 256):
-        sel = order[i:i + 256]
-        length = int((seg_end[sel] - seg_start[sel]).max())
-        x, valid = windows(codes, pos, _ends(seg_start, seg_end), seg_start[sel], length)
+    ends = _ends(seg_start, seg_end)
+    total, count, mask = torch.zeros(len(rows)), 0, stream_mask(n_q, pitch)
+    lens, i = (seg_end - seg_start)[order], 0
+    while i < len(order):
+        j = i + 1
+        while j < len(order) and (j + 1 - i) * lens[j] <= budget:
+            j += 1
+        sel, length = order[i:j], int(lens[j - 1])
+        x, valid = windows(codes, pos, ends, seg_start[sel], length)
         logits = model(x, mask.expand(len(sel), ROWS), rows)
         ce = nn.functional.cross_entropy(logits.reshape(-1, CODES), x[:, :, rows].reshape(-1), reduction="none")
         total += (ce.view(*x.shape[:2], len(rows)) * valid[:, :, None]).sum((0, 1))
         count += int(valid.sum())
+        i = j
     return (total / count / math.log(2)).tolist()
+
+
+@torch.no_grad()
+def frame_bits(model: ContextModel, codes, pos, n_q: int, pitch: bool, budget: int = 4096) -> np.ndarray:
+    """Bits of each test frame's codes of the stream (frames,), context over the whole clip."""
+    rows = stream_rows(n_q, pitch)
+    start = np.flatnonzero(pos == 0)
+    end = np.append(start[1:], len(pos))
+    ends, out, mask = _ends(start, end), np.zeros(len(pos)), stream_mask(n_q, pitch)
+    for i in range(0, len(start), max(1, budget // int((end - start).max()))):
+        sel = np.arange(i, min(len(start), i + max(1, budget // int((end - start).max()))))
+        x, valid = windows(codes, pos, ends, start[sel], int((end[sel] - start[sel]).max()))
+        logits = model(x, mask.expand(len(sel), ROWS), rows)
+        ce = nn.functional.cross_entropy(logits.transpose(1, 3), x[:, :, rows].transpose(1, 2), reduction="none")
+        bits = (ce.sum(1) / math.log(2)).numpy()  # (B, T)
+        for b, k in enumerate(sel):
+            out[start[k]:end[k]] = bits[b, :end[k] - start[k]]
+    return out
+
+
+def breakdown(folder: str, data: str) -> None:
+    """Saving of the neural model by the clip's source and by the frame's pitch (voiced or not)."""
+    from audiocodec.dataset import clip_sources
+
+    torch.set_num_threads(1)
+    codec = load_engine().codec
+    codes, pos = load_codes(folder, "test")
+    model = ContextModel()
+    model.load_state_dict(torch.load(os.path.join(folder, "neural.pt"), weights_only=True))
+    model.eval()
+    source = np.array(clip_sources(data, "test"))[np.cumsum(pos == 0) - 1]
+    groups = {f"source {s}": source == s for s in np.unique(source)}
+    groups |= {"voiced frames": codes[0] > 0, "unvoiced or silent frames": codes[0] == 0}
+    print("| frames | share | " + " | ".join(f"{k:g} kbps" for k in BITRATES) + " |\n|---|---|---|---|---|---|")
+    bits = {k: frame_bits(model, codes, pos, n_q, codec.sends_pitch(n_q)) for k, n_q in BITRATES.items()}
+    for name, sel in groups.items():
+        cells = [f"{100 * (1 - bits[k][sel].mean() / (10 * n_q)):.1f} %" for k, n_q in BITRATES.items()]
+        print(f"| {name} | {100 * sel.mean():.0f} % | " + " | ".join(cells) + " |")
+
+
+def last_step(log_path: str) -> int | None:
+    """The last training step the log names (None without one)."""
+    steps = [int(line.split()[1]) for line in open(log_path) if line.startswith("step ")]
+    return steps[-1] if steps else None
 
 
 def _ends(seg_start: np.ndarray, seg_end: np.ndarray) -> np.ndarray:
@@ -205,9 +254,13 @@ def run(folder: str, minutes: float) -> None:
         logf.flush()
 
     masks = [stream_mask(n_q, codec.sends_pitch(n_q)) for n_q in BITRATES.values()]
-    model = ContextModel()
-    steps = train(model, train_codes, train_pos, masks, minutes, log)
-    torch.save(model.state_dict(), os.path.join(folder, "neural.pt"))
+    model, weights = ContextModel(), os.path.join(folder, "neural.pt")
+    if os.path.exists(weights):  # trained before: measure it again
+        model.load_state_dict(torch.load(weights, weights_only=True))
+        steps = last_step(os.path.join(folder, "neural.log"))
+    else:
+        steps = train(model, train_codes, train_pos, masks, minutes, log)
+        torch.save(model.state_dict(), weights)
     model.eval()
     params = sum(p.numel() for p in model.parameters())
     res = {"params": params, "steps": steps, "minutes": minutes, "bits": {}, "timing": {}}
