@@ -7,7 +7,7 @@ import os
 from audiocodec.compress import load_engine
 from audiocodec.model import BITRATES
 
-from entropy_context import RESETS, per_bitrate, stream_rows  # noqa: E402
+from entropy_context import RESETS, per_bitrate  # noqa: E402
 
 COUNT_MODELS = ("shipped", "unigram", "prev", "lower", "stage1", "prev+lower", "lower+prev", "prev+lower+stage1")
 RESET_NAMES = {"0": "clip", "500": "500", "5": "5", "1": "1"}
