@@ -8,6 +8,7 @@ import os
 import numpy as np
 import torch
 
+from ..constants import FRAME
 from .dataset import F0_HOP, pitch_targets
 
 GAINS_DB = (-12.0, -4.0, 4.0)  # levels of the frozen encoder's precomputed latents
@@ -58,7 +59,7 @@ def encode_split(model, audio: np.ndarray, out: str, device: str, chunk: int = 1
 
 
 def batch_of_latents(audio: np.ndarray, z: torch.Tensor, n: int, length: int, rng: np.random.Generator,
-                     f0: np.ndarray | None, frame: int = 320):
+                     f0: np.ndarray | None, frame: int = FRAME):
     """Like batch_of_crops, from ``encode_split``'s latents: (wav (n, 1, length), pitch targets or None,
     latents (n, latent_dim, length / frame))."""
     frames = length // frame

@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from ..audio import load
+from ..constants import SAMPLE_RATE
 from ..evaluation.corpus import DEFAULT_ROOT, list_clips, manifest_rows  # noqa: F401 (re-exported for training)
 
 CACHE = os.environ.get("AUDIOCODEC_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "audiocodec"))
@@ -37,7 +38,7 @@ def excerpts(root: str = DEFAULT_ROOT, split: str = "test", n: int = 12, seconds
     audio, offsets = load_split(root, split, progress=False)
     picks = np.linspace(0, len(offsets) - 1, n).astype(int)
     ends = list(offsets[1:]) + [len(audio)]
-    length = int(seconds * 16000)
+    length = int(seconds * SAMPLE_RATE)
     return [audio[offsets[i]:min(ends[i], offsets[i] + length)].astype(np.float32) / 32768.0 for i in picks]
 
 
@@ -56,7 +57,7 @@ def track_f0(x: np.ndarray) -> np.ndarray:
         import pyworld
 
     x = np.asarray(x, dtype=np.float64)
-    f0, _ = pyworld.harvest(x, 16000, f0_floor=60.0, f0_ceil=500.0, frame_period=1000.0 * F0_HOP / 16000)
+    f0, _ = pyworld.harvest(x, SAMPLE_RATE, f0_floor=60.0, f0_ceil=500.0, frame_period=1000.0 * F0_HOP / SAMPLE_RATE)
     return f0[: -(-len(x) // F0_HOP)]
 
 
@@ -84,7 +85,7 @@ def load_f0(root: str = DEFAULT_ROOT, split: str = "train", progress: bool = Tru
 
     from tqdm import tqdm
 
-    block = 60 * 16000  # a multiple of F0_HOP
+    block = 60 * SAMPLE_RATE  # a multiple of F0_HOP
     blocks = [audio[s:s + block] for s in range(0, len(audio), block)]  # int16 views: no float copy of the split
     with ProcessPoolExecutor(min(len(blocks), os.cpu_count() or 1)) as pool:  # Harvest is slow: one block per core
         out = list(tqdm(pool.map(_track_pcm, blocks), total=len(blocks), desc=f"pitch of {split}", disable=not progress))

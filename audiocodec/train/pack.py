@@ -12,7 +12,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-BLOCK = 10 * 60 * 16000  # samples per Opus stream (a multiple of the pitch grid)
+from ..constants import SAMPLE_RATE
+
+BLOCK = 10 * 60 * SAMPLE_RATE  # samples per Opus stream (a multiple of the pitch grid)
 
 
 @dataclass
@@ -27,7 +29,7 @@ class Pack:
 
 def _opus(block: np.ndarray) -> np.ndarray:
     buf = io.BytesIO()
-    sf.write(buf, block, 16000, format="OGG", subtype="OPUS")
+    sf.write(buf, block, SAMPLE_RATE, format="OGG", subtype="OPUS")
     return np.frombuffer(buf.getvalue(), np.uint8)
 
 

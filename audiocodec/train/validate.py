@@ -7,6 +7,7 @@ import os
 import numpy as np
 import torch
 
+from ..constants import SAMPLE_RATE
 from ..model import Codec
 from ..stream.modes import mode
 
@@ -48,10 +49,10 @@ def evaluate(model: Codec, clips: list[np.ndarray], tracker: dict | None = None)
             y = coder.decode(coder.encode(torch.from_numpy(x), mode(kbps).rows))[0, 0, : len(x)].cpu().numpy()
             start.append(power_db(y) - power_db(x))
             try:
-                scores.append(pesq(16000, x, y, "wb"))
+                scores.append(pesq(SAMPLE_RATE, x, y, "wb"))
             except Exception:  # pesq refuses clips it finds no speech in
                 pass
-            intelligibility.append(stoi(x, y, 16000))
+            intelligibility.append(stoi(x, y, SAMPLE_RATE))
         out[f"pesq@{kbps:g}"] = float(np.mean(scores)) if scores else float("nan")
         out[f"stoi@{kbps:g}"] = round(float(np.mean(intelligibility)), 4)
         out[f"start_db@{kbps:g}"] = round(float(np.median(start)), 1)
