@@ -6,6 +6,7 @@ import os
 import sys
 
 from ..errors import CodecError
+from ..stream import modes
 from .metrics import METRICS
 from ..options import add_output_options
 from .options import parse_list
@@ -98,7 +99,8 @@ def add_commands(sub) -> None:
                        epilog=EVALUATE_EPILOG)
     p.add_argument("inputs", nargs="+", metavar="DIR_OR_FILE", help="audio files, or folders searched recursively")
     p.add_argument("--report", required=True, metavar="OUT", help="folder to write index.html, results.json/.csv and media into")
-    p.add_argument("--bitrates", default="1.5,3,6,12", help="neural (and PCA) bitrates in kbps (default 1.5,3,6,12)")
+    p.add_argument("--bitrates", default=",".join(f"{k:g}" for k in modes.bitrates()),
+                   help=f"neural (and PCA) bitrates in kbps (default {modes.choices(last=',').replace(' ', '')})")
     p.add_argument("--against", default="hybrid,opus,codec2,pca",
                    help="other codecs: any of hybrid (this codec's hybrid modes, compress --hybrid), opus, codec2, pca, "
                         "or none (default all)")
@@ -116,6 +118,7 @@ def add_commands(sub) -> None:
                        epilog=LATENTS_EPILOG)
     p.add_argument("input", help="audio file (any rate/channels; mixed to mono 16 kHz)")
     p.add_argument("output", help="output .npz archive")
-    p.add_argument("-b", "--bitrate", type=float, default=6.0, help="which codes to include: 1.5, 3, 6 or 12 kbps (default 6)")
+    p.add_argument("-b", "--bitrate", type=float, default=6.0,
+                   help=f"which codes to include: {modes.choices(last=' or ')} kbps (default 6)")
     add_output_options(p)
     p.set_defaults(func=cmd_encode_latents)
