@@ -217,7 +217,7 @@ class Tracker:
         far ahead would use to lock the real ones out."""
         if ts % FRAME or ts < 0:
             return False
-        if not self.frontier.allows(arrival, ts // FRAME + p.frames, seq):
+        if not self.frontier.allows(arrival, ts // FRAME + len(p.frames), seq):
             return False
         if self.ts_ref is not None and (ts - self.ts_ref) // FRAME > MAX_AHEAD:
             return False
