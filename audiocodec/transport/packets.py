@@ -181,6 +181,16 @@ def parse(data: bytes, tag: int = 0, opener: Opener | None = None, session: int 
     raise PacketError("malformed", f"unknown packet type {kind}")
 
 
+def peek(data: bytes, tag: int = 0) -> tuple[int, int, int]:
+    """(type, timestamp, frames) of a datagram for a relay that has no key: a plain packet's once its CRC
+    checks out (else PacketError), a sealed packet's from its header as sent (only a key holder can check it)."""
+    if len(data) >= SEALED_OVERHEAD and data[0] == VERSION_SEALED:
+        _, kind, _, ts, _, _, frames, _, _ = HEADER.unpack_from(data)
+        return kind, ts, frames
+    p = parse(data, tag)
+    return p.kind, p.timestamp, len(p.frames)
+
+
 def _version_detail(version: int, keyed: bool) -> str:
     if keyed and version == VERSION:
         return "a plain packet (version 2), but this receiver has a key: the sender needs --key too"
