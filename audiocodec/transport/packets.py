@@ -149,7 +149,7 @@ def parse(data: bytes, tag: int = 0, opener: Opener | None = None, session: int 
             payload, _ = opener.open(_aad(data[:HEADER.size], tag), data[HEADER.size:], sender, seq,
                                      hint=ts // (FRAME * max(1, frames)))
         except SealError as exc:
-            raise PacketError(exc.reason, str(exc)) from None
+            raise PacketError(exc.reason, str(exc).partition(": ")[2]) from None
     if length != len(payload):
         raise PacketError("malformed", f"payload length field {length} != {len(payload)} bytes present")
     if kind in (AUDIO, AUDIO_LOW):

@@ -215,7 +215,7 @@ class Receiver:
                 self.finished = True
                 return
             if self.paced:
-                due = time.monotonic() >= self._deadline(k) and (k <= self.jb.highest or end is not None)
+                due = time.monotonic() >= self._deadline(k) and (k <= self.on_time or end is not None)
             else:
                 due = end is not None or self.jb.highest - self.buffer_frames >= k
             if not due:
@@ -232,7 +232,7 @@ class Receiver:
             while not self.finished:
                 wait = 0.05  # a datagram ends the wait at once
                 jb = self.jb
-                if self.paced and jb is not None and (jb.next <= jb.highest or self.tracker.end_frame is not None):
+                if self.paced and jb is not None and (jb.next <= self.on_time or self.tracker.end_frame is not None):
                     wait = min(wait, max(0.0, self._deadline(jb.next) - time.monotonic()))
                 try:
                     item = self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait()
