@@ -210,7 +210,8 @@ def run(files: int, seed: int = 1, engine=None, clip: np.ndarray | None = None) 
                 name = "v3 3 kbps" if i % 2 else "v3 hybrid 6"
             other = src["v3 6 kbps fixed" if name != "v3 6 kbps fixed" else "v3 3 kbps"]
             outcome = trial(kind, mutate(kind, src[name], other, r), src[name], engine)
-            label = "loud" if outcome.startswith("loud") else "over full scale" if outcome.startswith("decoded, peak") else None
+            label = ("loud" if outcome.startswith("loud") else
+                     "over full scale" if outcome.startswith("decoded, peak") else None)
             counts[kind][f"{label} {name}" if label else outcome] += 1
             if outcome.startswith(("loud", "decoded, peak")):
                 counts["peaks over full scale"][f"{name}: {outcome}"] += 1

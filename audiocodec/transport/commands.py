@@ -203,7 +203,8 @@ def _explain_nothing(st, where: str, model_id: str, args) -> None:
         raise CodecError(f"{d['forged']} sealed packets arrived on {where} but none opened with {args.key}: the sender "
                          f"uses another key (or they were forged)")
     if d["version"]:
-        need = "plain packets, but this receiver has --key" if args.key else "sealed packets: pass the sender's --key FILE"
+        need = ("plain packets, but this receiver has --key" if args.key
+                else "sealed packets: pass the sender's --key FILE")
         raise CodecError(f"{d['version']} packets arrived on {where} that this receiver does not read ({need})")
     if d["corrupt"]:
         raise CodecError(f"{d['corrupt']} packets arrived on {where} but none passed the CRC check: a damaged link, "
