@@ -11,10 +11,10 @@ from typing import BinaryIO, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .bitstream.container import (CHUNK_LOW, CHUNK_OVERHEAD, FLAG_ENTROPY, HEADER_SIZE, HEADER_SIZE_V2, Header,
-                                  encode_chunk, encode_header, read_chunks, read_header)
+from .bitstream.container import CHUNK_LOW, FLAG_ENTROPY, Header, Writer, read_chunks, read_header
 from .bitstream.entropy import decode_fixed, encode_fixed
 from .errors import CodecError
+from .info import read_info  # noqa: F401  (callers of ``compress.read_info``)
 from .stream import modes
 from .stream.decoder import FrameDecoder
 from .stream.encoder import FrameEncoder
@@ -26,11 +26,12 @@ FRAMES_PER_CHUNK = 500  # 10 s per chunk
 
 
 class _ChunkWriter:
-    """Frames -> the chunks of one .acdc stream."""
+    """Frames -> the chunks of one version-3 .acdc stream (``bitstream.container.Writer``)."""
 
     def __init__(self, engine: Engine, mode: modes.Mode, entropy: bool):
         self.engine, self.mode, self.layer = engine, mode, mode.layer()
         self.entropy = entropy and engine.entropy is not None
+        self.writer = Writer()
         self.chunks: list[bytes] = []
         self.used_range = False
 
@@ -40,24 +41,28 @@ class _ChunkWriter:
         payload = encode_fixed(codes, codec.cfg.bits_per_code)
         ranged = self.engine.entropy.encode(codes, codec.row_tables(self.mode.rows)) if self.entropy else None
         if ranged is not None and len(ranged) < len(payload):  # range-coded only where that is smaller
-            self.chunks.append(encode_chunk(len(frames), ranged, range_coded=True))
+            self.chunks.append(self.writer.chunk(len(frames), ranged, range_coded=True))
             self.used_range = True
         else:
-            self.chunks.append(encode_chunk(len(frames), payload))
+            self.chunks.append(self.writer.chunk(len(frames), payload))
         if self.layer:
             low = low_of(frames) if closing is None else np.concatenate([low_of(frames), closing[None]])
-            self.chunks.append(encode_chunk(len(low), self.layer.encode_frames(low), marker=CHUNK_LOW))
+            self.chunks.append(self.writer.chunk(len(low), self.layer.encode_frames(low), marker=CHUNK_LOW))
 
-    def header(self, num_samples: int) -> bytes:
+    def finish(self, num_samples: int, input_rate: int, input_channels: int) -> bytes:
+        """The whole file: header, the chunks so far, end record (CodecError if a reader would refuse it)."""
         cfg = self.engine.codec.cfg
-        return encode_header(Header(cfg.sample_rate, 1, self.mode.rows, cfg.bits_per_code, cfg.frame_size,
-                                    num_samples, self.engine.model_id, FRAMES_PER_CHUNK,
-                                    FLAG_ENTROPY if self.used_range else 0, low_band_hz=self.mode.low_hz,
-                                    low_band_snr=self.mode.low_snr_db))
+        header, end = self.writer.finish(Header(
+            cfg.sample_rate, 1, self.mode.rows, cfg.bits_per_code, cfg.frame_size, num_samples, self.engine.model_id,
+            FRAMES_PER_CHUNK, FLAG_ENTROPY if self.used_range else 0, low_band_hz=self.mode.low_hz,
+            low_band_snr=self.mode.low_snr_db, input_rate=input_rate, input_channels=input_channels))
+        return header + b"".join(self.chunks) + end
 
 
-def encode_blocks(blocks: Iterable[np.ndarray], mode: modes.Mode, engine: Engine, entropy: bool = True) -> bytes:
-    """Audio blocks (float32, 16 kHz mono) -> a complete .acdc byte string in ``mode``.
+def encode_blocks(blocks: Iterable[np.ndarray], mode: modes.Mode, engine: Engine, entropy: bool = True,
+                  input_rate: int = 16000, input_channels: int = 1) -> bytes:
+    """Audio blocks (float32, 16 kHz mono) -> a complete version-3 .acdc byte string in ``mode``;
+    ``input_rate``/``input_channels``: the input file's own, recorded in the header.
 
     Memory holds one block of audio, a chunk of frames and the compressed output (1.5 kB per second at 12 kbps)."""
     encoder, writer = FrameEncoder(engine.codec, mode), _ChunkWriter(engine, mode, entropy)
@@ -75,7 +80,7 @@ def encode_blocks(blocks: Iterable[np.ndarray], mode: modes.Mode, engine: Engine
     while pending:
         writer.add(pending[:FRAMES_PER_CHUNK], encoder.closing if len(pending) <= FRAMES_PER_CHUNK else None)
         pending = pending[FRAMES_PER_CHUNK:]
-    return writer.header(num_samples) + b"".join(writer.chunks)
+    return writer.finish(num_samples, input_rate, input_channels)
 
 
 def decode_stream(f: BinaryIO, engine: Engine, postfilter: float | None = None) -> tuple[Header, Iterator[np.ndarray]]:
@@ -119,35 +124,3 @@ def decompress(data: bytes, engine: Engine | None = None, postfilter: float | No
     _, blocks = decode_stream(io.BytesIO(data), engine or load_engine(), postfilter)
     parts = list(blocks)
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
-
-
-def read_info(f: BinaryIO) -> dict:
-    """Header fields and sizes of a .acdc stream (validates every chunk's checksum; needs no model)."""
-    header = read_header(f)
-    chunks = list((len(p), r, len(low[1]) if low else None) for _, p, r, low in read_chunks(f, header))
-    low_bytes = [n for _, _, n in chunks if n is not None]
-    payload = sum(n + CHUNK_OVERHEAD for n, _, _ in chunks) + sum(n + CHUNK_OVERHEAD for n in low_bytes)
-    size = (HEADER_SIZE_V2 if header.low_band_hz else HEADER_SIZE) + payload
-    info = {
-        "format_version": header.version,
-        "model": header.model_id.hex(),
-        "codebooks": header.n_q,
-        "bitrate_kbps": header.n_q * header.bits * header.sample_rate / header.frame_size / 1000,
-        "entropy_coded": header.entropy_coded,
-        "chunks": len(chunks),
-        "range_coded_chunks": sum(r for _, r, _ in chunks),
-    }
-    if header.low_band_hz:  # a hybrid stream: its bitrate is the hybrid mode's (the neural layer's is kept apart)
-        mode = modes.find(header.n_q, header.low_band_hz, header.low_band_snr)
-        info.update(neural_kbps=info["bitrate_kbps"], hybrid=True,
-                    bitrate_kbps=mode.kbps if mode else info["bitrate_kbps"],
-                    low_band_hz=header.low_band_hz, low_band_snr_db=header.low_band_snr,
-                    low_band_kbps=8 * sum(low_bytes) / header.duration / 1000)
-    return info | {
-        "sample_rate": header.sample_rate,
-        "channels": header.channels,
-        "samples": header.num_samples,
-        "duration_s": header.duration,
-        "size_bytes": size,
-        "actual_kbps": 8 * size / header.duration / 1000,
-    }

@@ -11,7 +11,8 @@ Every file is read (``read_info``); every re-checksummed one that reads is also 
 
 Counted as failures: a traceback (any exception but a CodecError), a hang (over ``HANG_SECONDS``), a moved
 chunk that reads, a decoded output that is not finite, not of the header's length, or louder than
-``LOUD`` before clipping. Uses the installed package (``pip install -e .``).
+``LOUD`` before clipping. Outputs over full scale (the neural decoder's own, from edited codes; a low band
+is held within it) are counted by source. Uses the installed package (``pip install -e .``).
 """
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ import numpy as np
 from audiocodec.audio import load
 from audiocodec.bitstream import container
 from audiocodec import compress as compress_module
-from audiocodec.compress import compress, decompress, load_engine, read_info
+from audiocodec.compress import compress, decompress
 from audiocodec.errors import CodecError
+from audiocodec.info import read_info
+from audiocodec.stream.engine import load_engine
 
 HANG_SECONDS = 10
 CHUNK_FRAMES = 8         # frames per chunk of the source files
@@ -175,7 +178,7 @@ def trial(kind: str, data: bytes, original: bytes, engine) -> str:
         if len(out) != h.num_samples or not np.all(np.isfinite(out)):
             return "bad output"
         peak = float(np.abs(out).max())
-        return f"loud (peak {peak:.0f})" if peak > LOUD else "decoded"
+        return f"loud (peak {peak:.0f})" if peak > LOUD else f"decoded, peak {peak:.1f}" if peak > 1 else "decoded"
     except CodecError:
         return "refused"
     except TimeoutError:
@@ -207,12 +210,14 @@ def run(files: int, seed: int = 1, engine=None, clip: np.ndarray | None = None) 
                 name = "v3 3 kbps" if i % 2 else "v3 hybrid 6"
             other = src["v3 6 kbps fixed" if name != "v3 6 kbps fixed" else "v3 3 kbps"]
             outcome = trial(kind, mutate(kind, src[name], other, r), src[name], engine)
-            counts[kind][outcome if not outcome.startswith("loud") else f"loud {name}"] += 1
-            if outcome.startswith("loud"):
-                counts["loud peaks"][outcome] += 1
+            label = ("loud" if outcome.startswith("loud") else
+                     "over full scale" if outcome.startswith("decoded, peak") else None)
+            counts[kind][f"{label} {name}" if label else outcome] += 1
+            if outcome.startswith(("loud", "decoded, peak")):
+                counts["peaks over full scale"][f"{name}: {outcome}"] += 1
     finally:
         signal.signal(signal.SIGALRM, old)
-    failures = sum(n for kind, c in counts.items() if kind != "loud peaks" for k, n in c.items()
+    failures = sum(n for kind, c in counts.items() if kind != "peaks over full scale" for k, n in c.items()
                    if k in FAILURES or k.startswith(("traceback", "loud")))
     return {"counts": {k: dict(v) for k, v in counts.items()}, "failures": failures, "files": files}
 

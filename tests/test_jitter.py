@@ -2,6 +2,7 @@
 and a forged end of stream cannot cut off what was heard (no sockets, no torch)."""
 import numpy as np
 
+from audiocodec.stream.frames import frames_of
 from audiocodec.transport import packets
 from audiocodec.transport.jitter import MAX_AHEAD, Stats, Tracker
 
@@ -10,7 +11,7 @@ SESSION = 0xA1
 
 
 def _audio(seq, frame, session=SESSION):
-    return packets.parse(packets.build_audio(seq, frame * FRAME, session, np.zeros((3, 1), dtype=int)))
+    return packets.parse(packets.build_audio(seq, frame * FRAME, session, frames_of(np.zeros((3, 1), dtype=int))))
 
 
 def _end(seq, frames):

@@ -283,9 +283,9 @@ def test_receiver_playout_keeps_order_and_duration_whatever_the_network(n, fpp, 
     sink = ArraySink()
     rx = Receiver(None, _LabelDecoder(), sink, buffer_ms=20 * depth, paced=False)
     for i in kept:
-        rx._handle(pkts[i], 0.0, 0.0)
+        rx._handle(pkts[i], None, 0.0, 0.0)
         rx._play_due()
-    rx._handle(build_end(len(pkts), n * 320, 5, total), 0.0, 0.0)
+    rx._handle(build_end(len(pkts), n * 320, 5, total), None, 0.0, 0.0)
     rx._play_due()
     rx._finish()
     y = sink.audio

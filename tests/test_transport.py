@@ -300,11 +300,33 @@ def test_cli_simulate_reports_quality(tmp_path, capsys):
 
 
 def test_help_teaches(capsys):
-    for cmd in ("send", "receive", "simulate"):
+    for cmd in ("send", "receive", "simulate", "keygen"):
         with pytest.raises(SystemExit):
             main([cmd, "--help"])
         text = capsys.readouterr().out
         assert "examples:" in text and f"audiocodec {cmd}" in text
+
+
+def test_wav_sink_writes_through_audio_output(tmp_path):
+    """Renamed into place on close, left untouched on abort; a character device is written into, never
+    replaced (``receive ... /dev/null -f``)."""
+    import stat
+
+    from audiocodec.transport.sinks import WavSink
+
+    path = tmp_path / "x.wav"
+    sink = WavSink(str(path))
+    sink.write(np.zeros(320, np.float32))
+    sink.close()
+    assert len(sf.read(str(path))[0]) == 320
+    sink = WavSink(str(path))
+    sink.write(np.ones(640, np.float32))
+    sink.abort()
+    assert len(sf.read(str(path))[0]) == 320 and os.listdir(tmp_path) == ["x.wav"]
+    sink = WavSink(os.devnull)
+    sink.write(np.zeros(320, np.float32))
+    sink.close()
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
 
 
 def test_raw_pcm_input_streams_like_the_file(codec, tmp_path):

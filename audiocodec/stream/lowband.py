@@ -14,7 +14,12 @@ A band more than 84 dB under full scale is sent as silent (its scale alone).
 The receiver replaces the same MDCT coefficients of the neural output with these, so the two layers
 meet at the cutoff without a crossover filter: ``y + imdct(sent - mdct(y))`` on those coefficients. The
 MDCT frame ``j`` spans samples ``[320 (j - 1), 320 (j + 1))``, so the layer adds 20 ms of look-ahead to
-the decoder (a sample is final when the frame after its own has arrived)."""
+the decoder (a sample is final when the frame after its own has arrived).
+
+What a receiver decodes is bounded by full scale, whatever the bytes: band scales above what a full-scale
+signal's band reaches (``S_FULL``) are lowered to it, coefficients are held within ``COEF_MAX``, and a
+replaced sample never goes beyond full scale (or beyond the neural audio's own sample, if that is louder).
+Honest streams of audio within full scale never reach these bounds, so they decode as before."""
 from __future__ import annotations
 
 import functools
@@ -30,6 +35,11 @@ BAND = 8                      # coefficients per band: 8 x 25 Hz = 200 Hz
 S_MIN, S_MAX = -28, 10        # band scale index s: RMS = 2 ** (s / 2); S_MIN means silent (2 ** -14, -84 dB)
 Q_MAX = 1023                  # largest quantized coefficient (clipped beyond)
 SCALE_SPREAD = 2.0            # Laplace spread of a scale around the same band's scale in the previous frame
+# A full-scale frame (|x| <= 1) has windowed energy <= HOP (the sine window's squares sum to HOP), so a band's
+# RMS is at most sqrt(HOP / BAND) = 6.3 (s = 5.3) and one coefficient at most sqrt(HOP) = 17.9.
+S_FULL = 6                    # decoded scales are lowered to this (one step above what full scale reaches)
+COEF_MAX = 2 * math.sqrt(HOP)  # decoded coefficients are held within +-this (room for quantization error)
+FULL_SCALE = 1.0              # a replaced sample stays within +-max(this, |the neural sample|)
 
 
 def _basis(coefs: int) -> np.ndarray:
@@ -124,7 +134,8 @@ class LowBand:
 
     def decode_frames(self, data: bytes, frames: int) -> np.ndarray:
         """Inverse of ``encode_frames``: the dequantized coefficients (frames, coefs). Any bytes decode to
-        coefficients within range (hostile ones to noise, never to a crash or a large allocation)."""
+        coefficients within range (hostile ones to noise no louder than full scale, never to a crash or a large
+        allocation)."""
         import constriction
 
         if len(data) % 4:
@@ -141,7 +152,7 @@ class LowBand:
                     q[j, live] = dec.decode(self._coef_model, np.zeros(live.sum()), self._coef_b[live])
         except Exception as exc:  # constriction raises on an inconsistent stream
             raise FormatError(f"low-band payload does not decode ({exc})") from None
-        return self.dequantize(scales, q)
+        return np.clip(self.dequantize(np.minimum(scales, S_FULL), q), -COEF_MAX, COEF_MAX)
 
     def encode(self, x: np.ndarray) -> bytes:
         """A whole signal (T,) -> the bytes of its low band, one chunk of frames_for(T) frames."""
@@ -191,7 +202,7 @@ class LowBandDecoder:
     back the audio with its low band replaced, as far as it is final (up to the start of the latest frame's
     second half), so one frame (20 ms) later than the audio came. ``flush`` returns the rest; the caller
     trims to the original length. A frame of NaN (one lost in transit) leaves the neural audio's own low
-    band in place."""
+    band in place. A replaced sample is kept within full scale (or the neural sample, if that is louder)."""
 
     def __init__(self, layer: LowBand):
         self.layer = layer
@@ -216,7 +227,8 @@ class LowBandDecoder:
                 corr = np.zeros(2 * HOP)
             else:
                 corr = (self.frames[0] - seg @ self.layer.basis) @ self.layer.basis.T
-            out.append(seg[:HOP] + self.tail + corr[:HOP])
+            y = seg[:HOP]
+            out.append(np.clip(y + self.tail + corr[:HOP], np.minimum(y, -FULL_SCALE), np.maximum(y, FULL_SCALE)))
             self.tail = corr[HOP:]
             self.y, self.frames = self.y[HOP:], self.frames[1:]
         if out and not self.started:  # the first frame's first half lies before the signal

@@ -1,5 +1,5 @@
-"""CLI subcommands for the network: send, receive, simulate. Loads the model, makes the frame encoder and
-decoder (``stream/``) and hands them to the socket loops; prints statistics. The only module of transport/
+"""CLI subcommands for the network: send, receive, simulate, keygen. Loads the model, makes the frame encoder
+and decoder (``stream/``) and hands them to the socket loops; prints statistics. The only module of transport/
 that touches the model."""
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ..options import add_output_options
 from ..errors import CodecError
 from ..stream import modes
 from ..stream.quality import quality
+from .help import KEYGEN_EPILOG, RECEIVE_EPILOG, SEND_EPILOG, SIMULATE_EPILOG
 from .packets import MAX_FRAMES
 from .simulate import run_simulation
 
@@ -34,6 +35,30 @@ def parse_address(text: str, listen: bool = False) -> tuple[int, tuple]:
     except socket.gaierror as exc:
         raise CodecError(f"{text}: cannot resolve host ({exc.strerror})") from None
     return family, addr
+
+
+def parse_source(text: str) -> tuple[str, int | None]:
+    """'HOST', 'HOST:PORT', an IPv6 address or '[v6]:PORT' -> (numeric host, port or None): where
+    ``receive --from`` takes datagrams from."""
+    host, port = text, ""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else rest
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    if not host or (port and (not port.isdigit() or int(port) > 65535)):
+        raise CodecError(f"--from {text}: expected HOST or HOST:PORT, e.g. 192.168.1.20 or 192.168.1.20:40000")
+    try:
+        info = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+    except socket.gaierror as exc:
+        raise CodecError(f"--from {text}: cannot resolve host ({exc.strerror})") from None
+    return info[0][4][0], int(port) if port else None
+
+
+def _key(args) -> bytes | None:
+    from .crypto import read_key
+
+    return read_key(args.key) if args.key else None
 
 
 def _session(text: str | None) -> int | None:
@@ -110,14 +135,18 @@ def cmd_send(args) -> int:
     from .sender import SenderStats, send_stream
 
     _check_frames(args.frames_per_packet)
+    if args.key and args.session:
+        raise CodecError("--session with --key: a sealed stream picks its own random session (never reused under "
+                         "one key); leave --session out")
     family, dest = parse_address(args.to)
+    key = _key(args)
     encoder = _encoder(args)
     blocks = _blocks(args.input, args.raw)
     st = SenderStats()
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         try:
             send_stream(sock, dest, blocks, encoder, args.frames_per_packet,
-                        session=_session(args.session), paced=not args.fast, stats=st)
+                        session=_session(args.session), paced=not args.fast, stats=st, key=key)
         except OSError as exc:
             raise CodecError(f"send to {args.to}: {exc.strerror or exc}") from None
     if not args.quiet:
@@ -135,6 +164,7 @@ def cmd_receive(args) -> int:
         raise CodecError("--json and audio on stdout (-) would mix; write the audio to a file")
     if not 0 < args.buffer_ms <= 5000 or args.timeout <= 0:
         raise CodecError("--buffer-ms must be in (0, 5000] and --timeout > 0")
+    key, source = _key(args), parse_source(args.source) if args.source else None
     sink = _sink(args.output, args.force)
     try:
         codec = _engine(args).codec
@@ -150,14 +180,11 @@ def cmd_receive(args) -> int:
             print(f"listening on {host}:{port}", file=sys.stderr, flush=True)
         with sock:
             rx = Receiver(sock, FrameDecoder(codec), sink, buffer_ms=args.buffer_ms, timeout=args.timeout,
-                          paced=not args.fast, session=_session(args.session), adaptive=args.adaptive)
+                          paced=not args.fast, session=_session(args.session), adaptive=args.adaptive,
+                          key=key, from_addr=source)
             st = rx.run()
-        if st.packets_received == 0 and st.dropped["corrupt"]:
-            raise CodecError(f"{st.dropped['corrupt']} packets arrived on {host}:{port} but none passed the CRC "
-                             f"check: a damaged link, or a sender using other weights (this receiver runs model "
-                             f"{codec.model_id})")
         if st.packets_received == 0:
-            raise CodecError(f"no packets received on {host}:{port} within {args.timeout:g} s")
+            _explain_nothing(st, f"{host}:{port}", codec.model_id, args)
     except BaseException:
         sink.abort()
         raise
@@ -167,6 +194,24 @@ def cmd_receive(args) -> int:
     if not args.quiet:
         print("\n".join(st.lines()), file=sys.stderr)
     return 0
+
+
+def _explain_nothing(st, where: str, model_id: str, args) -> None:
+    """CodecError saying why no packet of a stream was received on ``where``."""
+    d = st.dropped
+    if d["forged"]:
+        raise CodecError(f"{d['forged']} sealed packets arrived on {where} but none opened with {args.key}: the sender "
+                         f"uses another key (or they were forged)")
+    if d["version"]:
+        need = ("plain packets, but this receiver has --key" if args.key
+                else "sealed packets: pass the sender's --key FILE")
+        raise CodecError(f"{d['version']} packets arrived on {where} that this receiver does not read ({need})")
+    if d["corrupt"]:
+        raise CodecError(f"{d['corrupt']} packets arrived on {where} but none passed the CRC check: a damaged link, "
+                         f"or a sender using other weights (this receiver runs model {model_id})")
+    if args.source and d["foreign"]:
+        raise CodecError(f"{d['foreign']} datagrams arrived on {where}, none from {args.source} (--from)")
+    raise CodecError(f"no packets received on {where} within {args.timeout:g} s")
 
 
 # ---- simulate ---------------------------------------------------------------------------------------
@@ -189,12 +234,14 @@ def cmd_simulate(args) -> int:
     if not 0 < args.buffer_ms <= 5000:
         raise CodecError("--buffer-ms must be in (0, 5000]")
     model = network_model(args)
+    key = _key(args)
     encoder, engine = _encoder(args), _engine(args)
     wav = audio.load(args.input)
     sink = _sink(args.output, args.force)
     try:
         decoded, result = run_simulation(wav, encoder, FrameDecoder(engine.codec), model, args.frames_per_packet,
-                                         args.buffer_ms, paced=args.realtime, sink=sink, adaptive=args.adaptive)
+                                         args.buffer_ms, paced=args.realtime, sink=sink, adaptive=args.adaptive,
+                                         key=key)
     except BaseException:
         sink.abort()
         raise
@@ -214,6 +261,18 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+# ---- keygen -----------------------------------------------------------------------------------------
+def cmd_keygen(args) -> int:
+    from .crypto import write_key
+
+    write_key(args.file)
+    if not args.quiet:
+        print(f"wrote a new key to {args.file} (mode 0600). Both ends need it: copy it to the receiver over a "
+              f"channel you trust (scp), then\n  audiocodec receive --listen :5004 out.wav --key {args.file}\n"
+              f"  audiocodec send talk.wav --to HOST:5004 --key {args.file}", file=sys.stderr)
+    return 0
+
+
 def _describe(m) -> str:
     loss = f"{100 * m.loss:g}% {'bursty (Gilbert-Elliott, mean burst ' + format(m.burst_len, 'g') + ')' if m.burst else 'random'} loss"
     return (f"{loss}, delay {m.delay_ms:g} +- {m.jitter_ms:g} ms, reorder {100 * m.reorder:g}%, "
@@ -221,56 +280,6 @@ def _describe(m) -> str:
 
 
 # ---- argparse ---------------------------------------------------------------------------------------
-SEND_EPILOG = """examples:
-  audiocodec receive --listen :5004 call.wav &            # on the other machine (or another terminal)
-  audiocodec send talk.wav --to 192.168.1.20:5004 --bitrate 6
-  audiocodec send talk.wav --to 127.0.0.1:5004 --frames-per-packet 3   # 60 ms packets: less header overhead
-  arecord -q -f S16_LE -r 16000 -c 1 -t raw | audiocodec send - --raw --to 192.168.1.20:5004   # live; Ctrl-C ends
-
-Frames of 20 ms are encoded as they "arrive" (paced like a live microphone) and sent as UDP packets: a
-24-byte header (sequence number, timestamp, session id, codebook count, CRC-32; docs/packets.md) plus
-ceil(frames x codebooks x 10 / 8) bytes of codes. At 6 kbps, one frame per packet is 39 bytes every 20 ms
-(15.6 kbps, 26.8 with IP/UDP); three frames per packet, 69 bytes every 60 ms (9.2 kbps, 12.9).
-The stream ends with an end-of-stream packet (sent 5 times) carrying the exact sample count.
-Codec latency: 50 ms (20 ms frame + 30 ms decoder overlap; 70 ms in a stream that sends the pitch, whose
-tracker hears 20 ms ahead), plus packetisation, network and jitter buffer.
-"""
-
-RECEIVE_EPILOG = """examples:
-  audiocodec receive --listen :5004 call.wav
-  audiocodec receive --listen 127.0.0.1:5004 - | aplay -f S16_LE -r 16000 -c 1   # play live
-  audiocodec receive --listen :5004 call.wav --buffer-ms 120 --timeout 30 --json
-
-Packets wait in a jitter buffer until their turn (--buffer-ms after the first packet said they would be
-due); reordered packets are put back in order, a packet after its turn is counted late and dropped, and a
-missing frame is concealed (the decoder is fed a stand-in latent that fades to silence), so the output
-always has the stream's exact duration. Packets of another session (the first one heard wins, or
---session), corrupted (CRC-32), malformed, oversized or duplicated ones are counted and dropped.
-Ends after the end-of-stream packet, after --timeout seconds without a packet, or on Ctrl-C (keeping
-what arrived); then prints packets
-received/lost/late/duplicated, wire kbps (with headers), RFC 3550 jitter, network and end-to-end delay.
-With --fast a frame is played as soon as the frames --buffer-ms after it have arrived (for senders run
-with --fast; no wall clock involved).
-With --adaptive, --buffer-ms is only the starting depth: the buffer follows how late packets come (deep
-enough for 98% of the last 5 s of packets, at most 1 s), growing by a stand-in frame when one is
-missing and shrinking by skipping a frame in a pause; the output is then a few frames longer or shorter.
-"""
-
-SIMULATE_EPILOG = """examples:
-  audiocodec simulate talk.wav out.wav --loss 0.1
-  audiocodec simulate talk.wav out.wav --loss 0.1 --burst --jitter-ms 30 --reorder 0.02
-  audiocodec simulate talk.wav out.wav --loss 0.05 --corrupt 0.01 --duplicate 0.01 --realtime --json
-  audiocodec simulate talk.wav out.wav --jitter-ms 60 --buffer-ms 40 --realtime --adaptive
-
-Runs a sender, a lossy relay and a receiver on 127.0.0.1 UDP sockets in one process, then prints the
-statistics and PESQ-WB / STOI against the input, next to the loss-free result (the same mode's file path).
-The relay loses packets at random (or in Gilbert-Elliott bursts with --burst), delays each by
---delay-ms +- --jitter-ms (uniform, so packets overtake each other), holds --reorder of them back a further
-20-40 ms, and can duplicate or corrupt some; everything is seeded (--seed). By default the run is not paced:
-it uses the stream's own clock, so a 10 s clip takes about a second and gives the same late/lost counts as
---realtime would on an idle machine.
-"""
-
 
 def add_commands(sub) -> None:
     p = sub.add_parser("send", help="stream audio as UDP packets", formatter_class=FMT, epilog=SEND_EPILOG,
@@ -281,7 +290,8 @@ def add_commands(sub) -> None:
                                                       "comes (a live microphone: arecord -t raw ... | send - --raw)")
     _stream_options(p)
     p.add_argument("--fast", action="store_true", help="send as fast as possible instead of in real time (tests)")
-    p.add_argument("--session", metavar="HEX", help="session id (default: random)")
+    p.add_argument("--session", metavar="HEX", help="session id (default: random; not with --key)")
+    _key_option(p, "seal every packet with the key in FILE (audiocodec keygen FILE); the receiver needs it too")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--model", help="weights file (default: the shipped model)")
     p.set_defaults(func=cmd_send)
@@ -297,6 +307,9 @@ def add_commands(sub) -> None:
                                                                "(default 10)")
     p.add_argument("--fast", action="store_true", help="play out on the stream's clock, not the wall clock")
     p.add_argument("--session", metavar="HEX", help="accept only this session id (default: the first heard)")
+    _key_option(p, "accept only packets sealed with the key in FILE (the sender's --key FILE)")
+    p.add_argument("--from", dest="source", metavar="HOST[:PORT]", help="accept datagrams only from this sender "
+                                                                       "(without a key: no stranger picks the stream)")
     p.add_argument("--json", action="store_true", help="statistics as JSON on stdout")
     add_output_options(p)
     p.set_defaults(func=cmd_receive)
@@ -319,9 +332,20 @@ def add_commands(sub) -> None:
     p.add_argument("--buffer-ms", type=float, default=80.0, help="receiver jitter buffer depth (default 80)")
     p.add_argument("--adaptive", action="store_true", help="adaptive jitter buffer (--buffer-ms is where it starts)")
     p.add_argument("--realtime", action="store_true", help="pace everything on the wall clock")
+    _key_option(p, "seal the stream with the key in FILE (audiocodec keygen FILE)")
     p.add_argument("--json", action="store_true", help="statistics and quality as JSON on stdout")
     add_output_options(p)
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("keygen", help="make a key file for sealed packets (send/receive --key)", formatter_class=FMT,
+                       epilog=KEYGEN_EPILOG, description="Write 32 random bytes to a new key file (mode 0600).")
+    p.add_argument("file", help="the key file to create (never overwritten)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=cmd_keygen)
+
+
+def _key_option(p, text: str) -> None:
+    p.add_argument("--key", metavar="FILE", help=text)
 
 
 def _stream_options(p) -> None:

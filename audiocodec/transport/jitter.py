@@ -35,7 +35,7 @@ class Stats:
     late: int = 0                  # arrived after their frames were played (then concealed)
     duplicated: int = 0
     reordered: int = 0             # arrived after a packet with a higher sequence number
-    dropped: dict = field(default_factory=lambda: {r: 0 for r in REASONS + ("foreign", "implausible", "overflow")})
+    dropped: dict = field(default_factory=lambda: {r: 0 for r in REASONS + ("implausible", "overflow")})
     frames_decoded: int = 0
     frames_concealed: int = 0
     datagrams: int = 0             # datagrams of our session, duplicates and end-of-stream included

@@ -110,12 +110,12 @@ class Relay:
     def _media_time(self, data: bytes) -> tuple[float, bool]:
         """(time the datagram left the sender on the stream clock, is it end-of-stream)."""
         try:
-            p = packets.parse(data, self.tag)
+            kind, timestamp, frames = packets.peek(data, self.tag)
         except PacketError:
             return self.clock, False
-        ts = packets.unwrap(p.timestamp, self.ts_ref, 32)
+        ts = packets.unwrap(timestamp, self.ts_ref, 32)
         self.ts_ref = ts
-        return (ts + len(p.frames) * FRAME) / SAMPLE_RATE, p.kind == packets.END
+        return (ts + frames * FRAME) / SAMPLE_RATE, kind == packets.END
 
     def _arrive(self, data: bytes, now: float) -> bool:
         self.stats.datagrams_in += 1

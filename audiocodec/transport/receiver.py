@@ -12,6 +12,12 @@ counted late and dropped. When is a frame's turn?
   unpaced (--fast)  on the stream's clock: once a frame ``buffer_ms`` later has arrived, or the stream ended.
 A reader thread timestamps datagrams as they arrive, so decoding does not delay the timing statistics.
 
+Who may feed the stream: with ``key`` only sealed packets that open under it (``crypto.Opener``: forged,
+replayed and foreign ones are counted and dropped before anything else looks at them); with ``from_addr``
+only datagrams from that address (others are counted foreign before parsing); otherwise the first session
+heard. A stream that stops without its end-of-stream packet ends, after ``timeout``, at the highest frame
+that arrived on time (not one that came implausibly early: a forged packet far ahead adds no silence).
+
 Adaptive (``adaptive=True``, ``--adaptive``): ``buffer_ms`` is only the starting depth. ``PlayoutDelay`` follows
 how late packets come and sets a target depth; the receiver moves towards it one frame at a time, the way
 VoIP receivers do, trading a little duration for fewer late frames or less delay:
@@ -30,7 +36,8 @@ import time
 
 import numpy as np
 
-from .jitter import JitterBuffer, PlayoutDelay, Stats, Tracker
+from .crypto import Opener
+from .jitter import SPEED, JitterBuffer, PlayoutDelay, Stats, Tracker
 from ..constants import FRAME, SAMPLE_RATE
 from .packets import PacketError, parse, unwrap
 
@@ -38,12 +45,16 @@ TICK = FRAME / SAMPLE_RATE  # 20 ms
 QUEUE_LIMIT = 100_000      # datagrams waiting to be handled; more than this are dropped (counted "overflow")
 MAX_ADAPTIVE_FRAMES = 50   # the adaptive buffer grows to 1 s at most (or the starting depth, if deeper)
 QUIET = 0.05               # a frame is quiet below this share of the recent loudest frame's RMS
+EARLY_FRAMES = 50          # paced: a packet more than 1 s ahead of its turn did not come "on time"
 
 
 class Receiver:
     def __init__(self, sock: socket.socket, decoder, sink, buffer_ms: float = 80.0, timeout: float = 5.0,
-                 paced: bool = True, session: int | None = None, adaptive: bool = False):
+                 paced: bool = True, session: int | None = None, adaptive: bool = False, key: bytes | None = None,
+                 from_addr: tuple | None = None):
         self.sock, self.decoder, self.sink = sock, decoder, sink
+        self.opener = Opener(key, session) if key is not None else None
+        self.from_addr = from_addr      # (host, port) or (host, None): only datagrams from there
         self.tag = decoder.tag  # packets' CRCs must start from our model's tag
         self.buffer_frames = max(1, round(buffer_ms / 1000 / TICK))
         self.timeout, self.paced = timeout, paced
@@ -51,7 +62,8 @@ class Receiver:
         self.delay = PlayoutDelay(high=max(self.buffer_frames, MAX_ADAPTIVE_FRAMES)) if adaptive else None
         self.offset = 0                 # samples written minus stream samples played (adaptive stretches/skips)
         self.level, self.quiet = 0.0, True  # recent loudest frame RMS; whether the last frame played was quiet
-        self.tracker = Tracker(self.stats, session)
+        self.tracker = Tracker(self.stats, session, speed=SPEED if paced else None)
+        self.on_time = -1               # the highest frame that arrived on time (where a timeout ends)
         self.queue: queue.Queue = queue.Queue(QUEUE_LIMIT)
         self.done = threading.Event()
         self.jb: JitterBuffer | None = None
@@ -67,22 +79,29 @@ class Receiver:
         self.sock.settimeout(0.05)
         while not self.done.is_set():
             try:
-                data = self.sock.recv(65536)
+                data, addr = self.sock.recvfrom(65536)
             except socket.timeout:
                 continue
             except OSError:
                 break
             try:
-                self.queue.put_nowait((data, time.time(), time.monotonic()))
+                self.queue.put_nowait((data, addr, time.time(), time.monotonic()))
             except queue.Full:
                 self.stats.dropped["overflow"] += 1
 
     # ---- packets ---------------------------------------------------------------------------------
-    def _handle(self, data: bytes, wall: float, mono: float) -> bool:
+    def _from_elsewhere(self, addr) -> bool:
+        host, port = self.from_addr
+        return addr[0] != host or (port is not None and addr[1] != port)
+
+    def _handle(self, data: bytes, addr, wall: float, mono: float) -> bool:
         """Parse and file one datagram. True if it belonged to our stream."""
         st = self.stats
+        if self.from_addr is not None and self._from_elsewhere(addr):
+            st.dropped["foreign"] += 1
+            return False
         try:
-            p = parse(data, self.tag)
+            p = parse(data, self.tag, self.opener, self.tracker.session)
         except PacketError as exc:
             st.dropped[exc.reason] += 1
             return False
@@ -95,8 +114,11 @@ class Receiver:
         if frame is None:
             return True  # end-of-stream, duplicate or implausible: heard, nothing to buffer
         self._clock(p, frame, wall, mono)
+        lateness = self._lateness(frame, len(p.frames), mono)
         if self.delay is not None:
-            self.delay.observe(self._lateness(frame, len(p.frames), mono))
+            self.delay.observe(lateness)
+        if not self.paced or lateness >= -(EARLY_FRAMES + self.buffer_frames):
+            self.on_time = max(self.on_time, frame + len(p.frames) - 1)
         late = False
         for i, f in enumerate(p.frames):
             r = self.jb.put(frame + i, f)
@@ -193,7 +215,7 @@ class Receiver:
                 self.finished = True
                 return
             if self.paced:
-                due = time.monotonic() >= self._deadline(k) and (k <= self.jb.highest or end is not None)
+                due = time.monotonic() >= self._deadline(k) and (k <= self.on_time or end is not None)
             else:
                 due = end is not None or self.jb.highest - self.buffer_frames >= k
             if not due:
@@ -210,7 +232,7 @@ class Receiver:
             while not self.finished:
                 wait = 0.05  # a datagram ends the wait at once
                 jb = self.jb
-                if self.paced and jb is not None and (jb.next <= jb.highest or self.tracker.end_frame is not None):
+                if self.paced and jb is not None and (jb.next <= self.on_time or self.tracker.end_frame is not None):
                     wait = min(wait, max(0.0, self._deadline(jb.next) - time.monotonic()))
                 try:
                     item = self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait()
@@ -235,7 +257,7 @@ class Receiver:
     def _finish(self) -> None:
         st = self.stats
         if self.jb is not None:
-            last = self.tracker.end_frame if self.tracker.end_frame is not None else self.jb.highest + 1
+            last = self.tracker.end_frame if self.tracker.end_frame is not None else self.on_time + 1
             while self.jb.next < last:
                 self._play_one()
             self._write(self.decoder.flush())

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..constants import FRAME, SAMPLE_RATE
 from . import packets
+from .crypto import Sealer
 from .packets import MAX_FRAMES
 
 END_COPIES = 5  # the end-of-stream packet is sent this many times (20 ms apart when paced): it may be lost too
@@ -68,24 +69,30 @@ def audio_frames(blocks: Iterable[np.ndarray]):
 
 
 def send_stream(sock: socket.socket, dest: tuple, blocks: Iterable[np.ndarray], encoder, frames_per_packet: int = 1,
-                session: int | None = None, paced: bool = True, stats: SenderStats | None = None) -> SenderStats:
+                session: int | None = None, paced: bool = True, stats: SenderStats | None = None,
+                key: bytes | None = None) -> SenderStats:
     """Encode ``blocks`` frame by frame and send them to ``dest``; end with the end-of-stream packet.
 
     Paced: frame k is handed to the encoder at start + (k + 1) * 20 ms, when a microphone would have
     delivered it, so packets leave at the rate a live call produces them. Unpaced: as fast as it encodes.
+    ``key``: seal every packet (version 3, docs/packets.md) under a fresh random session, numbered from 0
+    by a 64-bit index that is never reused (so a given ``session`` is refused with a key).
     """
     if not 1 <= frames_per_packet <= MAX_FRAMES:
         raise ValueError(f"frames per packet must be 1..{MAX_FRAMES}")
+    if key is not None and session is not None:
+        raise ValueError("a sealed stream picks its own random session (a nonce is never reused)")
     st = stats or SenderStats()
     st.session = secrets.randbits(32) if session is None else session
-    seq, frame_index, coded, pending = 0, 0, 0, []
+    sealer = Sealer(key, st.session) if key is not None else None
+    seq, frame_index, coded, pending = 0, 0, 0, []  # seq: the 64-bit index (its low 16 bits go on the wire)
     start = time.monotonic()
 
     def emit(frames: list) -> None:
         """Send ``frames``, the last ones coded so far."""
         nonlocal seq
         data = packets.build_audio(seq, (coded - len(frames)) * FRAME, st.session, frames, int(time.time() * 1000),
-                                   encoder.tag, encoder.low_band)
+                                   encoder.tag, encoder.low_band, sealer, seq)
         sock.sendto(data, dest)
         seq += 1
         st.packets += 1
@@ -115,10 +122,13 @@ def send_stream(sock: socket.socket, dest: tuple, blocks: Iterable[np.ndarray], 
     if pending:  # fewer than frames_per_packet frames, plus at most the one flushed: one packet
         emit(pending)
     st.frames, st.samples = frame_index, total
+    end = None  # sealed: one datagram sent END_COPIES times (a nonce seals one message only)
     for _ in range(END_COPIES):
-        sock.sendto(packets.build_end(seq, frame_index * FRAME, st.session, total, int(time.time() * 1000),
-                                      encoder.tag), dest)
-        st.bytes += packets.HEADER_SIZE + packets.END_PAYLOAD.size
+        if end is None or sealer is None:
+            end = packets.build_end(seq, frame_index * FRAME, st.session, total, int(time.time() * 1000),
+                                    encoder.tag, sealer, seq)
+        sock.sendto(end, dest)
+        st.bytes += len(end)
         if paced:
             time.sleep(FRAME / SAMPLE_RATE)
     if interrupted is not None:

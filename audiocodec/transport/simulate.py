@@ -36,8 +36,10 @@ class SimResult:
 
 
 def simulate(blocks: Iterable[np.ndarray], encoder, decoder, sink, model: NetworkModel, frames_per_packet: int = 1,
-             paced: bool = False, buffer_ms: float = 80.0, timeout: float = 2.0, adaptive: bool = False) -> SimResult:
-    """Send ``blocks`` through ``model``'s network to a receiver writing into ``sink``; all on loopback sockets."""
+             paced: bool = False, buffer_ms: float = 80.0, timeout: float = 2.0, adaptive: bool = False,
+             key: bytes | None = None) -> SimResult:
+    """Send ``blocks`` through ``model``'s network to a receiver writing into ``sink``; all on loopback sockets.
+    ``key``: the stream is sealed (both ends hold it; the relay does not)."""
     rx, relay_sock, tx = udp_socket(), udp_socket(), udp_socket()
     relay = Relay(relay_sock, rx.getsockname(), model, paced=paced, tag=encoder.tag)
     sender_stats, errors = SenderStats(), []
@@ -45,7 +47,7 @@ def simulate(blocks: Iterable[np.ndarray], encoder, decoder, sink, model: Networ
     def send():
         try:
             send_stream(tx, relay_sock.getsockname(), blocks, encoder, frames_per_packet, paced=paced,
-                        stats=sender_stats)
+                        stats=sender_stats, key=key)
         except BaseException as exc:  # surfaced in the calling thread below
             errors.append(exc)
 
@@ -55,7 +57,7 @@ def simulate(blocks: Iterable[np.ndarray], encoder, decoder, sink, model: Networ
         t.start()
     try:
         stats = Receiver(rx, decoder, sink, buffer_ms=buffer_ms, timeout=timeout, paced=paced,
-                         adaptive=adaptive).run()
+                         adaptive=adaptive, key=key).run()
     finally:
         relay.stop()
         for t in threads:
@@ -69,14 +71,14 @@ def simulate(blocks: Iterable[np.ndarray], encoder, decoder, sink, model: Networ
 
 def run_simulation(wav: np.ndarray, encoder, decoder, model: NetworkModel, frames_per_packet: int = 1,
                    buffer_ms: float = 80.0, paced: bool = False, sink=None, timeout: float = 2.0,
-                   adaptive: bool = False) -> tuple[np.ndarray, SimResult]:
+                   adaptive: bool = False, key: bytes | None = None) -> tuple[np.ndarray, SimResult]:
     """One clip through sender -> relay -> receiver on loopback. Returns (decoded audio, SimResult). With
     ``adaptive`` the audio returned is put back on the stream's clock (``stream_aligned``) so that it can be
-    compared with the input; ``sink``, if given, also gets it as played."""
+    compared with the input; ``sink``, if given, also gets it as played; ``key``: seal the stream."""
     out = ArraySink()
     result = simulate([wav], encoder, decoder, out if sink is None else _Tee(sink, out), model,
                       frames_per_packet=frames_per_packet, paced=paced, buffer_ms=buffer_ms, timeout=timeout,
-                      adaptive=adaptive)
+                      adaptive=adaptive, key=key)
     return stream_aligned(out.audio, result.stats.edits), result
 
 

@@ -1,16 +1,13 @@
-"""Where received audio goes: a wav file (written as it arrives, renamed into place at the end), raw 16-bit
-PCM on a stream (``receive ... - | aplay -f S16_LE -r 16000``), or memory. Each has write / close / abort."""
+"""Where received audio goes: a wav file (written as it arrives, put in place at the end by ``audio.Output``),
+raw 16-bit PCM on a stream (``receive ... - | aplay -f S16_LE -r 16000``), or memory. Each has write / close /
+abort."""
 from __future__ import annotations
-
-import os
-import tempfile
 
 import numpy as np
 import soundfile as sf
 
-from ..audio import to_int16
+from ..audio import Output, to_int16, write_error
 from ..constants import SAMPLE_RATE
-from ..errors import CodecError
 
 
 class ArraySink:
@@ -32,31 +29,36 @@ class ArraySink:
 
 
 class WavSink:
-    """16-bit wav written block by block into a temp file beside ``path``; ``close`` renames it into place."""
+    """16-bit wav written block by block into an ``audio.Output`` (a temp part beside ``path``, or a pipe or
+    character device such as /dev/null, written into); ``close`` puts it in place, ``abort`` leaves ``path`` as
+    it was. Write errors are one-line CodecErrors."""
 
     def __init__(self, path: str):
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise CodecError(f"{path}: folder {folder} does not exist")
-        if os.path.isdir(path):
-            raise CodecError(f"{path}: is a directory")
-        self.path = path
-        fd, self.tmp = tempfile.mkstemp(dir=folder, prefix=".audiocodec-", suffix=".part")
-        os.close(fd)
-        self.file = sf.SoundFile(self.tmp, "w", samplerate=SAMPLE_RATE, channels=1, subtype="PCM_16", format="WAV")
+        self.path, self.out = path, Output(path)
+        self.file = sf.SoundFile(self.out.file, "w", samplerate=SAMPLE_RATE, channels=1, subtype="PCM_16",
+                                 format="WAV")
 
     def write(self, x: np.ndarray) -> None:
         if len(x):
-            self.file.write(to_int16(x))
+            try:
+                self.file.write(to_int16(x))
+            except Exception as exc:
+                raise write_error(self.path, exc) or exc from None
 
     def close(self) -> None:
-        self.file.close()
-        os.replace(self.tmp, self.path)
+        try:
+            self.file.close()
+        except Exception as exc:
+            self.out.abort()
+            raise write_error(self.path, exc) or exc from None
+        self.out.commit()
 
     def abort(self) -> None:
-        self.file.close()
-        if os.path.exists(self.tmp):
-            os.unlink(self.tmp)
+        try:
+            self.file.close()
+        except Exception:  # (already failing: the part is removed all the same)
+            pass
+        self.out.abort()
 
 
 class RawSink:
