@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from . import audio, folders
-from .bitstream.container import MAX_SAMPLES, read_header
+from .bitstream.container import MAX_SAMPLES, read_chunks, read_header
 from .constants import CODE_BITS, FRAME, FRAME_RATE, SAMPLE_RATE
 from .errors import CodecError
 from .options import add_output_options, add_threads_option
@@ -130,13 +130,12 @@ def _conversion(source: _Source) -> str:
 
 def _compress_file(src: str, dst: str, args, mode: modes.Mode, quiet: bool) -> tuple[float, int]:
     """One input -> one .acdc file (or stdout); returns (seconds of audio, bytes written)."""
-    from .compress import encode_blocks, read_info
-
     _check_output(src, dst, args.force)
     source = _source(src, args)
     if not quiet and _conversion(source):
         print(f"{src}: {source.rate} Hz, {source.channels} channel(s): {_conversion(source)}", file=sys.stderr)
     engine = _engine(args)
+    from .compress import encode_blocks, read_info
     bar = _progress(source.seconds, "compressing", quiet or args.quiet)
     try:
         data = encode_blocks(_counted(source.blocks, bar), mode, engine, entropy=not args.fixed_rate)
@@ -174,15 +173,14 @@ def _check_reference(path: str) -> None:
 
 def _decompress_file(src: str, dst: str, args, quiet: bool) -> tuple[float, int]:
     """One .acdc file (or stdin) -> one audio file (or stdout); returns (seconds of audio, bytes written)."""
-    from .compress import decode_stream
-
     fmt = audio.output_format(dst)
     _check_output(src, dst, args.force)
     with _open_acdc(src) as f:
-        header = read_header(f)  # a damaged or foreign file is refused before the model loads
-        f.seek(0)
+        header = _check_stream(f)
         rate = args.rate or header.input_rate
         engine = _engine(args)
+        from .compress import decode_stream
+
         _, blocks = decode_stream(f, engine, postfilter=1.0 if args.no_postfilter else None)
         bar = _progress(header.duration, "decompressing", quiet or args.quiet)
         kept = [] if args.reference else None
@@ -198,6 +196,16 @@ def _decompress_file(src: str, dst: str, args, quiet: bool) -> tuple[float, int]
     if kept is not None:
         _report_quality(args.reference, np.concatenate(kept))
     return header.duration, size
+
+
+def _check_stream(f):
+    """Read a .acdc stream's header and every chunk's checksum, then rewind: a damaged file is refused before
+    the model loads (a foreign model's file is refused when it does). Returns the header."""
+    header = read_header(f)
+    for _ in read_chunks(f, header):
+        pass
+    f.seek(0)
+    return header
 
 
 def _kept(blocks: Iterator[np.ndarray], kept: list) -> Iterator[np.ndarray]:

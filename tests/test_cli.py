@@ -75,6 +75,11 @@ def test_stdin_stdout(tmp_path):
     assert b'"format_version": 1' in info
 
 
+def _folder(path):
+    os.mkdir(path)
+    return str(path)
+
+
 def _bad(tmp_path, name, data):
     p = tmp_path / name
     p.write_bytes(data)
@@ -83,7 +88,7 @@ def _bad(tmp_path, name, data):
 
 @pytest.mark.parametrize("case, message", [
     ("missing", "no such file"),
-    ("directory", "is a directory"),
+    ("directory", "no .acdc files in this folder"),
     ("empty", "empty file"),
     ("wav_as_acdc", "bad magic"),
     ("truncated", "truncated"),
@@ -97,7 +102,7 @@ def test_decompress_bad_input(tmp_path, capsys, case, message):
     good = open(acdc, "rb").read()
     bad = {
         "missing": str(tmp_path / "nope.acdc"),
-        "directory": str(tmp_path),
+        "directory": lambda: _folder(tmp_path / "nothing"),
         "empty": lambda: _bad(tmp_path, "e.acdc", b""),
         "wav_as_acdc": lambda: SAMPLE,
         "truncated": lambda: _bad(tmp_path, "t.acdc", good[:-7]),
