@@ -54,8 +54,11 @@ def info(src, name: str | None = None) -> sf._SoundFileInfo:
 
 
 def _short(exc: Exception) -> str:
+    """The last line of an exception's message, without libsndfile's "Error opening <file object>: " prefix."""
     msg = str(exc).strip().splitlines()
-    return msg[-1] if msg else type(exc).__name__
+    if not msg:
+        return type(exc).__name__
+    return msg[-1].rpartition(": ")[2] if msg[-1].startswith("Error opening ") else msg[-1]
 
 
 def check_path(path: str, expected: str = "an audio file") -> None:
