@@ -15,16 +15,15 @@ from typing import Iterator
 
 import numpy as np
 
-from . import audio, folders
+from . import audio, folders, reference
 from .bitstream.container import MAX_SAMPLES, read_chunks, read_header
-from .constants import CODE_BITS, FRAME, FRAME_RATE, SAMPLE_RATE
+from .constants import CODE_BITS, FRAME_RATE, SAMPLE_RATE
 from .errors import CodecError
 from .options import add_output_options, add_threads_option
 from .stream import modes
 
 MAX_STDIN = 256 * 1024 * 1024  # a .acdc stream on stdin is read whole (audio on stdin is spooled to disk)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".au", ".caf", ".w64", ".mp3")
-ENVELOPE_MATCH = 0.5  # --reference: below this correlation of 20 ms envelopes it is probably another clip
 
 
 def _engine(args):
@@ -163,14 +162,6 @@ def cmd_compress(args) -> int:
 
 
 # ---- decompress -------------------------------------------------------------------------------------
-def _check_reference(path: str) -> None:
-    """--reference must be a readable audio file, checked before anything is written."""
-    audio.check_path(path)
-    if not os.access(path, os.R_OK):
-        raise CodecError(f"--reference {path}: cannot read it (permission denied)")
-    audio.info(path)
-
-
 def _decompress_file(src: str, dst: str, args, quiet: bool) -> tuple[float, int]:
     """One .acdc file (or stdin) -> one audio file (or stdout); returns (seconds of audio, bytes written)."""
     fmt = audio.output_format(dst)
@@ -194,7 +185,7 @@ def _decompress_file(src: str, dst: str, args, quiet: bool) -> tuple[float, int]
         print(f"{src} -> {dst}: {header.duration:.2f} s, {_rows(engine, header.n_q)}{low}; {rate} Hz mono "
               f"{fmt[0]}", file=sys.stderr)
     if kept is not None:
-        _report_quality(args.reference, np.concatenate(kept))
+        reference.report(args.reference, np.concatenate(kept))
     return header.duration, size
 
 
@@ -235,7 +226,7 @@ def cmd_decompress(args) -> int:
         raise CodecError(f"--rate must be 8000..192000 Hz, not {args.rate}")
     output = args.output or _default_output(args.input, ".wav")
     if args.reference:
-        _check_reference(args.reference)
+        reference.check(args.reference)
     if os.path.isdir(args.input):
         if args.reference:
             raise CodecError("--reference compares one file; give one .acdc file, not a folder")
@@ -243,31 +234,6 @@ def cmd_decompress(args) -> int:
         return folders.run(jobs, lambda s, d: _decompress_file(s, d, args, True), "decompressing", args.quiet)
     _decompress_file(args.input, output, args, args.quiet)
     return 0
-
-
-def _envelope(x: np.ndarray) -> np.ndarray:
-    """(samples,) -> level of each 20 ms frame in dB."""
-    n = len(x) // FRAME
-    return 10 * np.log10(np.mean(x[: n * FRAME].reshape(n, FRAME) ** 2, axis=1) + 1e-10)
-
-
-def _report_quality(reference: str, decoded: np.ndarray) -> None:
-    """PESQ-WB and STOI against the reference; a warning first if it looks like another clip."""
-    from .evaluation.metrics import pesq_wb, stoi
-
-    ref = audio.load(reference)
-    if abs(len(ref) - len(decoded)) > FRAME:
-        print(f"audiocodec: warning: --reference is {len(ref) / SAMPLE_RATE:.2f} s, the decoded audio "
-              f"{len(decoded) / SAMPLE_RATE:.2f} s", file=sys.stderr)
-    n = min(len(ref), len(decoded))
-    a, b = _envelope(ref[:n]), _envelope(decoded[:n])
-    match = float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and a.std() > 0 and b.std() > 0 else 1.0
-    if match < ENVELOPE_MATCH:
-        print(f"audiocodec: warning: --reference looks like a different clip (its level follows the decoded "
-              f"audio's with correlation {match:.2f})", file=sys.stderr)
-    p = pesq_wb(ref, decoded)
-    p = "n/a (no speech detected)" if np.isnan(p) else f"{p:.2f}"
-    print(f"quality vs {reference}: PESQ-WB {p}, STOI {stoi(ref, decoded):.3f}", file=sys.stderr)
 
 
 # ---- info -------------------------------------------------------------------------------------------
