@@ -1,5 +1,6 @@
 """The compress / decompress / info command line, in-process and as a real subprocess."""
 import os
+import re
 import subprocess
 import sys
 
@@ -94,7 +95,7 @@ def _bad(tmp_path, name, data):
     ("truncated", "truncated"),
     ("flipped", "checksum"),
     ("future", "newer than this audiocodec"),
-    ("wrong_model", "made with model"),
+    ("wrong_model", "made with model|end record does not match"),  # a forged header: version 3's chain sees it
 ])
 def test_decompress_bad_input(tmp_path, capsys, case, message):
     acdc = str(tmp_path / "good.acdc")
@@ -115,7 +116,7 @@ def test_decompress_bad_input(tmp_path, capsys, case, message):
     capsys.readouterr()
     assert run("decompress", path, out) == 1
     err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert re.search(message, err) and err.count("\n") == 1 and "Traceback" not in err
     assert not os.path.exists(out) and not [f for f in os.listdir(tmp_path) if f.endswith(".part")]
 
 
