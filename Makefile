@@ -35,7 +35,7 @@ demo: setup
 	@echo "listen: $(OUT)/sample.wav and $(OUT)/hybrid.wav (original: $(SAMPLE))"
 
 test: setup tools
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs
 
 benchmark: setup tools
 	$(BIN)/python scripts/benchmark.py --out reports/benchmark

@@ -40,17 +40,25 @@ def _describe(src) -> str:
     return src if isinstance(src, str) else "input"
 
 
-def info(src) -> sf._SoundFileInfo:
-    """Header of an audio file, or CodecError if it is not one."""
+def info(src, name: str | None = None) -> sf._SoundFileInfo:
+    """Header of an audio file (a path, or a seekable binary file, left where it was), or CodecError if it is
+    not one."""
+    at = None if isinstance(src, str) else src.tell()
     try:
         return sf.info(src)
     except Exception as exc:  # libsndfile raises several types
-        raise CodecError(f"{_describe(src)}: not a readable audio file ({_short(exc)})") from None
+        raise CodecError(f"{name or _describe(src)}: not a readable audio file ({_short(exc)})") from None
+    finally:
+        if at is not None:
+            src.seek(at)
 
 
 def _short(exc: Exception) -> str:
+    """The last line of an exception's message, without libsndfile's "Error opening <file object>: " prefix."""
     msg = str(exc).strip().splitlines()
-    return msg[-1] if msg else type(exc).__name__
+    if not msg:
+        return type(exc).__name__
+    return msg[-1].rpartition(": ")[2] if msg[-1].startswith("Error opening ") else msg[-1]
 
 
 def check_path(path: str, expected: str = "an audio file") -> None:
@@ -120,42 +128,125 @@ def load_bytes(data: bytes, name: str = "stdin") -> np.ndarray:
         raise CodecError(str(exc).replace("input:", f"{name}:", 1)) from None
 
 
-def iter_blocks(path: str, block_seconds: float = 10.0, max_seconds: float | None = None):
-    """Yield float32 mono 16 kHz blocks of a long file with bounded memory; CodecError up front if it is
-    longer than ``max_seconds`` (compress: what an .acdc file holds).
+def iter_blocks(src, block_seconds: float = 10.0, max_seconds: float | None = None, name: str | None = None):
+    """Float32 mono 16 kHz blocks of a file (a path, or a seekable binary file such as ``spool``'s) with bounded
+    memory. The header is checked now (CodecError if it is not audio, or longer than ``max_seconds``: what an
+    .acdc file holds); the samples are read as the returned iterator is consumed.
 
     Resampling is streamed with soxr's ResampleStream so block edges leave no seams.
     """
-    check_path(path)
+    name = name or _describe(src)
+    if isinstance(src, str):
+        check_path(src)
     try:
-        f = sf.SoundFile(path)
+        f = sf.SoundFile(src)
     except Exception as exc:
-        raise CodecError(f"{path}: not a readable audio file ({_short(exc)})") from None
+        raise CodecError(f"{name}: not a readable audio file ({_short(exc)})") from None
+    if max_seconds is not None and f.frames > max_seconds * f.samplerate:
+        f.close()
+        raise CodecError(f"{name}: {f.frames / f.samplerate / 3600:.1f} h, longer than the {max_seconds / 3600:g} h "
+                         f"an .acdc file holds; split it first")
+    return _file_blocks(f, name, max(1, int(block_seconds * f.samplerate)))
+
+
+def _file_blocks(f: sf.SoundFile, name: str, n: int):
     with f:
-        sr = f.samplerate
-        if max_seconds is not None and f.frames > max_seconds * sr:
-            raise CodecError(f"{path}: {f.frames / sr / 3600:.1f} h, longer than the {max_seconds / 3600:g} h "
-                             f"an .acdc file holds; split it first")
-        rs = None if sr == SAMPLE_RATE else soxr.ResampleStream(sr, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-        n = max(1, int(block_seconds * sr))
-        total = 0
-        while True:
+        def read():
             try:
                 block = f.read(n, dtype="float32", always_2d=True)
             except Exception as exc:
-                raise CodecError(f"{path}: read error ({_short(exc)})") from None
-            last = len(block) < n
-            mono = block.mean(axis=1).astype(np.float32)
-            if rs is not None:
-                mono = rs.resample_chunk(mono, last=last)
-            if mono.size:
-                _validate(mono, path)
-                total += mono.size
-                yield mono
-            if last:
-                break
-        if total == 0:
-            raise CodecError(f"{path}: contains no audio samples")
+                raise CodecError(f"{name}: read error ({_short(exc)})") from None
+            return block.mean(axis=1).astype(np.float32), len(block) < n
+        yield from _mono_16k(read, f.samplerate, name)
+
+
+def _mono_16k(read, sr: int, name: str):
+    """Blocks from ``read() -> (float32 mono block at sr, last)``, resampled to 16 kHz as a stream and checked."""
+    rs = None if sr == SAMPLE_RATE else soxr.ResampleStream(sr, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    total, last = 0, False
+    while not last:
+        mono, last = read()
+        if rs is not None:
+            mono = rs.resample_chunk(mono, last=last)
+        if mono.size:
+            _validate(mono, name)
+            total += mono.size
+            yield mono
+    if total == 0:
+        raise CodecError(f"{name}: contains no audio samples")
+
+
+def spool(stream, name: str = "stdin"):
+    """Copy a non-seekable stream (stdin) into an unnamed temp file, 1 MB at a time, and return it at offset 0:
+    libsndfile needs to seek, and memory stays bounded however long the input is."""
+    tmp = tempfile.TemporaryFile(prefix=PART_PREFIX)
+    shutil.copyfileobj(stream, tmp, 1 << 20)
+    if tmp.tell() == 0:
+        tmp.close()
+        raise CodecError(f"{name}: empty input")
+    tmp.seek(0)
+    return tmp
+
+
+RAW_FORMATS = {"s16le": ("<i2", 32768.0), "f32le": ("<f4", 1.0)}  # --raw-format: numpy dtype, full scale
+
+
+def iter_raw(stream, rate: int = SAMPLE_RATE, channels: int = 1, fmt: str = "s16le", block_seconds: float = 1.0,
+             name: str = "stdin"):
+    """Headerless PCM (``fmt`` in RAW_FORMATS, interleaved ``channels``) at ``rate`` from a binary stream, read as
+    it comes -> float32 mono 16 kHz blocks. Arguments are checked now (CodecError), the stream as it is read."""
+    if fmt not in RAW_FORMATS:
+        raise CodecError(f"--raw-format must be one of {', '.join(RAW_FORMATS)}, not {fmt}")
+    if not 1000 <= rate <= 384000 or not 1 <= channels <= 64:
+        raise CodecError(f"--raw-rate must be 1000..384000 Hz and --raw-channels 1..64, not {rate} Hz, {channels}")
+    dtype, scale = RAW_FORMATS[fmt]
+    width = np.dtype(dtype).itemsize * channels
+    size = max(1, int(block_seconds * rate)) * width
+    carry = b""
+
+    def read():
+        nonlocal carry
+        try:
+            data = stream.read(size - len(carry))
+        except OSError as exc:
+            raise CodecError(f"{name}: read error ({exc.strerror or exc})") from None
+        data, last = carry + data, not data
+        cut = len(data) - len(data) % width
+        data, carry = data[:cut], data[cut:]
+        block = np.frombuffer(data, dtype=dtype).reshape(-1, channels).astype(np.float32)
+        return block.mean(axis=1) / np.float32(scale), last
+
+    return _mono_16k(read, rate, name)
+
+
+OUTPUT_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
+
+
+def output_format(path: str) -> tuple[str, str]:
+    """soundfile's (format, subtype) for an output path, by its extension; WAV for stdout (-) and for an existing
+    device or pipe (/dev/null, a FIFO); CodecError for any other extension."""
+    if path == "-" or (os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)):
+        return OUTPUT_FORMATS[".wav"]
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in OUTPUT_FORMATS:
+        raise CodecError(f"{path}: cannot write {ext or 'a name without an extension'}; "
+                         f"name the output .wav, .flac or .ogg (Ogg Vorbis)")
+    return OUTPUT_FORMATS[ext]
+
+
+def write_audio(file, blocks, rate: int = SAMPLE_RATE, fmt: tuple[str, str] = OUTPUT_FORMATS[".wav"]) -> None:
+    """Write float32 mono 16 kHz ``blocks`` into a seekable binary ``file`` as ``fmt`` (``output_format``) at
+    ``rate``, resampled as a stream (soxr). PCM is 16-bit, rounded and clipped as ``to_int16``."""
+    rs = None if rate == SAMPLE_RATE else soxr.ResampleStream(SAMPLE_RATE, rate, 1, dtype="float32", quality="HQ")
+    kind, subtype = fmt
+    with sf.SoundFile(file, "w", samplerate=rate, channels=1, format=kind, subtype=subtype) as out:
+        def put(x: np.ndarray) -> None:
+            out.write(to_int16(x) if subtype == "PCM_16" else np.clip(x, -1.0, 1.0))
+
+        for block in blocks:
+            put(block if rs is None else rs.resample_chunk(block))
+        if rs is not None:
+            put(rs.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
 
 
 def to_int16(wav: np.ndarray) -> np.ndarray:

@@ -7,19 +7,26 @@ import argparse
 import os
 import sys
 
+from . import __version__
 from .errors import CodecError
+from .options import add_threads_option
 
 EPILOG = """examples:
-  audiocodec compress speech.wav speech.acdc --bitrate 6
-  audiocodec decompress speech.acdc speech.out.wav
+  audiocodec compress speech.wav --bitrate 6        # writes speech.acdc
+  audiocodec decompress speech.acdc out.wav
   audiocodec info speech.acdc
   cat speech.wav | audiocodec compress - - | audiocodec decompress - out.wav
+  audiocodec --threads 4 compress recordings/ packed/
+
+`audiocodec COMMAND --help` shows each command's options and examples.
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="audiocodec", description="A small neural speech codec (16 kHz, 1.5-12 kbps).",
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"audiocodec {__version__}")
+    add_threads_option(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     from . import commands  # compress, decompress, info
@@ -29,11 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_commands(sub)
     transport_commands.add_commands(sub)
     evaluation_commands.add_commands(sub)
+    p.commands = sub.choices  # name -> the subcommand's parser (main reports a stray option with its usage)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported with the subcommand's usage, not the top-level one
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.func(args) or 0)
     except CodecError as exc:

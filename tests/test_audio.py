@@ -227,6 +227,6 @@ class _Parser:
     def __init__(self, func):
         self.func = func
 
-    def parse_args(self, argv):
+    def parse_known_args(self, argv):
         import argparse
-        return argparse.Namespace(func=self.func)
+        return argparse.Namespace(func=self.func), []
