@@ -134,10 +134,12 @@ def _compress_file(src: str, dst: str, args, mode: modes.Mode, quiet: bool) -> t
     if not quiet and _conversion(source):
         print(f"{src}: {source.rate} Hz, {source.channels} channel(s): {_conversion(source)}", file=sys.stderr)
     engine = _engine(args)
-    from .compress import encode_blocks, read_info
+    from .compress import encode_blocks
+    from .info import read_info
     bar = _progress(source.seconds, "compressing", quiet or args.quiet)
     try:
-        data = encode_blocks(_counted(source.blocks, bar), mode, engine, entropy=not args.fixed_rate)
+        data = encode_blocks(_counted(source.blocks, bar), mode, engine, entropy=not args.fixed_rate,
+                             input_rate=source.rate, input_channels=source.channels)
     finally:
         bar.close()
     _write_output(dst, data)
@@ -242,7 +244,7 @@ def _layout(rate: int, channels: int) -> str:
 
 
 def cmd_info(args) -> int:
-    from .compress import read_info
+    from .info import read_info
 
     with _open_acdc(args.input) as f:
         i = read_info(f)

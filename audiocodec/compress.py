@@ -14,7 +14,6 @@ import numpy as np
 from .bitstream.container import CHUNK_LOW, FLAG_ENTROPY, Header, Writer, read_chunks, read_header
 from .bitstream.entropy import decode_fixed, encode_fixed
 from .errors import CodecError
-from .info import read_info  # noqa: F401  (callers of ``compress.read_info``)
 from .stream import modes
 from .stream.decoder import FrameDecoder
 from .stream.encoder import FrameEncoder

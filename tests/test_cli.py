@@ -156,7 +156,8 @@ def test_range_coded_chunks_round_trip(engine, speech):
     import torch
 
     from audiocodec.bitstream.entropy import EntropyModel
-    from audiocodec.compress import compress, decompress, read_info
+    from audiocodec.compress import compress, decompress
+    from audiocodec.info import read_info
     from audiocodec.stream.engine import Engine
 
     codec = engine.codec

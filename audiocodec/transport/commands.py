@@ -74,8 +74,12 @@ def _session(text: str | None) -> int | None:
 
 
 def _engine(args):
+    """The model, on one thread: a live stream's 20 ms frames are too small to split, and more threads only
+    make a busy machine late."""
+    from ..runtime import use_threads
     from ..stream.engine import load_engine
 
+    use_threads(1)
     return load_engine(args.model)
 
 
