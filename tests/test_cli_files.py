@@ -1,6 +1,5 @@
 """The file commands in real use: fast errors before the model loads, no torch for info, --threads, --version,
 default output names, folders, output formats and rates, stdin and raw PCM, --reference checks."""
-import inspect
 import io
 import os
 import stat
