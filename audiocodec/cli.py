@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _system_error(exc: BaseException) -> str | None:
     """One line for an OS error or a failed soundfile write; None for anything else (a bug: traceback)."""
-    from .audio import soundfile_failed
+    from .output import soundfile_failed
 
     if isinstance(exc, OSError):
         what = exc.strerror or str(exc)

@@ -15,7 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
-from . import audio, folders, reference
+from . import audio, folders, output, reference
 from .bitstream.container import MAX_SAMPLES, read_chunks, read_header
 from .constants import CODE_BITS, FRAME_RATE, SAMPLE_RATE
 from .errors import CodecError
@@ -64,7 +64,7 @@ def _default_output(path: str, suffix: str) -> str:
 def _check_output(src: str, dst: str, force: bool) -> None:
     if dst == "-":
         return
-    if audio.same_file(src, dst):
+    if output.same_file(src, dst):
         raise CodecError(f"{dst}: is the input; refusing to overwrite it")
     if os.path.isdir(dst):
         raise CodecError(f"{dst}: is a directory")
@@ -88,7 +88,7 @@ def _write_output(path: str, data: bytes) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        audio.atomic_write(path, data)
+        output.atomic_write(path, data)
 
 
 # ---- compress ---------------------------------------------------------------------------------------
@@ -166,7 +166,7 @@ def cmd_compress(args) -> int:
 # ---- decompress -------------------------------------------------------------------------------------
 def _decompress_file(src: str, dst: str, args, quiet: bool) -> tuple[float, int]:
     """One .acdc file (or stdin) -> one audio file (or stdout); returns (seconds of audio, bytes written)."""
-    fmt = audio.output_format(dst)
+    fmt = output.output_format(dst)
     _check_output(src, dst, args.force)
     with _open_acdc(src) as f:
         header = _check_stream(f)
@@ -208,18 +208,18 @@ def _kept(blocks: Iterator[np.ndarray], kept: list) -> Iterator[np.ndarray]:
 
 
 def _write_audio(dst: str, blocks: Iterator[np.ndarray], rate: int, fmt: tuple[str, str]) -> int:
-    """Write through ``audio.Output`` (atomic; devices and pipes written into), or to stdout via an unnamed temp
+    """Write through ``output.Output`` (atomic; devices and pipes written into), or to stdout via an unnamed temp
     file (the WAV header is written last); returns the bytes written."""
     if dst == "-":
         with tempfile.TemporaryFile() as tmp:
-            audio.write_audio(tmp, blocks, rate, fmt)
+            output.write_audio(tmp, blocks, rate, fmt)
             size = tmp.seek(0, io.SEEK_END)
             tmp.seek(0)
             shutil.copyfileobj(tmp, sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return size
-    with audio.Output(dst) as out:
-        audio.write_audio(out.file, blocks, rate, fmt)
+    with output.Output(dst) as out:
+        output.write_audio(out.file, blocks, rate, fmt)
         return out.file.seek(0, io.SEEK_END)
 
 

@@ -28,7 +28,8 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from audiocodec.audio import load, save  # noqa: E402
+from audiocodec.audio import load
+from audiocodec.output import save  # noqa: E402
 from audiocodec.constants import SAMPLE_RATE  # noqa: E402
 from audiocodec.train.dataset import DEFAULT_ROOT, list_clips  # noqa: E402
 from audiocodec.evaluation.baselines import opus_available  # noqa: E402

@@ -3,7 +3,6 @@ socket, and an attacker's datagrams among them. With a key every forgery is refu
 clean stream's, sample for sample; without one, --from and the bounded window hold as far as they can, and
 a crafted low band never turns into noise beyond full scale."""
 import os
-import socket
 import struct
 import threading
 import time

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiocodec import audio
+from audiocodec import audio, output
 from audiocodec.errors import CodecError
 
 
@@ -56,8 +56,8 @@ def test_bad_input_gives_one_line_error(tmp_path, make, message):
 
 def test_atomic_save_leaves_no_partial_file(tmp_path):
     with pytest.raises(CodecError):
-        audio.save(str(tmp_path / "nofolder" / "x.wav"), np.zeros(10))
-    audio.save(str(tmp_path / "ok.wav"), np.zeros(160, dtype=np.float32))
+        output.save(str(tmp_path / "nofolder" / "x.wav"), np.zeros(10))
+    output.save(str(tmp_path / "ok.wav"), np.zeros(160, dtype=np.float32))
     assert os.listdir(tmp_path) == ["ok.wav"]
 
 
@@ -99,64 +99,64 @@ def test_iter_blocks_refuses_what_a_file_cannot_hold(tmp_path):
 
 
 def test_device_nodes_and_pipes_are_written_into_not_replaced(tmp_path):
-    audio.atomic_write("/dev/null", b"abc")
+    output.atomic_write("/dev/null", b"abc")
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
     fifo = str(tmp_path / "fifo")
     os.mkfifo(fifo)
     got = []
     reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
     reader.start()
-    audio.atomic_write(fifo, b"through the pipe")
+    output.atomic_write(fifo, b"through the pipe")
     reader.join(5)
     assert got == [b"through the pipe"] and stat.S_ISFIFO(os.stat(fifo).st_mode)
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(tmp_path / "sock"))
     with pytest.raises(CodecError, match="not a regular file"):
-        audio.atomic_write(str(tmp_path / "sock"), b"x")
+        output.atomic_write(str(tmp_path / "sock"), b"x")
     sock.close()
 
 
 def test_disk_full_is_one_line(tmp_path):
     with pytest.raises(CodecError, match="No space left on device"):
-        audio.atomic_write("/dev/full", b"x" * 100000)
+        output.atomic_write("/dev/full", b"x" * 100000)
     with pytest.raises(CodecError, match="No space left on device"):
-        audio.save("/dev/full", np.zeros(16000, dtype=np.float32))
+        output.save("/dev/full", np.zeros(16000, dtype=np.float32))
     try:  # soundfile's bare AssertionError (short write) and its own errors are told apart from bugs
         assert False
     except AssertionError as exc:
-        assert audio.write_error("x", exc) is None
+        assert output.write_error("x", exc) is None
 
 
 def test_unwritable_folder_is_one_line(tmp_path, monkeypatch):
     def refuse(**kw):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(audio.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(output.tempfile, "mkstemp", refuse)
     with pytest.raises(CodecError, match="cannot write into folder .*Permission denied"):
-        audio.atomic_write(str(tmp_path / "x.wav"), b"x")
+        output.atomic_write(str(tmp_path / "x.wav"), b"x")
 
     def read_only(*a):
         raise OSError(30, "Read-only file system")
 
     monkeypatch.undo()
-    monkeypatch.setattr(audio.os, "replace", read_only)
+    monkeypatch.setattr(output.os, "replace", read_only)
     with pytest.raises(CodecError, match="Read-only file system"):
-        audio.atomic_write(str(tmp_path / "x.wav"), b"x")
+        output.atomic_write(str(tmp_path / "x.wav"), b"x")
     assert os.listdir(tmp_path) == []
 
 
 def test_modes_follow_the_umask_and_the_replaced_file(tmp_path):
     old = os.umask(0o027)
     try:
-        audio.atomic_write(str(tmp_path / "new.wav"), b"x")
+        output.atomic_write(str(tmp_path / "new.wav"), b"x")
         assert stat.S_IMODE(os.stat(tmp_path / "new.wav").st_mode) == 0o640
         os.chmod(tmp_path / "new.wav", 0o604)
-        audio.atomic_write(str(tmp_path / "new.wav"), b"y")
+        output.atomic_write(str(tmp_path / "new.wav"), b"y")
         assert stat.S_IMODE(os.stat(tmp_path / "new.wav").st_mode) == 0o604
     finally:
         os.umask(old)
     os.symlink("new.wav", tmp_path / "link.wav")  # a symlink is followed, as cp does
-    audio.atomic_write(str(tmp_path / "link.wav"), b"z")
+    output.atomic_write(str(tmp_path / "link.wav"), b"z")
     assert os.path.islink(tmp_path / "link.wav") and (tmp_path / "new.wav").read_bytes() == b"z"
 
 
@@ -165,13 +165,13 @@ def test_stale_parts_are_removed_fresh_ones_kept(tmp_path):
     stale.write_bytes(b"x")
     fresh.write_bytes(b"x")
     os.utime(stale, (time.time() - 7200,) * 2)
-    audio.atomic_write(str(tmp_path / "out.wav"), b"x")
+    output.atomic_write(str(tmp_path / "out.wav"), b"x")
     assert sorted(os.listdir(tmp_path)) == [".audiocodec-new.part", "out.wav"]
 
 
 def test_sigterm_removes_the_part(tmp_path):
-    code = ("import sys, time\nfrom audiocodec import audio\n"
-            f"out = audio.Output({str(tmp_path / 'out.wav')!r})\n"
+    code = ("import sys, time\nfrom audiocodec import output\n"
+            f"out = output.Output({str(tmp_path / 'out.wav')!r})\n"
             "out.file.write(b'x' * 1000)\nprint(out.tmp, flush=True)\ntime.sleep(30)\n")
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     part = p.stdout.readline().strip()
@@ -187,10 +187,10 @@ def test_same_file(tmp_path):
     b.write_bytes(b"x")
     os.link(a, tmp_path / "hard.wav")
     os.symlink(a, tmp_path / "soft.wav")
-    assert audio.same_file(str(a), str(a)) and audio.same_file(str(a), str(tmp_path / "hard.wav"))
-    assert audio.same_file(str(a), str(tmp_path / "soft.wav"))
-    assert not audio.same_file(str(a), str(b)) and not audio.same_file(str(a), str(tmp_path / "none.wav"))
-    assert not audio.same_file("-", "-")
+    assert output.same_file(str(a), str(a)) and output.same_file(str(a), str(tmp_path / "hard.wav"))
+    assert output.same_file(str(a), str(tmp_path / "soft.wav"))
+    assert not output.same_file(str(a), str(b)) and not output.same_file(str(a), str(tmp_path / "none.wav"))
+    assert not output.same_file("-", "-")
 
 
 @pytest.mark.parametrize("error, shown", [

@@ -3,7 +3,6 @@ import io
 import struct
 import subprocess
 import sys
-import zlib
 
 import numpy as np
 import pytest

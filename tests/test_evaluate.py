@@ -219,7 +219,7 @@ def test_report_loads_in_a_browser(report, tmp_path):
 
 
 def test_silence_gives_null_pesq_and_strict_json(tmp_path):
-    from audiocodec.audio import save
+    from audiocodec.output import save
 
     save(str(tmp_path / "silence.wav"), np.zeros(8000, dtype=np.float32))
     out = tmp_path / "r"

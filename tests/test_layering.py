@@ -5,7 +5,6 @@ import ast
 import os
 from functools import lru_cache
 
-import pytest
 
 from .conftest import ROOT
 

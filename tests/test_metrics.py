@@ -91,7 +91,7 @@ def test_ogg_packets_across_pages():
 
 @pytest.mark.skipif(not __import__("shutil").which("opusenc"), reason="opus-tools not installed")
 def test_opus_payload_of_a_real_file(tmp_path, speech):
-    from audiocodec.audio import save
+    from audiocodec.output import save
 
     save(str(tmp_path / "in.wav"), speech)
     subprocess.run(["opusenc", "--quiet", "--bitrate", "12", str(tmp_path / "in.wav"), str(tmp_path / "o.opus")], check=True)

@@ -10,7 +10,7 @@ import io
 import numpy as np
 import torch
 
-from .. import audio
+from .. import output
 
 
 def encode_latents(wav: np.ndarray, kbps: float = 6.0, weights: str | None = None) -> dict[str, np.ndarray]:
@@ -36,4 +36,4 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 def save(path: str, arrays: dict[str, np.ndarray]) -> None:
     """Write an .npz archive to exactly ``path`` (atomically; np.savez would append '.npz')."""
-    audio.atomic_write(path, npz_bytes(arrays))
+    output.atomic_write(path, npz_bytes(arrays))

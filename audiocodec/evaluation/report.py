@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from .. import audio
+from .. import output
 from . import metrics as M
 from .page import render_html
 from .plots import rd_panels, rd_plot, spectrogram_png
@@ -62,9 +62,9 @@ class ClipWriter:
         d = self.folder(ci)
         if not os.path.exists(os.path.join(d, "original.wav")):
             os.makedirs(d, exist_ok=True)
-            audio.save(os.path.join(d, "original.wav"), original)
+            output.save(os.path.join(d, "original.wav"), original)
             spectrogram_png(original, os.path.join(d, "original.png"), "original")
-        audio.save(os.path.join(d, f"{codec}.wav"), decoded)
+        output.save(os.path.join(d, f"{codec}.wav"), decoded)
         spectrogram_png(decoded, os.path.join(d, f"{codec}.png"), codec)
 
 

@@ -1,4 +1,4 @@
-"""Where received audio goes: a wav file (written as it arrives, put in place at the end by ``audio.Output``),
+"""Where received audio goes: a wav file (written as it arrives, put in place at the end by ``output.Output``),
 raw 16-bit PCM on a stream (``receive ... - | aplay -f S16_LE -r 16000``), or memory. Each has write / close /
 abort."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import soundfile as sf
 
-from ..audio import Output, to_int16, write_error
+from ..output import Output, to_int16, write_error
 from ..constants import SAMPLE_RATE
 
 
@@ -29,7 +29,7 @@ class ArraySink:
 
 
 class WavSink:
-    """16-bit wav written block by block into an ``audio.Output`` (a temp part beside ``path``, or a pipe or
+    """16-bit wav written block by block into an ``output.Output`` (a temp part beside ``path``, or a pipe or
     character device such as /dev/null, written into); ``close`` puts it in place, ``abort`` leaves ``path`` as
     it was. Write errors are one-line CodecErrors."""
 
