@@ -198,22 +198,27 @@ def main() -> None:
         for proc in busy:
             proc.kill()
             proc.wait()
+    print_tables(a, runs, load)
+
+
+def print_tables(a, runs: dict, load: float) -> None:
+    """The two tables: ``runs[kind, threads]`` from ``file_measure`` and ``live_measure``."""
+    label = {0: "torch default", 1: "use_threads(1)"}
     print(f"{os.cpu_count()} cores, {a.busy} busy processes, load average {load:.2f}, {a.kbps:g} kbps\n")
     print(f"| file: compress + decompress of {a.seconds:g} s | threads | wall RTF | × real time | CPU RTF |")
     print("|---|---:|---:|---:|---:|")
     for t in (0, 1):
         r = runs["file", t]
-        print(f"| {'torch default' if t == 0 else 'use_threads(1)'} | {r['threads']} | {r['wall_rtf']:.3f} | "
-              f"{1 / r['wall_rtf']:.0f}× | {r['cpu_rtf']:.3f} |")
-    print(f"\n| live: paced send of {a.live_seconds:g} s over loopback | threads | encode ms per frame | "
-          "frames sent | sender late p95 / max ms | receiver jitter ms | late packets | concealed frames |")
+        print(f"| {label[t]} | {r['threads']} | {r['wall_rtf']:.3f} | {1 / r['wall_rtf']:.0f}× | {r['cpu_rtf']:.3f} |")
+    print(f"\n| live: paced send of {a.live_seconds:g} s over loopback | threads | encode ms per frame | frames sent "
+          "| sender late p95 / max ms | receiver jitter ms | late packets | concealed frames |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for t in (0, 1):
         r = runs["live", t]
-        print(f"| {'torch default' if t == 0 else 'use_threads(1)'} | {r['threads']} | {r['encode_ms']:.2f} | {r['sent']} of {r['clip']} | "
-              f"{r['late_p95_ms']:.1f} / {r['late_max_ms']:.1f} | {'-' if r['jitter_ms'] is None else format(r['jitter_ms'], '.2f')} | {r['late_packets']} | "
+        jitter = "-" if r["jitter_ms"] is None else f"{r['jitter_ms']:.2f}"  # None: packets came in a burst
+        print(f"| {label[t]} | {r['threads']} | {r['encode_ms']:.2f} | {r['sent']} of {r['clip']} | "
+              f"{r['late_p95_ms']:.1f} / {r['late_max_ms']:.1f} | {jitter} | {r['late_packets']} | "
               f"{r['concealed']} of {r['frames']} |")
-
 
 if __name__ == "__main__":
     main()
