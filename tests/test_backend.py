@@ -62,7 +62,8 @@ def test_onnx_batches(codecs, codes):
     assert torch.allclose(two[:1], onnx_codec.decode(codes), atol=1e-5)
 
 
-def test_backend_is_torch_by_default_and_switches_back(codes):
+def test_backend_is_torch_by_default_and_switches_back(codes, monkeypatch):
+    monkeypatch.delenv("AUDIOCODEC_BACKEND", raising=False)
     codec = load_default()
     ref = codec.decode(codes)
     assert codec.decoder.runner is None
@@ -71,6 +72,14 @@ def test_backend_is_torch_by_default_and_switches_back(codes):
     pytest.importorskip("onnxruntime")
     codec.use_backend("onnx").use_backend("torch")
     assert torch.equal(codec.decode(codes), ref)  # bit for bit
+
+
+def test_the_environment_names_the_backend(monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from audiocodec.model.onnx_backend import OnnxDecoder
+
+    monkeypatch.setenv("AUDIOCODEC_BACKEND", "onnx")
+    assert isinstance(load_default().decoder.runner, OnnxDecoder)
 
 
 def test_training_runs_the_torch_layers(codecs, codes):

@@ -5,7 +5,10 @@ products of 500 x 256 by 256 x 768 per 10 s, which torch sends to MKL; on an AMD
 took 1.9 ms for one where ONNX Runtime's MLAS (and oneDNN) take 0.9, and the backbone as a whole ran in
 3.1 ms per second of audio instead of 6.6. The SEANet encoder (small convolutions at 16 kHz) ran 7 %
 slower on it, so the encoder, the quantizer, the iSTFT head and the pitch tracker stay on torch, and the
-codes (the .acdc bytes) stay the same; the decoded audio differs from torch's in the last float bits.
+codes (the .acdc bytes) stay the same. The decoded audio differs from torch's by float rounding, which the
+harmonic source's running phase carries along: on 20 clips of the test split at 6 kbps, at most 1.4e-3
+(full scale 1), and PESQ-WB 2.4189 on average with either backend (at most 0.001 apart on a clip). Setting
+it up (export, 0.2 s, and ONNX Runtime's graph optimisation, 0.6 s) costs 0.8 s of CPU once per model.
 
 The backbone is exported with its causal convolutions' past inputs as explicit tensors, in and out
 (``BackboneStep``), so one graph serves whole signals (zero past) and streams (the past of the call before,
@@ -21,6 +24,7 @@ import torch
 from torch import nn
 
 from .layers import CausalConv1d, stream_copy
+
 
 class BackboneStep(nn.Module):
     """A decoder's ``backbone`` with the past inputs of its causal convolutions in and out:
@@ -48,7 +52,10 @@ class OnnxDecoder:
     One runner serves any number of streams and threads (the state is in the streams)."""
 
     def __init__(self, decoder: nn.Module, threads: int | None = None):
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ImportError("the onnx backend needs onnxruntime and onnx: pip install 'audiocodec[onnx]'") from None
 
         self.step = BackboneStep(decoder)
         n = len(self.step.convs)
