@@ -7,10 +7,11 @@ same bytes. So every command runs the model on a deliberate number of threads: o
 (``scripts/bench_threads.py`` measures both on a loaded machine).
 
 Memory: glibc hands blocks over 128 kB to the kernel on ``free`` and maps fresh ones for the next call,
-and each of their 4 kB pages then faults on first touch. The encoder's 16 kHz layers make 10 MB tensors
-per 10 s chunk: measured by CPU time on one thread, that cost 14 % of an offline encode + decode of 10 s
-(17,000 page faults) and 7 % of the file path (compress + decompress).
-``keep_freed_memory`` makes the allocator keep and reuse them: the same numbers, faster.
+and each of their 4 kB pages then faults on first touch. The encoder's 16 kHz layers make a 10 MB tensor
+per 10 s of audio (the streaming encoder takes a file's audio in one push, so 60 MB for a minute): measured
+by CPU time on one thread, the faults cost 14 % of an offline encode + decode of 10 s (17,000 of them), and
+a third of compress + decompress of a 60 s file (400,000). ``keep_freed_memory`` makes the allocator take
+every block from its heap and keep up to 512 MB of it free for reuse: the same numbers, faster.
 """
 from __future__ import annotations
 
@@ -19,8 +20,7 @@ import ctypes.util
 
 DEFAULT_THREADS = 1
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-_MMAP_THRESHOLD = 32 << 20   # glibc's largest: blocks up to 32 MB come from (and go back to) the heap
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 _TRIM_THRESHOLD = 512 << 20  # free heap kept for reuse before any is handed back to the kernel
 
 
@@ -42,12 +42,13 @@ def use_threads(n: int | None = None) -> int:
 
 
 def keep_freed_memory() -> bool:
-    """Make glibc's malloc keep freed blocks of up to 32 MB (and up to 512 MB of free heap) for reuse instead
-    of returning them to the kernel, so the model's per-chunk tensors stop page-faulting. Outputs are
-    unchanged. Returns False where the C library has no ``mallopt`` (not glibc: nothing to do)."""
+    """Make glibc's malloc serve every block from its heap (no separate mappings, which go back to the kernel
+    on ``free``) and keep up to 512 MB of freed heap for reuse, so the model's tensors stop page-faulting.
+    (glibc still maps a block that a thread's heap cannot hold.) Outputs are unchanged. Returns False where
+    the C library has no ``mallopt`` (not glibc: nothing to do)."""
     name = ctypes.util.find_library("c")
     try:
         mallopt = ctypes.CDLL(name).mallopt
     except (OSError, AttributeError, TypeError):
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
