@@ -1,19 +1,22 @@
 """Where the encode + decode time goes, part by part, on ONE CPU thread.
 
-    python scripts/speed.py [--model W] [--kbps 6] [--repeats 7] [audio file]
+    python scripts/speed.py [--model W] [--kbps 6] [--repeats 7] [--backend onnx] [audio file]
 
 Times each stage of the codec on a clip (default: samples/speech_male.wav, repeated to 10 s) with the
 offline API (one pass over the whole clip), and the file path that ``audiocodec compress``/``decompress``
 take (the streaming encoder and decoder, range coding, the container; at 6 or 12 kbps also the hybrid
-mode's, and its low band alone), and prints the median of
-``--repeats`` runs per part in ms per second of audio, and the real-time factor (RTF: seconds of work per
-second of audio; 1 / RTF = times faster than real time). Numbers depend on the host and its load: stop
-other jobs first (``kill -STOP`` a training run, ``kill -CONT`` it after).
+mode's, and its low band alone). Each part runs ``--repeats`` times; it prints the best CPU time of the
+process (user + system, what a busy host inflates least) and the median wall time, in ms per second of
+audio, and the real-time factor (RTF: seconds of work per second of audio; 1 / RTF = times faster than real
+time), with the load average. Wall time on a loaded host is longer: stop other jobs first (``kill -STOP`` a
+training run, ``kill -CONT`` it after). ``--backend onnx``: the decoder backbone on ONNX Runtime
+(``audiocodec/model/onnx_backend.py``).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 
@@ -24,6 +27,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.audio import load  # noqa: E402
 from audiocodec.compress import compress, decompress  # noqa: E402
 from audiocodec.constants import SAMPLE_RATE  # noqa: E402
+from audiocodec.model.codec import BACKENDS  # noqa: E402
+from audiocodec.runtime import use_threads  # noqa: E402
 from audiocodec.stream.engine import load_engine  # noqa: E402
 from audiocodec.stream.modes import bitrates, mode  # noqa: E402
 
@@ -36,14 +41,23 @@ def low_band_round_trip(wav: np.ndarray, kbps: float) -> np.ndarray:
     return layer.replace(wav, layer.sent(wav))
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: first calls allocate and pick kernels
-    times = []
+def cpu_seconds() -> float:
+    """CPU time of this process so far (user + system: the kernel's page faults count too)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """(best CPU seconds, median wall seconds) of ``repeats`` calls, after one warm-up call (first calls
+    allocate and pick kernels)."""
+    fn()
+    cpu, wall = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        c, w = cpu_seconds(), time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        cpu.append(cpu_seconds() - c)
+        wall.append(time.perf_counter() - w)
+    return min(cpu), float(np.median(wall))
 
 
 def main() -> None:
@@ -53,10 +67,12 @@ def main() -> None:
     p.add_argument("--kbps", type=float, default=6.0)
     p.add_argument("--seconds", type=float, default=10.0, help="the clip is repeated or cut to this length")
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--backend", choices=BACKENDS, default="torch", help="what runs the decoder backbone")
     a = p.parse_args()
-    torch.set_num_threads(1)
+    use_threads(1)
 
     engine = load_engine(a.model)
+    engine.codec.use_backend(a.backend)
     m = mode(a.kbps)
     codec, n_q = engine.codec, m.rows
     wav = load(a.audio)
@@ -94,17 +110,18 @@ def main() -> None:
             paths["  the low band alone: MDCT + range coding, both ways"] = lambda: low_band_round_trip(wav, a.kbps)
             paths["  decompress --hybrid"] = lambda: decompress(hybrid, engine)
         print(f"model {codec.model_id}, {a.kbps:g} kbps, {a.seconds:g} s of {os.path.basename(a.audio)}, 1 thread, "
-              f"median of {a.repeats}\n")
-        print("| part | ms per s of audio | share |\n|---|---:|---:|")
-        times = {k: median_seconds(f, a.repeats) / a.seconds for k, f in parts.items()}
-        total = sum(times.values())
-        for k, t in times.items():
-            print(f"| {k} | {1000 * t:.1f} | {100 * t / total:.0f} % |")
-        print(f"| sum | {1000 * total:.1f} | |\n")
-        print("| path | RTF | × real time |\n|---|---:|---:|")
+              f"backend {a.backend}, best CPU / median wall of {a.repeats}, load average {os.getloadavg()[0]:.2f}\n")
+        print("| part | CPU ms per s of audio | share | wall ms per s |\n|---|---:|---:|---:|")
+        times = {k: timed(f, a.repeats) for k, f in parts.items()}
+        total = sum(cpu for cpu, _ in times.values())
+        for k, (cpu, wall) in times.items():
+            print(f"| {k} | {1000 * cpu / a.seconds:.1f} | {100 * cpu / total:.0f} % | {1000 * wall / a.seconds:.1f} |")
+        print(f"| sum | {1000 * total / a.seconds:.1f} | | |\n")
+        print("| path | RTF (CPU) | × real time (CPU) | × real time (wall) |\n|---|---:|---:|---:|")
         for k, f in paths.items():
-            t = median_seconds(f, a.repeats) / a.seconds
-            print(f"| {k} | {t:.4f} | {1 / t:.0f}× |")
+            cpu, wall = (t / a.seconds for t in timed(f, a.repeats))
+            print(f"| {k} | {cpu:.4f} | {1 / cpu:.0f}× | {1 / wall:.0f}× |")
+        print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

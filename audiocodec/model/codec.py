@@ -25,6 +25,8 @@ from .layers import StreamingModule
 from .pitch import CODE_BITS, PitchTracker, dequantize, frame_symbols
 from .quantizer import QuantizerOutput, ResidualVQ
 
+BACKENDS = ("torch", "onnx")          # what runs the decoder backbone (Codec.use_backend)
+BACKEND_VARIABLE = "AUDIOCODEC_BACKEND"  # the environment variable that names the backend of loaded models
 INT8_SCALE = ".int8_scale"  # suffix of the per-channel scales of weights stored as int8 (Codec.save)
 
 
@@ -212,6 +214,20 @@ class Codec(StreamingModule):
         f0 = None if symbols is None else dequantize(symbols)
         return self.synthesize(self.features(self.quantizer.decode(stages), f0), f0, postfilter)[0]
 
+    def use_backend(self, name: str) -> "Codec":
+        """Run the decoder backbone on ``name`` (``BACKENDS``): "torch", the default, or "onnx", ONNX Runtime
+        (``onnx_backend``: faster on one thread, the same codes, decoded audio equal up to float rounding;
+        ImportError without onnxruntime). Returns self."""
+        if name not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {name!r}")
+        if name == "onnx":
+            from .onnx_backend import OnnxDecoder
+
+            self.decoder.runner = OnnxDecoder(self.decoder)
+        else:
+            self.decoder.runner = None
+        return self
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -240,7 +256,8 @@ class Codec(StreamingModule):
 
     @staticmethod
     def load(path: str) -> "Codec":
-        """Load weights saved by ``save`` (safetensors: no pickle). Sets ``model_id`` to a hash of the file."""
+        """Load weights saved by ``save`` (safetensors: no pickle). Sets ``model_id`` to a hash of the file, and
+        the backend to the one ``AUDIOCODEC_BACKEND`` names (default "torch", ``use_backend``)."""
         from safetensors import safe_open
 
         with open(path, "rb") as f:
@@ -257,7 +274,7 @@ class Codec(StreamingModule):
                     state[k] = state[k] * _per_channel(scale, state[k])
         codec = Codec(cfg)._trained(state)
         codec.model_id = digest[:16]
-        return codec
+        return codec.use_backend(os.environ.get(BACKEND_VARIABLE, "torch"))
 
     @staticmethod
     def from_checkpoint(ck: dict, live: bool = False) -> "Codec":

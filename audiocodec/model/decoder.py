@@ -43,7 +43,12 @@ class PitchInput(nn.Module):
 
 
 class Decoder(StreamingModule):
-    """latents (B, latent_dim, T) -> features (B, T, dim); streaming, its convolutions keep their past inputs."""
+    """latents (B, latent_dim, T) -> features (B, T, dim); streaming, its convolutions keep their past inputs.
+
+    ``runner``: None (torch), or another backend's runner of ``backbone`` (``onnx_backend.OnnxDecoder``),
+    which outside training takes its place and keeps the stream's state in this module's ``stream``."""
+
+    runner = None
 
     def __init__(self, latent_dim: int = 128, dim: int = 256, hidden: int = 768, blocks: int = 8):
         super().__init__()
@@ -53,5 +58,11 @@ class Decoder(StreamingModule):
         self.norm_out = nn.LayerNorm(dim)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.runner is not None and not self.training:
+            return self.runner(z, self.stream)
+        return self.backbone(z)
+
+    def backbone(self, z: torch.Tensor) -> torch.Tensor:
+        """The layers themselves (torch): z (B, latent_dim, T) -> (B, T, dim)."""
         x = self.norm_in(self.embed(z).transpose(1, 2)).transpose(1, 2)
         return self.norm_out(self.blocks(x).transpose(1, 2))
