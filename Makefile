@@ -12,7 +12,7 @@ $(BIN)/audiocodec: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0        # the CPU build (a plain "torch" pulls a multi-GB CUDA build)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,onnx]'   # onnx: the optional ONNX Runtime backend, tested too
 	touch $@
 
 setup: $(BIN)/audiocodec
