@@ -6,6 +6,8 @@
     python scripts/benchmark.py --model cand.safetensors --against '' --out /tmp/cand \
         --compare reports/benchmark/results.json              # a candidate against the shipped model, clip by clip
     python scripts/benchmark.py --held-out 1 --clips 200 ...  # the same on 200 clips outside the reported 60
+    python scripts/benchmark.py --held-out 5 --clips 200 --partial-block ...  # the 51 unreported clips after blocks 1-4
+    python scripts/benchmark.py --postfilter 1 ...            # the neural and hybrid decoders without their postfilter
 
 Per codec: actual kbps (payload bits of real encoder output / seconds), PESQ-WB, ViSQOL, STOI, ESTOI,
 SI-SDR, log-mel distance, and the encode+decode real-time factor on ONE thread. Writes OUT/benchmark.md,
@@ -91,17 +93,23 @@ def main() -> int:
     ap.add_argument("--held-out", type=int, default=0, metavar="BLOCK",
                     help=f"use block BLOCK (1, 2, ...) of --clips test clips outside the reported {REPORTED_CLIPS}, to choose "
                          "between candidates without tuning on the reported numbers")
+    ap.add_argument("--partial-block", action="store_true",
+                    help="with --held-out: the last block may be shorter than --clips (block 5 of 200: 51 clips)")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N clips (quick runs)")
     ap.add_argument("--bitrates", default="1.5,3,6,12")
     ap.add_argument("--against", default="hybrid,opus,codec2,pca",
                     help="other codecs, comma-separated (hybrid: this codec's hybrid modes, compress --hybrid); '' for none")
     ap.add_argument("--model", help="weights file (default: the shipped model)")
+    ap.add_argument("--postfilter", type=float, metavar="GAMMA",
+                    help="decode the neural and hybrid codecs with this postfilter exponent (1: off; default: the model's own)")
     ap.add_argument("--out", default="reports/benchmark", help="output folder (default reports/benchmark)")
     ap.add_argument("--compare", metavar="RESULTS_JSON", help="an earlier run's results.json: add the change, clip by clip")
     ap.add_argument("--metrics", default=",".join(METRICS), help=f"which judges to run (default all: {','.join(METRICS)})")
     args = ap.parse_args()
     if args.held_out and args.inputs:
         raise CodecError("--held-out draws clips of the test split: give it no clips or folders")
+    if args.partial_block and not args.held_out:
+        raise CodecError("--partial-block applies to --held-out blocks only")
     if args.held_out and args.seed is not None:
         raise CodecError("--held-out blocks are fixed: --seed does not apply to them")
     seed = args.seed or 0
@@ -112,7 +120,7 @@ def main() -> int:
     if args.inputs:
         paths, desc = collect_inputs(args.inputs), ", ".join(args.inputs)
     elif args.held_out:
-        paths, desc = held_out_clips(args.clips, args.held_out), f"shared test split, held-out block {args.held_out}"
+        paths, desc = held_out_clips(args.clips, args.held_out, args.partial_block), f"shared test split, held-out block {args.held_out}"
     else:
         paths, desc = fixed_test_clips(args.clips, seed), f"shared test split, fixed subset (seed {seed})"
     if args.limit:
@@ -120,9 +128,11 @@ def main() -> int:
     which = parse_list(args.metrics, "--metrics", allowed=METRICS) or list(METRICS)
     codecs = make_codecs(parse_list(args.bitrates, "--bitrates", cast=float),
                          parse_list(args.against, "--against", allowed=FAMILIES[1:]), weights=args.model,
-                         warn=lambda msg: print(msg, file=sys.stderr))
+                         warn=lambda msg: print(msg, file=sys.stderr), postfilter=args.postfilter)
     results = evaluate(paths, codecs, which=which)
     results["model"] = model_info(args.model)
+    if args.postfilter is not None:
+        results["model"]["postfilter"] = args.postfilter
     results["created"] = datetime.datetime.now().isoformat(timespec="seconds")
     results["clip_set"] = desc
     os.makedirs(args.out, exist_ok=True)

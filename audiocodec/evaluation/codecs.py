@@ -31,17 +31,19 @@ class NeuralCodec(CodecUnderTest):
 
     hybrid = False
 
-    def __init__(self, kbps: float, weights: str | None = None, entropy: bool = True):
+    def __init__(self, kbps: float, weights: str | None = None, entropy: bool = True, postfilter: float | None = None):
+        """``postfilter``: the decoder's postfilter exponent (None: the model's own, ``CodecConfig.postfilter``; 1: off)."""
         super().__init__(kbps)
         product.check_bitrate(kbps, hybrid=self.hybrid)
         self.engine = product.engine(weights)
         self.entropy = entropy
+        self.postfilter = postfilter
 
     def run(self, wav: np.ndarray) -> Coded:
         t0 = time.perf_counter()
         data = compress(wav, self.nominal_kbps, self.engine, entropy=self.entropy, hybrid=self.hybrid)
         t1 = time.perf_counter()
-        decoded = decompress(data, self.engine)
+        decoded = decompress(data, self.engine, self.postfilter)
         t2 = time.perf_counter()
         f = io.BytesIO(data)
         header = read_header(f)
@@ -57,15 +59,16 @@ class HybridCodec(NeuralCodec):
 
 
 def make_codecs(bitrates=None, against=("opus", "codec2", "pca"), weights: str | None = None,
-                opus_kbps=None, codec2_modes=None, warn=print) -> list[CodecUnderTest]:
+                opus_kbps=None, codec2_modes=None, warn=print, postfilter: float | None = None) -> list[CodecUnderTest]:
     """The neural codec at each bitrate, then each family of ``against`` that is available here ('hybrid':
-    the hybrid modes, ``compress --hybrid``).
+    the hybrid modes, ``compress --hybrid``). ``postfilter``: the neural and hybrid decoders' postfilter
+    exponent (None: the model's own; 1: off).
 
     Opus and Codec2 need their command-line tools; when missing they are skipped with a warning."""
-    codecs: list[CodecUnderTest] = [NeuralCodec(k, weights) for k in (product.plain_bitrates() if bitrates is None else bitrates)]
+    codecs: list[CodecUnderTest] = [NeuralCodec(k, weights, postfilter=postfilter) for k in (product.plain_bitrates() if bitrates is None else bitrates)]
     for family in against:
         if family == "hybrid":
-            codecs += [HybridCodec(k, weights) for k in product.hybrid_bitrates()]
+            codecs += [HybridCodec(k, weights, postfilter=postfilter) for k in product.hybrid_bitrates()]
         elif family == "opus":
             if baselines.opus_available():
                 codecs += [baselines.OpusCodec(k) for k in (opus_kbps or baselines.OPUS_KBPS)]
