@@ -26,6 +26,17 @@ MAX_STDIN = 256 * 1024 * 1024  # a .acdc stream on stdin is read whole (audio on
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".au", ".caf", ".w64", ".mp3")
 
 
+def _postfilter(text: str) -> float:
+    """--postfilter: an exponent in [1, 2]."""
+    try:
+        gamma = float(text)
+    except ValueError:
+        gamma = 0.0
+    if not 1.0 <= gamma <= 2.0:
+        raise argparse.ArgumentTypeError(f"expected an exponent from 1 (off) to 2, not {text!r}")
+    return gamma
+
+
 def _engine(args):
     """The model, on ``--threads`` threads: the first thing that imports torch."""
     from .runtime import use_threads
@@ -174,7 +185,7 @@ def _decompress_file(src: str, dst: str, args, quiet: bool) -> tuple[float, int]
         engine = _engine(args)
         from .compress import decode_stream
 
-        _, blocks = decode_stream(f, engine, postfilter=1.0 if args.no_postfilter else None)
+        _, blocks = decode_stream(f, engine, postfilter=args.postfilter)
         bar = _progress(header.duration, "decompressing", quiet or args.quiet)
         kept = [] if args.reference else None
         blocks = _counted(blocks, bar) if kept is None else _kept(_counted(blocks, bar), kept)
@@ -298,7 +309,7 @@ DECOMPRESS_EXAMPLES = """examples:
   audiocodec decompress talk.acdc talk.flac --rate 16000   # FLAC at the codec's own rate
   audiocodec decompress talk.acdc talk.ogg          # Ogg Vorbis
   audiocodec decompress talk.acdc out.wav --reference talk.wav   # also print PESQ-WB, STOI
-  audiocodec decompress talk.acdc plain.wav --no-postfilter      # the decoder's own output
+  audiocodec decompress talk.acdc sharp.wav --postfilter 1.1    # sharper spectra (see --help)
   audiocodec decompress packed/ restored/           # every .acdc file of a folder tree, as .wav
   cat talk.acdc | audiocodec decompress - - | aplay # stdout is always WAV
 
@@ -339,8 +350,10 @@ def add_commands(sub) -> None:
                         "is 16000); the output is always mono")
     p.add_argument("--reference", help="original audio: print PESQ-WB and STOI of the result against it "
                                        "(checked before anything is written)")
-    p.add_argument("--no-postfilter", action="store_true",
-                   help="skip the decoder's postfilter (which sharpens each frame's spectrum a little: about +0.06 PESQ-WB)")
+    p.add_argument("--postfilter", type=_postfilter, metavar="GAMMA",
+                   help="raise each 40 ms frame's magnitudes to GAMMA at the frame's energy (default 1: off). 1.1 "
+                        "sharpens formants and harmonics: on held-out clips +0.05 PESQ-WB, but -0.12 ViSQOL and "
+                        "-0.002 STOI, so it is off by default")
     add_output_options(p)
     add_threads_option(p)
     p.set_defaults(func=cmd_decompress)

@@ -184,10 +184,12 @@ def test_hybrid_round_trip(tmp_path, capsys):
     assert "hybrid bitrate must be one of 6, 12" in capsys.readouterr().err
 
 
-def test_no_postfilter_gives_the_decoders_own_output(tmp_path):
+def test_postfilter_is_off_unless_asked_for(tmp_path):
     acdc, a, b = str(tmp_path / "x.acdc"), str(tmp_path / "a.wav"), str(tmp_path / "b.wav")
     assert run("compress", SAMPLE, acdc, "-b", "3") == 0
-    assert run("decompress", acdc, a) == 0 and run("decompress", acdc, b, "--no-postfilter") == 0
+    assert run("decompress", acdc, a) == 0 and run("decompress", acdc, b, "--postfilter", "1.1") == 0
+    with pytest.raises(SystemExit):  # argparse refuses an exponent below 1
+        run("decompress", acdc, str(tmp_path / "d.wav"), "--postfilter", "0.5")
     ya, yb = sf.read(a)[0], sf.read(b)[0]
     assert len(ya) == len(yb) and not np.allclose(ya, yb, atol=1e-3)
     assert run("decompress", acdc, str(tmp_path / "c.wav")) == 0
