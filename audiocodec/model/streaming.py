@@ -17,11 +17,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..constants import FRAME
 from .codec import Codec
 from .layers import stream_copy
 from .pitch import dequantize, frame_symbols, quantize
 
-FRAME = 320          # samples per codec frame (20 ms at 16 kHz)
 LATENCY_MS = 50.0    # frame (20 ms) + iSTFT overlap tail (30 ms)
 
 
