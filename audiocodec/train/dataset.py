@@ -84,7 +84,8 @@ def track_pcm(audio: np.ndarray, workers: int | None = None, progress: bool = Tr
     block = 60 * SAMPLE_RATE  # a multiple of F0_HOP
     blocks = [audio[s:s + block] for s in range(0, len(audio), block)]  # int16 views: no float copy of the split
     with ProcessPoolExecutor(max(1, min(len(blocks), workers or os.cpu_count() or 1))) as pool:
-        out = list(tqdm(pool.map(_track_pcm, blocks), total=len(blocks), desc=desc, disable=not progress))
+        bar = tqdm(pool.map(_track_pcm, blocks), total=len(blocks), desc=desc, disable=None if progress else True)
+        out = list(bar)  # disable=None: a bar on a terminal only
     return np.concatenate(out).astype(np.float32)
 
 
