@@ -27,7 +27,7 @@ SMALL = ["--batch", "2", "--threads", "1", "--dec-blocks", "1", "--voicing-bands
 
 def tone(seconds: float = 6.0) -> np.ndarray:
     """A harmonic tone at 150 Hz, float in [-1, 1]."""
-    t = np.arange(int(seconds * 16000)) / 16000
+    t = np.arange(round(seconds * 16000)) / 16000
     return 0.3 * sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 10))
 
 
@@ -36,20 +36,21 @@ def pack(tmp_path) -> str:
     """6 s of a harmonic tone in two clips, one validation clip and a (random) sender tracker, as pack_data.py
     writes them: no pitch tracks."""
     path = str(tmp_path / "pack.npz")
-    write_pack(path, Pack(audio=(tone() * 32767).astype(np.int16), offsets=np.array([0, 3 * 16000]), f0=None,
+    audio = (tone(6 + 77 / 16000) * 32767).astype(np.int16)  # not a whole number of pitch frames, as a split's end
+    write_pack(path, Pack(audio=audio, offsets=np.array([0, 3 * 16000]), f0=None,
                           sent_f0=None, clips=[tone(1).astype(np.float32)], tracker=PitchTracker().state_dict()))
     return path
 
 
 def test_a_pack_carries_the_audio_as_opus_and_takes_its_pitch_tracks_later(pack, tmp_path, monkeypatch):
     got = read_pack(pack)
-    x = tone()
+    x = tone(6 + 77 / 16000)
     assert got.audio.dtype == np.int16 and len(got.audio) == len(x) and list(got.offsets) == [0, 48000]
     err = got.audio[1000:-1000] / 32768 - x[1000:-1000]
     assert 10 * np.log10(np.mean(x ** 2) / np.mean(err ** 2)) > 15  # lossy, aligned to the sample
     assert got.f0 is None and got.sent_f0 is None and len(got.clips) == 1 and got.tracker is not None
 
-    f0 = np.full(len(x) // 160, 150.0, np.float16)
+    f0 = np.full(601, 150.0, np.float16)
     np.savez(tmp_path / "tracks.npz", f0=f0, sent_f0=f0)
     before = np.load(pack)["opus000"]
     monkeypatch.setattr(sys, "argv", ["pitch_tracks", pack, "--load", str(tmp_path / "tracks.npz")])
@@ -72,7 +73,7 @@ def test_gpu_run_adds_pitch_trains_returns_a_state_within_limits_and_resumes(pac
     files = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs]
     assert len(files) <= 8 and max(os.path.getsize(f) for f in files) <= 16 * 2 ** 20
     tracks = np.load(out / "tracks.npz")
-    assert tracks["f0"].shape == tracks["sent_f0"].shape == (6 * 100,)
+    assert tracks["f0"].shape == tracks["sent_f0"].shape == (601,)
     if harvest:  # Harvest of the Opus-decoded tone; the random tracker's pitch is anything
         assert np.median(np.abs(tracks["f0"][20:-20].astype(np.float32) - 150)) < 3
     state = load_shards(str(out / "state"))
@@ -120,7 +121,7 @@ def test_time_budget_fits_the_schedule_to_what_is_left():
 
 def test_two_processes_train_as_one(pack, tmp_path):
     """torchrun's path (DistributedDataParallel, here over gloo on CPU): the lead process alone logs and saves."""
-    f0 = np.full(6 * 100, 150.0, np.float16)
+    f0 = np.full(601, 150.0, np.float16)
     pitch_tracks.append(pack, {"f0": f0, "sent_f0": f0})
     Codec(TINY)._trained(Codec(TINY).state_dict()).save(str(tmp_path / "init.safetensors"), int8=False)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}

@@ -56,11 +56,12 @@ def track_split(tracker: PitchTracker, feats: torch.Tensor, block: int = 20000) 
 
 
 def sent_track(weights: dict, audio: np.ndarray, device: str) -> np.ndarray:
-    """The pitch (N / 160,) that the tracker of ``weights`` sends for int16 audio (N,), N a multiple of 160."""
+    """The pitch (ceil(N / 160),) that the tracker of ``weights`` sends for int16 audio (N,), as long as
+    ``dataset.track_pcm``'s."""
     tracker = PitchTracker()
     tracker.load_state_dict({k: v.float() for k, v in weights.items()})
     tracker.to(device).eval()
-    return track_split(tracker, spectra(tracker, audio))[:len(audio) // F0_HOP]
+    return track_split(tracker, spectra(tracker, np.pad(audio, (0, -len(audio) % F0_HOP))))
 
 
 def append(path: str, arrays: dict[str, np.ndarray]) -> None:
@@ -98,8 +99,10 @@ def main() -> None:
     p.add_argument("--load", default="", help="add the tracks saved in this .npz (--save's) instead of computing them")
     a = p.parse_args()
     if a.load:
-        saved, have = np.load(a.load), set(np.load(a.pack).files)
-        add = {k: saved[k] for k in TRACKS if k in saved.files and k not in have}
+        saved, pack = np.load(a.load), np.load(a.pack)
+        add = {k: saved[k] for k in TRACKS if k in saved.files and k not in pack.files}
+        if any(len(v) != -(-int(pack["length"]) // F0_HOP) for v in add.values()):
+            raise SystemExit(f"error: {a.load} holds the tracks of another pack than {a.pack}")
     else:
         add = compute(a.pack, a.device, a.targets, a.workers or None)
     append(a.pack, add)
