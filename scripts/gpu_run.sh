@@ -23,7 +23,8 @@ set -o pipefail
 SECS=${1:?usage: gpu_run.sh SECONDS [train.py options]}; shift
 OUT=${OUT:-/tmp/gpu_out}; PACK=${PACK:-.pack/train.npz}; RUN=${RUN:-/tmp/gpu_run}; TARGETS=${TARGETS:-harvest}
 mkdir -p "$OUT"
-if [ -d .whl ] && ! python3 -c "import soundfile, soxr, constriction, pyworld" 2>/dev/null; then
+NEED="soundfile, soxr, constriction"; [ "$TARGETS" = harvest ] && NEED="$NEED, pyworld"
+if [ -d .whl ] && ! python3 -c "import $NEED" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi

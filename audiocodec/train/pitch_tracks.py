@@ -61,7 +61,8 @@ def sent_track(weights: dict, audio: np.ndarray, device: str) -> np.ndarray:
     tracker = PitchTracker()
     tracker.load_state_dict({k: v.float() for k, v in weights.items()})
     tracker.to(device).eval()
-    return track_split(tracker, spectra(tracker, np.pad(audio, (0, -len(audio) % F0_HOP))))
+    frames = -(-len(audio) // F0_HOP)
+    return track_split(tracker, spectra(tracker, np.pad(audio, (0, frames * F0_HOP - len(audio)))))[:frames]
 
 
 def append(path: str, arrays: dict[str, np.ndarray]) -> None:
