@@ -300,8 +300,9 @@ def load_data(s: Settings) -> Data:
     """The train split and its pitch tracks, from --pack or --data."""
     if s.pack:
         pack = read_pack(s.pack)
-        if s.sent_pitch and pack.sent_f0 is None:
-            sys.exit(f"error: {s.pack} holds no sent pitch track (pack_data.py --sent-pitch): drop --sent-pitch")
+        if (s.sent_pitch and pack.sent_f0 is None) or (s.pitch_source and pack.f0 is None):
+            sys.exit(f"error: {s.pack} lacks its pitch tracks: add them with `python -m audiocodec.train.pitch_tracks "
+                     f"{s.pack}` (gpu_run.sh does), or `--load` a run's returned tracks.npz")
         f0 = pack.f0 if s.pitch_source else None
         if s.sent_pitch:
             f0 = np.stack([f0, pack.sent_f0], -1)

@@ -26,34 +26,7 @@ from tqdm import tqdm
 
 from audiocodec.model.pitch import PitchTracker
 from audiocodec.train.dataset import DEFAULT_ROOT, excerpts, load_f0, load_split, track_f0
-
-
-def all_spectra(tracker: PitchTracker, audio: np.ndarray, block: int = 30 * 16000) -> torch.Tensor:
-    """Spectra (J, BINS + 1) float16 of a whole int16 signal; row j is the window ending at sample 160 (j + 1)."""
-    pad = tracker.N_FFT - tracker.HOP
-    x = np.concatenate([np.zeros(pad, np.int16), audio])
-    rows = []
-    for s in tqdm(range(0, len(audio), block), desc="spectra", unit="block"):
-        seg = torch.from_numpy(x[s:s + block + pad].astype(np.float32) / 32768.0)
-        n = (len(seg) - pad) // tracker.HOP * tracker.HOP + pad
-        with torch.no_grad():
-            rows.append(tracker.spectra(seg[None, :n])[0].half())
-    return torch.cat(rows)
-
-
-def track_split(tracker: PitchTracker, feats: torch.Tensor, block: int = 20000) -> np.ndarray:
-    """The tracker's pitch of the whole split, laid out like ``dataset.load_f0`` (value i: sample 160 i, Hz,
-    0 = unvoiced): what a pitch-coded stream would send, for training the decoder on it
-    (``train.py --sent-pitch``)."""
-    warm = 2 * sum(tracker.DILATIONS)
-    out = []
-    with torch.no_grad():
-        for s in range(0, len(feats), block):
-            x = feats[max(0, s - warm):s + block].float()[None]
-            out.append(tracker.to_hz(tracker.logits(x))[0, s - max(0, s - warm):])
-    hz = torch.cat(out).cpu().numpy().astype(np.float32)  # output j: the pitch at sample 160 (j - LOOKAHEAD + 1)
-    shift = tracker.LOOKAHEAD - 1
-    return np.concatenate([hz[shift:], np.zeros(shift + 1, np.float32)])
+from audiocodec.train.pitch_tracks import spectra, track_split
 
 
 def agreement(tracker: PitchTracker, data: str, clips: int = 24) -> dict:
@@ -108,11 +81,11 @@ def main() -> None:
         tracker.load_state_dict(initial_tracker(a.init))
     audio, _ = load_split(a.data, "train")
     f0 = torch.from_numpy(load_f0(a.data, "train"))
-    feats = all_spectra(tracker, audio).to(a.device)               # (J, F)
+    tracker.to(a.device)
+    feats = spectra(tracker, audio)                                # (J, F)
     frames = min(len(feats), len(f0) - 1)
     look = tracker.LOOKAHEAD                                       # output j: Harvest at the end of frame j - look
     target = tracker.targets(f0[(torch.arange(frames) + 1 - look).clamp(min=0)]).to(a.device)
-    tracker.to(a.device)
     offsets = torch.arange(a.frames, device=a.device)
     warm = 1 + 2 * sum(tracker.DILATIONS)  # frames before the convolutions see a full past
     opt = torch.optim.AdamW(tracker.parameters(), lr=a.lr, weight_decay=0.01)

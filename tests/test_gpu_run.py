@@ -1,5 +1,7 @@
-"""The lent-GPU path on CPU, so that it cannot rot while no GPU is there: a tiny Opus pack, two steps of
-scripts/gpu_run.sh, a returned state within the machine's limits, and a run that resumes from it."""
+"""The lent-GPU path on CPU, so that it cannot rot while no GPU is there: a tiny Opus pack without pitch tracks,
+three steps of scripts/gpu_run.sh (which adds them first), a returned state and tracks within the machine's
+limits, and a run that resumes from them."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +13,8 @@ import pytest
 import torch
 
 from audiocodec.model import Codec, CodecConfig
+from audiocodec.model.pitch import PitchTracker
+from audiocodec.train import pitch_tracks
 from audiocodec.train.pack import Pack, read_pack, write_pack
 from audiocodec.train.state import load_shards, save_shards
 from tests.conftest import ROOT
@@ -21,38 +25,57 @@ TINY = CodecConfig(enc_channels=(8, 8, 16, 16, 32), enc_hidden=64, latent_dim=16
 SMALL = ["--batch", "2", "--threads", "1", "--dec-blocks", "1", "--voicing-bands", "1", "--warmup", "1", "--log-every", "1"]
 
 
+def tone(seconds: float = 6.0) -> np.ndarray:
+    """A harmonic tone at 150 Hz, float in [-1, 1]."""
+    t = np.arange(round(seconds * 16000)) / 16000
+    return 0.3 * sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 10))
+
+
 @pytest.fixture
 def pack(tmp_path) -> str:
-    """6 s of a harmonic tone in two clips, its pitch tracks and one validation clip, as pack_data.py writes them."""
-    t = np.arange(6 * 16000) / 16000
-    tone = 0.3 * sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 10))
-    f0 = np.full(len(t) // 160, 150.0, np.float32)
+    """6 s of a harmonic tone in two clips, one validation clip and a (random) sender tracker, as pack_data.py
+    writes them: no pitch tracks."""
     path = str(tmp_path / "pack.npz")
-    write_pack(path, Pack(audio=(tone * 32767).astype(np.int16), offsets=np.array([0, 3 * 16000]), f0=f0, sent_f0=f0,
-                          clips=[tone[:16000].astype(np.float32)], tracker=None))
+    audio = (tone(6 + 77 / 16000) * 32767).astype(np.int16)  # not a whole number of pitch frames, as a split's end
+    write_pack(path, Pack(audio=audio, offsets=np.array([0, 3 * 16000]), f0=None,
+                          sent_f0=None, clips=[tone(1).astype(np.float32)], tracker=PitchTracker().state_dict()))
     return path
 
 
-def test_a_pack_carries_the_audio_as_opus(pack):
+def test_a_pack_carries_the_audio_as_opus_and_takes_its_pitch_tracks_later(pack, tmp_path, monkeypatch):
     got = read_pack(pack)
-    t = np.arange(6 * 16000) / 16000
-    tone = 0.3 * sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 10))
-    assert got.audio.dtype == np.int16 and len(got.audio) == len(tone) and list(got.offsets) == [0, 48000]
-    err = got.audio[1000:-1000] / 32768 - tone[1000:-1000]
-    assert 10 * np.log10(np.mean(tone ** 2) / np.mean(err ** 2)) > 15  # lossy, aligned to the sample
-    assert np.array_equal(got.f0, got.sent_f0) and got.f0[0] == 150.0 and len(got.clips) == 1
+    x = tone(6 + 77 / 16000)
+    assert got.audio.dtype == np.int16 and len(got.audio) == len(x) and list(got.offsets) == [0, 48000]
+    err = got.audio[1000:-1000] / 32768 - x[1000:-1000]
+    assert 10 * np.log10(np.mean(x ** 2) / np.mean(err ** 2)) > 15  # lossy, aligned to the sample
+    assert got.f0 is None and got.sent_f0 is None and len(got.clips) == 1 and got.tracker is not None
+
+    f0 = np.full(601, 150.0, np.float16)
+    np.savez(tmp_path / "tracks.npz", f0=f0, sent_f0=f0)
+    before = np.load(pack)["opus000"]
+    monkeypatch.setattr(sys, "argv", ["pitch_tracks", pack, "--load", str(tmp_path / "tracks.npz")])
+    pitch_tracks.main()
+    got = read_pack(pack)
+    assert np.array_equal(got.f0, f0) and np.array_equal(got.sent_f0, f0) and np.array_equal(np.load(pack)["opus000"], before)
+    assert pitch_tracks.compute(pack) == {}  # nothing left to add
 
 
-def test_gpu_run_trains_returns_a_state_within_limits_and_resumes(pack, tmp_path, monkeypatch):
+def test_gpu_run_adds_pitch_trains_returns_a_state_within_limits_and_resumes(pack, tmp_path, monkeypatch):
+    harvest = importlib.util.find_spec("pyworld") is not None  # the [train] extra; else the tracker's pitch as targets
     Codec(TINY)._trained(Codec(TINY).state_dict()).save(str(tmp_path / "init.safetensors"), int8=False)
     out = tmp_path / "out"
     env = {**os.environ, "OUT": str(out), "PACK": pack, "RUN": str(tmp_path / "run"), "OMP_NUM_THREADS": "1",
-           "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+           "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+           "TARGETS": "harvest" if harvest else "tracker"}
     done = subprocess.run(["bash", "scripts/gpu_run.sh", "60", "--init", str(tmp_path / "init.safetensors"),
                            "--time-budget", "0", "--steps", "3", *SMALL], cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     files = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs]
     assert len(files) <= 8 and max(os.path.getsize(f) for f in files) <= 16 * 2 ** 20
+    tracks = np.load(out / "tracks.npz")
+    assert tracks["f0"].shape == tracks["sent_f0"].shape == (601,)
+    if harvest:  # Harvest of the Opus-decoded tone; the random tracker's pitch is anything
+        assert np.median(np.abs(tracks["f0"][20:-20].astype(np.float32) - 150)) < 3
     state = load_shards(str(out / "state"))
     assert state["step"] == 3 and state["opt_g"]["state"] and "averaged" in state
 
@@ -98,6 +121,8 @@ def test_time_budget_fits_the_schedule_to_what_is_left():
 
 def test_two_processes_train_as_one(pack, tmp_path):
     """torchrun's path (DistributedDataParallel, here over gloo on CPU): the lead process alone logs and saves."""
+    f0 = np.full(601, 150.0, np.float16)
+    pitch_tracks.append(pack, {"f0": f0, "sent_f0": f0})
     Codec(TINY)._trained(Codec(TINY).state_dict()).save(str(tmp_path / "init.safetensors"), int8=False)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",

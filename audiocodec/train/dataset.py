@@ -74,22 +74,29 @@ def pitch_targets(f0: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray
     return f0[idx]
 
 
-def load_f0(root: str = DEFAULT_ROOT, split: str = "train", progress: bool = True) -> np.ndarray:
-    """Pitch of a split's concatenated audio (``track_f0`` on 60 s blocks, in parallel), the training target
-    for the decoder's pitch, cached as .npy (3.3 h of train: about 24 minutes on 2 cores)."""
-    audio, offsets = load_split(root, split, progress)
-    cache = os.path.join(CACHE, f"{split}-{len(offsets)}-f0-harvest.npy")
-    if os.path.exists(cache):
-        return np.load(cache)
+def track_pcm(audio: np.ndarray, workers: int | None = None, progress: bool = True, desc: str = "pitch") -> np.ndarray:
+    """``track_f0`` of int16 samples (N,) -> (ceil(N / 160),) float32, on 60 s blocks in parallel (one per core:
+    Harvest is slow, about 16 s of one core a minute of speech)."""
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm import tqdm
 
     block = 60 * SAMPLE_RATE  # a multiple of F0_HOP
     blocks = [audio[s:s + block] for s in range(0, len(audio), block)]  # int16 views: no float copy of the split
-    with ProcessPoolExecutor(min(len(blocks), os.cpu_count() or 1)) as pool:  # Harvest is slow: one block per core
-        out = list(tqdm(pool.map(_track_pcm, blocks), total=len(blocks), desc=f"pitch of {split}", disable=not progress))
-    f0 = np.concatenate(out).astype(np.float32)
+    with ProcessPoolExecutor(max(1, min(len(blocks), workers or os.cpu_count() or 1))) as pool:
+        bar = tqdm(pool.map(_track_pcm, blocks), total=len(blocks), desc=desc, disable=None if progress else True)
+        out = list(bar)  # disable=None: a bar on a terminal only
+    return np.concatenate(out).astype(np.float32)
+
+
+def load_f0(root: str = DEFAULT_ROOT, split: str = "train", progress: bool = True) -> np.ndarray:
+    """Pitch of a split's concatenated audio (``track_pcm``), the training target for the decoder's pitch,
+    cached as .npy (3.3 h of train: about 24 minutes on 2 cores)."""
+    audio, offsets = load_split(root, split, progress)
+    cache = os.path.join(CACHE, f"{split}-{len(offsets)}-f0-harvest.npy")
+    if os.path.exists(cache):
+        return np.load(cache)
+    f0 = track_pcm(audio, progress=progress, desc=f"pitch of {split}")
     np.save(cache + ".tmp.npy", f0)
     os.replace(cache + ".tmp.npy", cache)
     return f0
