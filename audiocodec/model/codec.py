@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -23,7 +23,7 @@ from .encoder import Encoder
 from .heads import HarmonicSource, ISTFTHead
 from .layers import StreamingModule
 from .pitch import CODE_BITS, PitchTracker, dequantize, frame_symbols
-from .quantizer import QuantizerOutput, ResidualVQ
+from .quantizer import ResidualVQ
 
 BACKENDS = ("torch", "onnx")          # what runs the decoder backbone (Codec.use_backend)
 BACKEND_VARIABLE = "AUDIOCODEC_BACKEND"  # the environment variable that names the backend of loaded models

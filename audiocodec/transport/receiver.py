@@ -272,7 +272,3 @@ class Receiver:
             start = self.jb_start * FRAME
             st.end_to_end_ms = float(np.mean([(w - self.origin - (start + n) / SAMPLE_RATE) * 1000
                                               for w, n in self.e2e]))
-
-
-def receive_stream(sock: socket.socket, decoder, sink, **kw) -> Stats:
-    return Receiver(sock, decoder, sink, **kw).run()
