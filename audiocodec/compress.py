@@ -13,6 +13,7 @@ import numpy as np
 
 from .bitstream.container import CHUNK_LOW, FLAG_ENTROPY, Header, Writer, read_chunks, read_header
 from .bitstream.entropy import decode_fixed, encode_fixed
+from .constants import SAMPLE_RATE
 from .errors import CodecError
 from .stream import modes
 from .stream.decoder import FrameDecoder
@@ -59,7 +60,7 @@ class _ChunkWriter:
 
 
 def encode_blocks(blocks: Iterable[np.ndarray], mode: modes.Mode, engine: Engine, entropy: bool = True,
-                  input_rate: int = 16000, input_channels: int = 1) -> bytes:
+                  input_rate: int = SAMPLE_RATE, input_channels: int = 1) -> bytes:
     """Audio blocks (float32, 16 kHz mono) -> a complete version-3 .acdc byte string in ``mode``;
     ``input_rate``/``input_channels``: the input file's own, recorded in the header.
 
