@@ -17,9 +17,11 @@ import torch
 from tqdm import tqdm
 
 from audiocodec.audio import load
-from audiocodec.compress import load_engine
-from audiocodec.dataset import DEFAULT_ROOT, list_clips
-from audiocodec.model import BITRATES
+from audiocodec.stream.engine import load_engine
+from audiocodec.evaluation.corpus import DEFAULT_ROOT, list_clips
+from audiocodec.stream.modes import modes
+
+BITRATES = {m.kbps: m.rows for m in modes()}  # kbps -> rows of the neural-only modes
 
 
 def check_prefix(codec, wav: np.ndarray, full: np.ndarray) -> None:

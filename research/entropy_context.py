@@ -19,9 +19,11 @@ import os
 
 import numpy as np
 
-from audiocodec.compress import load_engine
-from audiocodec.dataset import DEFAULT_ROOT
-from audiocodec.model import BITRATES
+from audiocodec.stream.engine import load_engine
+from audiocodec.evaluation.corpus import DEFAULT_ROOT
+from audiocodec.stream.modes import modes
+
+BITRATES = {m.kbps: m.rows for m in modes()}  # kbps -> rows of the neural-only modes
 
 from entropy_counts import backoff, tune_betas  # noqa: E402  (a sibling module of this script)
 

@@ -16,8 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from audiocodec.compress import load_engine
-from audiocodec.model import BITRATES
+from audiocodec.stream.engine import load_engine
+from audiocodec.stream.modes import modes
+
+BITRATES = {m.kbps: m.rows for m in modes()}  # kbps -> rows of the neural-only modes
 
 from entropy_context import RESETS, load_codes, stream_rows  # noqa: E402
 
@@ -145,15 +147,13 @@ def frame_bits(model: ContextModel, codes, pos, n_q: int, pitch: bool, budget: i
 
 def breakdown(folder: str, data: str) -> None:
     """Saving of the neural model by the clip's source and by the frame's pitch (voiced or not)."""
-    from audiocodec.dataset import clip_sources
-
     torch.set_num_threads(1)
     codec = load_engine().codec
     codes, pos = load_codes(folder, "test")
     model = ContextModel()
     model.load_state_dict(torch.load(os.path.join(folder, "neural.pt"), weights_only=True))
     model.eval()
-    source = np.array(clip_sources(data, "test"))[np.cumsum(pos == 0) - 1]
+    source = np.array(_clip_sources(data, "test"))[np.cumsum(pos == 0) - 1]
     groups = {f"source {s}": source == s for s in np.unique(source)}
     groups |= {"voiced frames": codes[0] > 0, "unvoiced or silent frames": codes[0] == 0}
     print("| frames | share | " + " | ".join(f"{k:g} kbps" for k in BITRATES) + " |\n|---|---|---|---|---|---|")
@@ -274,3 +274,10 @@ def run(folder: str, minutes: float) -> None:
         log(f"timing {kbps:g} kbps: {res['timing'][f'{kbps:g}']}")
     with open(os.path.join(folder, "neural.json"), "w") as f:
         json.dump(res, f)
+
+
+def _clip_sources(root: str, split: str) -> list[str]:
+    """The source corpus of each of a split's clips, in manifest order."""
+    from audiocodec.evaluation.corpus import manifest_rows
+
+    return [row.get("source") or "" for row in manifest_rows(root, split)]

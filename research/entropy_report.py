@@ -4,8 +4,10 @@ from __future__ import annotations
 import json
 import os
 
-from audiocodec.compress import load_engine
-from audiocodec.model import BITRATES
+from audiocodec.stream.engine import load_engine
+from audiocodec.stream.modes import modes
+
+BITRATES = {m.kbps: m.rows for m in modes()}  # kbps -> rows of the neural-only modes
 
 from entropy_context import RESETS, per_bitrate  # noqa: E402
 
