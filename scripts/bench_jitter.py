@@ -18,23 +18,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from audiocodec.train.dataset import DEFAULT_ROOT  # noqa: E402
-from audiocodec.stream.decoder import FrameDecoder  # noqa: E402
-from audiocodec.stream.encoder import FrameEncoder  # noqa: E402
-from audiocodec.stream.engine import load_engine  # noqa: E402
-from audiocodec.stream.modes import mode  # noqa: E402
-from audiocodec.stream.quality import quality  # noqa: E402
-from audiocodec.transport.simulate import run_simulation  # noqa: E402
-from audiocodec.transport.link import NetworkModel  # noqa: E402
-from bench_loss import pick_clips  # noqa: E402
+from audiocodec.train.dataset import DEFAULT_ROOT
+from audiocodec.stream.decoder import FrameDecoder
+from audiocodec.stream.encoder import FrameEncoder
+from audiocodec.stream.engine import load_engine
+from audiocodec.stream.modes import mode
+from audiocodec.stream.quality import quality
+from audiocodec.transport.simulate import run_simulation
+from audiocodec.transport.link import NetworkModel
+from bench_loss import pick_clips
 
 BUFFERS = {"fixed 40 ms": (40, False), "fixed 80 ms": (80, False), "fixed 160 ms": (160, False),
            "adaptive (from 40 ms)": (40, True)}

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -27,19 +26,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from audiocodec.audio import load
-from audiocodec.output import save  # noqa: E402
-from audiocodec.constants import SAMPLE_RATE  # noqa: E402
-from audiocodec.train.dataset import DEFAULT_ROOT, list_clips  # noqa: E402
-from audiocodec.evaluation.baselines import opus_available  # noqa: E402
-from audiocodec.stream.decoder import FrameDecoder  # noqa: E402
-from audiocodec.stream.encoder import FrameEncoder  # noqa: E402
-from audiocodec.stream.engine import load_engine  # noqa: E402
-from audiocodec.stream.modes import bitrates, mode  # noqa: E402
-from audiocodec.stream.quality import quality  # noqa: E402
-from audiocodec.transport.simulate import run_simulation  # noqa: E402
-from audiocodec.transport.link import NetworkModel  # noqa: E402
+from audiocodec.output import save
+from audiocodec.constants import SAMPLE_RATE
+from audiocodec.train.dataset import DEFAULT_ROOT, list_clips
+from audiocodec.evaluation.baselines import opus_available
+from audiocodec.stream.decoder import FrameDecoder
+from audiocodec.stream.encoder import FrameEncoder
+from audiocodec.stream.engine import load_engine
+from audiocodec.stream.modes import bitrates, mode
+from audiocodec.stream.quality import quality
+from audiocodec.transport.simulate import run_simulation
+from audiocodec.transport.link import NetworkModel
 
 CURVES = {"random": "codec, random loss", "bursty": "codec, bursty loss (mean burst 3)",
           "mute": "codec, no concealment (random)", "hybrid": "hybrid, random loss", "opus": "Opus PLC, random loss"}

@@ -29,7 +29,6 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "samples")
 GIVE_UP = 3  # a live sender stops after this many times the clip's length (a slow one has fallen far behind)
 

@@ -26,20 +26,19 @@ import platform
 import sys
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-import torch  # noqa: E402
+import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from audiocodec.errors import CodecError  # noqa: E402
-from audiocodec.evaluation.codecs import FAMILIES, make_codecs  # noqa: E402
-from audiocodec.evaluation.metrics import LABELS, METRICS  # noqa: E402
-from audiocodec.evaluation.options import parse_list  # noqa: E402
-from audiocodec.evaluation.plots import rd_panels, rd_plot  # noqa: E402
-from audiocodec.evaluation.product import model_info  # noqa: E402
-from audiocodec.evaluation.report import write_json  # noqa: E402
-from audiocodec.evaluation.tables import (PAIRED_METRICS, describe_model, paired_rows, source_rows,  # noqa: E402
+from audiocodec.errors import CodecError
+from audiocodec.evaluation.codecs import FAMILIES, make_codecs
+from audiocodec.evaluation.metrics import LABELS, METRICS
+from audiocodec.evaluation.options import parse_list
+from audiocodec.evaluation.plots import rd_panels, rd_plot
+from audiocodec.evaluation.product import model_info
+from audiocodec.evaluation.report import write_json
+from audiocodec.evaluation.tables import (PAIRED_METRICS, describe_model, paired_rows, source_rows,
                                           summary_rows, versus_rows)
-from audiocodec.evaluation.runner import (REPORTED_CLIPS, collect_inputs, evaluate, fixed_test_clips,  # noqa: E402
+from audiocodec.evaluation.runner import (REPORTED_CLIPS, collect_inputs, evaluate, fixed_test_clips,
                                           held_out_clips)
 
 

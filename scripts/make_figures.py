@@ -20,24 +20,22 @@ import os
 import sys
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
+
+from audiocodec import audio
+from audiocodec.compress import compress, decompress
+from audiocodec.stream.engine import load_engine
+from audiocodec.stream.modes import bitrates
+from audiocodec.evaluation import metrics as M
+from audiocodec.evaluation.codecs import make_codecs
+from audiocodec.evaluation.pca import load_pca
+from audiocodec.evaluation.plots import _plt, rd_plot
+from audiocodec.evaluation.product import model_info
+from audiocodec.evaluation.runner import evaluate, fixed_test_clips
+from audiocodec.errors import CodecError
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, ROOT)
-
-from audiocodec import audio  # noqa: E402
-from audiocodec.compress import compress, decompress  # noqa: E402
-from audiocodec.stream.engine import load_engine  # noqa: E402
-from audiocodec.stream.modes import bitrates  # noqa: E402
-from audiocodec.evaluation import metrics as M  # noqa: E402
-from audiocodec.evaluation.codecs import make_codecs  # noqa: E402
-from audiocodec.evaluation.pca import load_pca  # noqa: E402
-from audiocodec.evaluation.plots import _plt, rd_plot  # noqa: E402
-from audiocodec.evaluation.product import model_info  # noqa: E402
-from audiocodec.evaluation.runner import evaluate, fixed_test_clips  # noqa: E402
-from audiocodec.errors import CodecError  # noqa: E402
-
 SAMPLE = os.path.join(ROOT, "samples", "speech_female.wav")
 DPI = 80
 

@@ -17,20 +17,18 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from audiocodec.audio import load  # noqa: E402
-from audiocodec.compress import compress, decompress  # noqa: E402
-from audiocodec.constants import SAMPLE_RATE  # noqa: E402
-from audiocodec.model.codec import BACKENDS  # noqa: E402
-from audiocodec.runtime import use_threads  # noqa: E402
-from audiocodec.stream.engine import load_engine  # noqa: E402
-from audiocodec.stream.modes import bitrates, mode  # noqa: E402
+from audiocodec.audio import load
+from audiocodec.compress import compress, decompress
+from audiocodec.constants import SAMPLE_RATE
+from audiocodec.model.codec import BACKENDS
+from audiocodec.runtime import use_threads
+from audiocodec.stream.engine import load_engine
+from audiocodec.stream.modes import bitrates, mode
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "samples", "speech_male.wav")
 
