@@ -332,11 +332,11 @@ def test_wav_sink_writes_through_audio_output(tmp_path):
 def test_raw_pcm_input_streams_like_the_file(codec, tmp_path):
     import io
 
-    from audiocodec.transport.sender import read_raw
+    from audiocodec.audio import iter_raw
 
     wav = load(SHORT)
     pcm = (np.clip(wav, -1, 1) * 32767).round().astype("<i2").tobytes()
-    got = np.concatenate(list(read_raw(io.BufferedReader(io.BytesIO(pcm), buffer_size=7), block=333)))
+    got = np.concatenate(list(iter_raw(io.BufferedReader(io.BytesIO(pcm), buffer_size=7), block_seconds=333 / 16000)))
     assert np.allclose(got, np.frombuffer(pcm, "<i2") / 32768.0)
     raw = tmp_path / "in.raw"
     raw.write_bytes(pcm)

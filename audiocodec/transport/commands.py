@@ -10,8 +10,9 @@ import socket
 import sys
 
 from .. import audio
-from ..options import add_output_options
+from ..constants import FRAME, SAMPLE_RATE
 from ..errors import CodecError
+from ..options import add_output_options
 from ..stream import modes
 from ..stream.quality import quality
 from .help import KEYGEN_EPILOG, RECEIVE_EPILOG, SEND_EPILOG, SIMULATE_EPILOG
@@ -91,25 +92,15 @@ def _encoder(args):
     return FrameEncoder(_engine(args).codec, mode)
 
 
-MAX_STDIN = 256 << 20  # an audio *file* on stdin is read whole; --raw streams instead
-
-
 def _blocks(path: str, raw: bool):
     """Audio blocks of the input: a file (streamed), a file on stdin, or raw PCM streamed as it comes."""
-    from .sender import read_raw
-
-    if raw:
-        if path == "-":
-            return read_raw(sys.stdin.buffer)
-        if not os.path.isfile(path):
-            raise CodecError(f"{path}: no such file")
-        return read_raw(open(path, "rb"))
-    if path == "-":
-        data = sys.stdin.buffer.read(MAX_STDIN + 1)
-        if len(data) > MAX_STDIN:
-            raise CodecError(f"stdin: more than {MAX_STDIN >> 20} MB; pass a file path, or raw PCM with --raw")
-        return [audio.load_bytes(data)]
-    return audio.iter_blocks(path)
+    name = "stdin" if path == "-" else path
+    if raw:  # 16-bit mono 16 kHz PCM, one 20 ms frame per read: a live microphone pipe
+        if path != "-":
+            audio.check_path(path)
+        stream = sys.stdin.buffer if path == "-" else open(path, "rb")
+        return audio.iter_raw(stream, block_seconds=FRAME / SAMPLE_RATE, name=name)
+    return audio.iter_blocks(audio.spool(sys.stdin.buffer) if path == "-" else path, name=name)
 
 
 def _check_frames(n: int) -> None:

@@ -38,20 +38,6 @@ class SenderStats:
                 f"{kbps:.2f} kbps with packet headers")
 
 
-def read_raw(stream, block: int = FRAME):
-    """Signed 16-bit little-endian mono 16 kHz PCM from a binary stream, as it comes (a live microphone pipe)."""
-    carry = b""
-    while True:
-        data = stream.read(2 * block - len(carry))
-        if not data:
-            break
-        data, carry = carry + data, b""
-        if len(data) % 2:
-            data, carry = data[:-1], data[-1:]
-        if data:
-            yield np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
-
-
 def audio_frames(blocks: Iterable[np.ndarray]):
     """Audio blocks of any size -> 320-sample frames (the last one zero-padded), and the exact sample count."""
     pending = np.zeros(0, dtype=np.float32)
