@@ -30,7 +30,7 @@ def envelope(x: np.ndarray) -> np.ndarray:
 
 def report(reference: str, decoded: np.ndarray) -> None:
     """PESQ-WB and STOI against the reference; a warning first if it looks like another clip."""
-    from .evaluation.metrics import pesq_wb, stoi
+    from .stream.quality import quality
 
     ref = audio.load(reference)
     if abs(len(ref) - len(decoded)) > FRAME:
@@ -42,6 +42,6 @@ def report(reference: str, decoded: np.ndarray) -> None:
     if match < ENVELOPE_MATCH:
         print(f"audiocodec: warning: --reference looks like a different clip (its level follows the decoded "
               f"audio's with correlation {match:.2f})", file=sys.stderr)
-    p = pesq_wb(ref, decoded)
-    p = "n/a (no speech detected)" if np.isnan(p) else f"{p:.2f}"
-    print(f"quality vs {reference}: PESQ-WB {p}, STOI {stoi(ref, decoded):.3f}", file=sys.stderr)
+    q = quality(ref, decoded)
+    p = "n/a (no speech detected)" if q["pesq_wb"] is None else f"{q['pesq_wb']:.2f}"
+    print(f"quality vs {reference}: PESQ-WB {p}, STOI {q['stoi']:.3f}", file=sys.stderr)
