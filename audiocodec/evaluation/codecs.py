@@ -53,7 +53,7 @@ class NeuralCodec(CodecUnderTest):
 
 class HybridCodec(NeuralCodec):
     """A hybrid mode (``compress --hybrid``): the neural codec at a lower bitrate plus the low band sent as a
-    waveform (``lowband.py``), through the real version-2 bitstream. Sample-aligned like the neural codec."""
+    waveform (``stream/lowband.py``), through the real bitstream. Sample-aligned like the neural codec."""
     family = "hybrid"
     hybrid = True
 
