@@ -7,6 +7,7 @@ import zlib
 from dataclasses import dataclass
 
 from ..bitstream.container import FormatError, Header
+from ..bitstream.context import ContextModel
 from ..bitstream.entropy import EntropyModel
 from ..errors import CodecError
 from ..model import Codec, default_weights_path
@@ -20,9 +21,12 @@ def model_tag(model_id: str) -> int:
 
 @dataclass
 class Engine:
-    """A codec and the entropy model fitted for it (None: fixed-rate only)."""
+    """A codec and the entropy models fitted for it: the context model (``bitstream/context.py``, what new
+    files and packets are coded with) and the per-stage tables (``bitstream/entropy.py``, for files of
+    format version 3 and before). None: not installed."""
     codec: Codec
     entropy: EntropyModel | None
+    context: ContextModel | None = None
 
     @property
     def model_id(self) -> bytes:
@@ -44,7 +48,11 @@ def load_engine(weights: str | None = None) -> Engine:
     entropy = EntropyModel.load(ent_path) if os.path.isfile(ent_path) else None
     if entropy is not None and (entropy.model_id != codec.model_id or len(entropy.probs) < codec.max_rows):
         entropy = None
-    return Engine(codec, entropy)
+    ctx_path = path.replace(".safetensors", ".context.npz")
+    context = ContextModel.load(ctx_path) if os.path.isfile(ctx_path) else None
+    if context is not None and (context.model_id != codec.model_id or context.w.rows < codec.max_rows):
+        context = None
+    return Engine(codec, entropy, context)
 
 
 def check_model(header: Header, engine: Engine) -> None:

@@ -1,0 +1,161 @@
+"""Fit the context model of the entropy coder (``bitstream/context.py``) on a split's codes.
+
+The model gives each code of frame t a distribution from what the decoder already has: the stream's codes
+of frame t-1 (none at a chunk's or packet's start) and the first two rows of frame t. It is trained here in
+float (torch), then ``quantize`` turns it into the integer network the coder runs, so that the encoder and
+the decoder compute the same frequencies on any machine.
+
+Codes come as (ROWS, frames) int16: row 0 the pitch symbol, then the RVQ stages (``Codec.encode`` at
+``max_rows``), clips concatenated, with ``offsets`` marking each clip's first frame. A stream of n rows uses
+rows 0..n-1 when it sends the pitch, else rows 1..n (``Codec.sends_pitch``)."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..bitstream.context import SIZE, Weights, stream_key
+
+
+class FloatContext(nn.Module):
+    """The float twin of ``bitstream.context.ContextModel`` (same structure, float weights)."""
+
+    def __init__(self, rows: int, dim: int = 64, hidden: int = 256, blocks: int = 2):
+        super().__init__()
+        self.rows, self.dim = rows, dim
+        self.prev = nn.Embedding(rows * SIZE, dim)    # the previous frame's codes (summed)
+        self.low = nn.Embedding(rows * SIZE, dim)     # this frame's first two rows (summed)
+        self.query = nn.Embedding(rows, dim)          # which row is predicted
+        self.stream = nn.Embedding(2 * (rows + 1), dim)  # which stream (rows, pitch or not)
+        self.start = nn.Parameter(torch.zeros(dim))    # in place of the previous frame at a start
+        self.up = nn.ModuleList(nn.Linear(dim, hidden) for _ in range(blocks))
+        self.down = nn.ModuleList(nn.Linear(hidden, dim) for _ in range(blocks))
+        self.out = nn.Embedding(rows * SIZE, dim)     # row r's code c: out[r * SIZE + c]
+        self.bias = nn.Parameter(torch.zeros(rows, SIZE))
+        for e in (self.prev, self.low, self.query, self.stream, self.out):
+            nn.init.normal_(e.weight, std=0.3)
+        for d in self.down:
+            nn.init.zeros_(d.weight)
+            nn.init.zeros_(d.bias)
+
+    def forward(self, rows: list[int], prev: torch.Tensor, has_prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
+        """rows: the stream's row indices; prev, cur (B, len(rows)) codes; has_prev (B,) bool -> logits
+        (B, len(rows), SIZE)."""
+        r = torch.tensor(rows)
+        p = self.prev(r * SIZE + prev).sum(1)
+        p = torch.where(has_prev[:, None], p, self.start)
+        base = p + self.stream.weight[stream_key(rows, self.rows)]
+        low1 = self.low(r[0] * SIZE + cur[:, 0])
+        low2 = low1 + self.low(r[1] * SIZE + cur[:, 1])
+        lows = torch.stack([torch.zeros_like(low1), low1] + [low2] * (len(rows) - 2), 1)
+        h = base[:, None] + lows + self.query(r)[None]
+        for up, down in zip(self.up, self.down):
+            h = h + down(F.relu(up(h)))
+        w = self.out.weight.view(self.rows, SIZE, self.dim)[r]  # (n, SIZE, dim)
+        return torch.einsum("bnd,nsd->bns", h, w) + self.bias[r]
+
+
+def stream_rows(n_rows: int, pitch: bool) -> list[int]:
+    """The row indices of a stream of ``n_rows`` rows."""
+    return list(range(n_rows)) if pitch else list(range(1, n_rows + 1))
+
+
+def starts_mask(offsets: np.ndarray, frames: int, reset: int = 0) -> np.ndarray:
+    """True where frame t has no previous frame in its segment: a clip's start, and every ``reset`` frames."""
+    pos = np.arange(frames) - np.repeat(offsets[:-1], np.diff(offsets))
+    return (pos == 0) | ((pos % reset == 0) if reset else False)
+
+
+def fit(codes: np.ndarray, offsets: np.ndarray, streams: list[list[int]], minutes: float, dim: int = 64,
+        hidden: int = 256, batch: int = 384, reset_share: float = 0.2, seed: int = 0, log=print) -> FloatContext:
+    """Train on (ROWS, frames) codes for ``minutes`` of wall time: each step one stream, ``batch`` random
+    frames, a ``reset_share`` of them without their previous frame (as at a packet's start)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = FloatContext(codes.shape[0], dim, hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x = torch.from_numpy(codes.astype(np.int64))
+    first = torch.from_numpy(starts_mask(offsets, codes.shape[1]))
+    t0, step, total = time.time(), 0, minutes * 60
+    while (elapsed := time.time() - t0) < total:
+        for g in opt.param_groups:  # cosine decay over the wall-time budget
+            g["lr"] = 3e-3 * 0.5 * (1 + math.cos(math.pi * elapsed / total))
+        rows = streams[step % len(streams)]
+        t = torch.from_numpy(rng.integers(1, codes.shape[1], batch))
+        has_prev = ~first[t] & torch.from_numpy(rng.random(batch) >= reset_share)
+        cur, prev = x[rows][:, t].T, x[rows][:, t - 1].T
+        logits = model(rows, prev, has_prev, cur)
+        loss = F.cross_entropy(logits.reshape(-1, SIZE), cur.reshape(-1)) / math.log(2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % 200 == 0:
+            log(f"step {step} {elapsed / 60:.1f} min  bits/code {loss.item():.3f} (rows {len(rows)})")
+    return model
+
+
+@torch.no_grad()
+def float_bits(model: FloatContext, codes: np.ndarray, offsets: np.ndarray, rows: list[int], reset: int = 0,
+               block: int = 4096) -> np.ndarray:
+    """Cross-entropy of the float model, bits per code by row, context restarting at clip starts and every
+    ``reset`` frames."""
+    x = torch.from_numpy(codes.astype(np.int64))
+    first = torch.from_numpy(starts_mask(offsets, codes.shape[1], reset))
+    total = torch.zeros(len(rows), dtype=torch.float64)
+    for s in range(0, codes.shape[1], block):
+        t = torch.arange(s, min(s + block, codes.shape[1]))
+        cur, prev = x[rows][:, t].T, x[rows][:, (t - 1).clamp(min=0)].T
+        logits = model(rows, prev, ~first[t], cur)
+        total += F.cross_entropy(logits.transpose(1, 2), cur, reduction="none").sum(0).double()
+    return (total / codes.shape[1] / math.log(2)).numpy()
+
+
+def _scale(x: torch.Tensor, limit: int = 127) -> float:
+    return float(x.abs().max().clamp(min=1e-8)) / limit
+
+
+@torch.no_grad()
+def quantize(model: FloatContext, calib: dict) -> Weights:
+    """The integer network: int8 tables and matrices, per-channel requantisation multipliers, all scales
+    folded into integers. ``calib``: activation ranges seen on training frames (``activation_ranges``)."""
+    from ..bitstream.context import quantize_weights
+
+    return quantize_weights({k: v.detach().numpy().astype(np.float64) for k, v in model.state_dict().items()},
+                            calib, len(model.up))
+
+
+@torch.no_grad()
+def activation_ranges(model: FloatContext, codes: np.ndarray, offsets: np.ndarray, streams: list[list[int]],
+                      frames: int = 20000, seed: int = 1) -> dict:
+    """The largest |value| of each activation the integer network rescales, over ``frames`` training frames
+    of every stream (a high percentile, so that rare outliers clip rather than cost every value resolution)."""
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy(codes.astype(np.int64))
+    first = torch.from_numpy(starts_mask(offsets, codes.shape[1]))
+    seen: dict[str, list[torch.Tensor]] = {}
+
+    def note(name, v):
+        seen.setdefault(name, []).append(v.abs().reshape(-1, v.shape[-1]))
+
+    for rows in streams:
+        t = torch.from_numpy(rng.integers(1, codes.shape[1], frames // len(streams)))
+        has_prev = ~first[t] & torch.from_numpy(rng.random(len(t)) >= 0.2)
+        cur, prev = x[rows][:, t].T, x[rows][:, t - 1].T
+        r = torch.tensor(rows)
+        p = torch.where(has_prev[:, None], model.prev(r * SIZE + prev).sum(1), model.start)
+        low1 = model.low(r[0] * SIZE + cur[:, 0])
+        low2 = low1 + model.low(r[1] * SIZE + cur[:, 1])
+        lows = torch.stack([torch.zeros_like(low1), low1] + [low2] * (len(rows) - 2), 1)
+        h = (p + model.stream.weight[stream_key(rows, model.rows)])[:, None] + lows + model.query(r)[None]
+        note("h0", h)
+        for i, (up, down) in enumerate(zip(model.up, model.down)):
+            a = F.relu(up(h))
+            note(f"a{i}", a)
+            h = h + down(a)
+            note(f"h{i + 1}", h)
+    return {k: float(torch.quantile(torch.cat(v).flatten()[:2_000_000].float(), 0.9999)) for k, v in seen.items()}
