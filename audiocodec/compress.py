@@ -11,7 +11,8 @@ from typing import BinaryIO, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .bitstream.container import CHUNK_LOW, FLAG_ENTROPY, Header, Writer, read_chunks, read_header
+from .bitstream.container import (CHUNK_CONTEXT, CHUNK_FIXED, CHUNK_LOW, CHUNK_RANGE, FLAG_CONTEXT, FLAG_ENTROPY, Header,
+                                  Writer, read_chunks, read_header)
 from .bitstream.entropy import decode_fixed, encode_fixed
 from .constants import SAMPLE_RATE
 from .errors import CodecError
@@ -26,25 +27,32 @@ FRAMES_PER_CHUNK = 500  # 10 s per chunk
 
 
 class _ChunkWriter:
-    """Frames -> the chunks of one version-3 .acdc stream (``bitstream.container.Writer``)."""
+    """Frames -> the chunks of one .acdc stream (``bitstream.container.Writer``). Each chunk's codes are
+    coded with the context model (``bitstream/context.py``; the per-stage tables where a model has only
+    those), or fixed-rate where that is not smaller."""
 
     def __init__(self, engine: Engine, mode: modes.Mode, entropy: bool):
         self.engine, self.mode, self.layer = engine, mode, mode.layer()
-        self.entropy = entropy and engine.entropy is not None
+        self.context = engine.context if entropy and mode.rows >= 2 else None
+        self.tables = engine.entropy if entropy and self.context is None else None
         self.writer = Writer()
         self.chunks: list[bytes] = []
-        self.used_range = False
+        self.used: set[bytes] = set()
 
     def add(self, frames: Sequence[Frame], closing: np.ndarray | None = None) -> None:
         """One chunk of frames (and, in the last chunk of a hybrid stream, the low band's ``closing`` frame)."""
         codec, codes = self.engine.codec, codes_of(frames)
-        payload = encode_fixed(codes, codec.cfg.bits_per_code)
-        ranged = self.engine.entropy.encode(codes, codec.row_tables(self.mode.rows)) if self.entropy else None
-        if ranged is not None and len(ranged) < len(payload):  # range-coded only where that is smaller
-            self.chunks.append(self.writer.chunk(len(frames), ranged, range_coded=True))
-            self.used_range = True
+        payload, marker = encode_fixed(codes, codec.cfg.bits_per_code), CHUNK_FIXED
+        if self.context is not None:
+            coded, how = self.context.encode(codes), CHUNK_CONTEXT
+        elif self.tables is not None:
+            coded, how = self.tables.encode(codes, codec.row_tables(self.mode.rows)), CHUNK_RANGE
         else:
-            self.chunks.append(self.writer.chunk(len(frames), payload))
+            coded, how = None, None
+        if coded is not None and len(coded) < len(payload):  # entropy-coded only where that is smaller
+            payload, marker = coded, how
+        self.used.add(marker)
+        self.chunks.append(self.writer.chunk(len(frames), payload, marker=marker))
         if self.layer:
             low = low_of(frames) if closing is None else np.concatenate([low_of(frames), closing[None]])
             self.chunks.append(self.writer.chunk(len(low), self.layer.encode_frames(low), marker=CHUNK_LOW))
@@ -54,14 +62,16 @@ class _ChunkWriter:
         cfg = self.engine.codec.cfg
         header, end = self.writer.finish(Header(
             cfg.sample_rate, 1, self.mode.rows, cfg.bits_per_code, cfg.frame_size, num_samples, self.engine.model_id,
-            FRAMES_PER_CHUNK, FLAG_ENTROPY if self.used_range else 0, low_band_hz=self.mode.low_hz,
-            low_band_snr=self.mode.low_snr_db, input_rate=input_rate, input_channels=input_channels))
+            FRAMES_PER_CHUNK, (FLAG_ENTROPY if CHUNK_RANGE in self.used else 0) | (
+                FLAG_CONTEXT if CHUNK_CONTEXT in self.used else 0), low_band_hz=self.mode.low_hz,
+            low_band_snr=self.mode.low_snr_db, input_rate=input_rate, input_channels=input_channels,
+            context_id=self.context.id if CHUNK_CONTEXT in self.used else bytes(8)))
         return header + b"".join(self.chunks) + end
 
 
 def encode_blocks(blocks: Iterable[np.ndarray], mode: modes.Mode, engine: Engine, entropy: bool = True,
                   input_rate: int = SAMPLE_RATE, input_channels: int = 1) -> bytes:
-    """Audio blocks (float32, 16 kHz mono) -> a complete version-3 .acdc byte string in ``mode``;
+    """Audio blocks (float32, 16 kHz mono) -> a complete .acdc byte string (format version 4) in ``mode``;
     ``input_rate``/``input_channels``: the input file's own, recorded in the header.
 
     Memory holds one block of audio, a chunk of frames and the compressed output (1.5 kB per second at 12 kbps)."""
@@ -95,8 +105,10 @@ def decode_stream(f: BinaryIO, engine: Engine, postfilter: float | None = None) 
         if layer:
             decoder.use_low_band(layer)
         closing = None
-        for n_frames, payload, ranged, low in read_chunks(f, header):
-            if ranged:
+        for n_frames, payload, marker, low in read_chunks(f, header):
+            if marker == CHUNK_CONTEXT:
+                codes = engine.context.decode(payload, header.n_q, n_frames)
+            elif marker == CHUNK_RANGE:
                 codes = engine.entropy.decode(payload, engine.codec.row_tables(header.n_q), n_frames)
             else:
                 codes = decode_fixed(payload, header.n_q, n_frames, header.bits)

@@ -66,15 +66,15 @@ def _parse(data: bytes) -> tuple[container.Header, list]:
 def _tuples(chunks) -> list:
     """read_chunks' rows -> (n_frames, payload, range_coded, marker) records in file order."""
     out = []
-    for n, payload, ranged, low in chunks:
-        out.append((n, payload, ranged, None))
+    for n, payload, marker, low in chunks:
+        out.append((n, payload, False, marker))
         if low is not None:
             out.append((low[0], low[1], False, container.CHUNK_LOW))
     return out
 
 
 def to_v3(data: bytes) -> bytes:
-    """Any readable file -> the same content as version 3 (what compress writes from now on)."""
+    """Any readable file -> the same content in the chained format compress writes (version 4)."""
     h, chunks = _parse(data)
     return container.encode_file(h, _tuples(chunks))
 

@@ -1,11 +1,13 @@
-"""Ship a trained checkpoint: write the safetensors weights (int8 matrices, see Codec.save) and fit the entropy model beside them.
+"""Ship a trained checkpoint: write the safetensors weights (int8 matrices, see Codec.save) and fit the entropy models beside them.
 
     python scripts/export.py runs/main/best.pt                      # -> audiocodec/weights/default.*
     python scripts/export.py runs/main/ckpt.pt --minutes 30 --out audiocodec/weights/default
     python scripts/export.py runs/hv2/ckpt.pt --pitch runs/pitch/ckpt.pt   # with the sender's pitch tracker
 
-The entropy model counts how often each code of each codebook is chosen on the training split
-(``--minutes`` of it, spread over the whole split); the range coder then spends fewer bits on frequent codes.
+Two entropy models are fitted on the training split: the per-stage tables (how often each code of each
+codebook is chosen in ``--minutes`` of it; what files of format version 3 and before were coded with) and
+the context model that codes new files and packets (``scripts/fit_context.py``: trained for
+``--context-minutes``, shipped only if it round-trips). Changing the weights always refits both.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import os
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from fit_context import ship_context
 
 from audiocodec.bitstream.entropy import EntropyModel
 from audiocodec.model import Codec
@@ -39,7 +43,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a train.py checkpoint (.pt), or the state folder a GPU run returned")
     p.add_argument("--out", default="audiocodec/weights/default", help="path prefix for .safetensors and .entropy.npz")
-    p.add_argument("--minutes", type=float, default=20.0)
+    p.add_argument("--minutes", type=float, default=20.0, help="audio counted for the per-stage tables")
+    p.add_argument("--context-minutes", type=float, default=25.0, help="training time of the context model")
     p.add_argument("--data", default=DEFAULT_ROOT)
     p.add_argument("--pitch", default=None, metavar="CKPT",
                    help="a pitch tracker from scripts/train_pitch.py: the codec sends its pitch (audiocodec/model/pitch.py)")
@@ -66,6 +71,8 @@ def main() -> None:
     print("entropy bits per code by stage:", " ".join(f"{b:.2f}" for b in bits[:codec.cfg.n_codebooks]))
     if codec.pitch is not None:
         print(f"entropy bits per pitch symbol: {bits[-1]:.2f}")
+    torch.set_num_threads(1)
+    ship_context(codec, weights, a.data, a.context_minutes)
 
 
 if __name__ == "__main__":

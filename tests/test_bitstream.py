@@ -75,7 +75,7 @@ def test_container_round_trip(rng):
     assert read_header(f) == h
     chunks = list(read_chunks(f, h))
     assert [n for n, _, _, _ in chunks] == [4, 4, 2] and container.HEADER_SIZE == 40
-    assert not any(r for _, _, r, _ in chunks) and all(low is None for *_, low in chunks)
+    assert all(m == container.CHUNK_FIXED for _, _, m, _ in chunks) and all(low is None for *_, low in chunks)
     assert data[4] == 1  # a file without the low band stays version 1
 
 
@@ -237,17 +237,17 @@ def _read_all(data: bytes):
 
 
 @pytest.mark.parametrize("low", [{}, dict(low_band_hz=600, low_band_snr=12)])
-def test_version_3_round_trip(rng, low):
+def test_current_version_round_trip(rng, low):
     h = _header(input_rate=44100, input_channels=2, **low)
     chunks = _v3_chunks(h, rng)
     data = container.encode_file(h, chunks)
-    assert data[4] == 3 and data[5] == container.HEADER_SIZE_V3 == 48
+    assert data[4] == 4 and data[5] == container.HEADER_SIZE_V4 == 56
     got, read = _read_all(data)
-    assert got == container.replace(h, version=3) and got.size == 48
+    assert got == container.replace(h, version=4) and got.size == 56
     assert (got.input_rate, got.input_channels, got.low_band_hz) == (44100, 2, low.get("low_band_hz", 0))
     codes = [c for c in chunks if c[3] is None]
     assert [(n, p) for n, p, _, _ in read] == [(n, p) for n, p, _, _ in codes]
-    assert len(data) == 48 + sum(12 + len(p) for _, p, _, _ in chunks) + container.END_SIZE
+    assert len(data) == 56 + sum(12 + len(p) for _, p, _, _ in chunks) + container.END_SIZE
     w = container.Writer()  # the streaming writer: chunks first, the header when the length is known
     body = [w.chunk(*c) for c in chunks]
     header, end = w.finish(h)
@@ -281,16 +281,16 @@ def test_version_3_refuses_moved_chunks(rng, edit, message):
         _read_all(head + b"".join(edit(records)))
 
 
-def test_version_3_refuses_chunks_of_another_file(rng):
+def test_chained_versions_refuse_chunks_of_another_file(rng):
     h = _header()
     a = container.encode_file(h, _v3_chunks(h, rng))
     b = container.encode_file(container.replace(h, input_rate=48000), _v3_chunks(h, rng))
     _, ra = _records(a, read_header(io.BytesIO(a)))
     _, rb = _records(b, read_header(io.BytesIO(b)))
     with pytest.raises(FormatError, match="chunk 1: checksum mismatch"):  # spliced: a's first chunk, b's others
-        _read_all(b[:48] + ra[0] + b"".join(rb[1:]))
+        _read_all(b[:56] + ra[0] + b"".join(rb[1:]))
     with pytest.raises(FormatError, match="end record does not match the header"):  # b's header, all of a's chunks
-        _read_all(b[:48] + a[48:])
+        _read_all(b[:56] + a[56:])
 
 
 def test_writer_refuses_what_readers_refuse(rng):

@@ -23,19 +23,19 @@ def _as_old(data: bytes) -> bytes:
     f = io.BytesIO(data)
     h = container.read_header(f)
     chunks = []
-    for n, payload, ranged, low in container.read_chunks(f, h):
-        chunks.append(container.encode_chunk(n, payload, ranged))
+    for n, payload, marker, low in container.read_chunks(f, h):
+        chunks.append(container.encode_chunk(n, payload, marker=marker))
         if low is not None:
             chunks.append(container.encode_chunk(low[0], low[1], marker=container.CHUNK_LOW))
     old = container.replace(h, version=container.VERSION_LOW_BAND if h.low_band_hz else container.VERSION)
     return container.encode_header(old) + b"".join(chunks)
 
 
-def test_version_3_records_the_input_and_every_size_is_exact(engine, speech):
+def test_the_format_records_the_input_and_every_size_is_exact(engine, speech):
     for hybrid in (False, True):
         data = encode_blocks([speech[:8000]], mode(6.0, hybrid), engine, input_rate=44100, input_channels=2)
         info = read_info(io.BytesIO(data))
-        assert info["format_version"] == 3 and info["size_bytes"] == len(data)
+        assert info["format_version"] == 4 and info["size_bytes"] == len(data)
         assert (info["input_rate"], info["input_channels"]) == (44100, 2)
         assert any("end record" in c for c in info["checked"]) and any("order" in c for c in info["checked"])
         assert any("weights" in c for c in info["not_checked"]) and any("decode" in c for c in info["not_checked"])
@@ -44,6 +44,6 @@ def test_version_3_records_the_input_and_every_size_is_exact(engine, speech):
         assert old_info["format_version"] == (2 if hybrid else 1) and old_info["size_bytes"] == len(old)
         assert (old_info["input_rate"], old_info["input_channels"]) == (16000, 1)
         assert not any("end record" in c for c in old_info["checked"])
-        assert len(data) - len(old) == 48 - (44 if hybrid else 40) + container.END_SIZE
+        assert len(data) - len(old) == 56 - (44 if hybrid else 40) + container.END_SIZE
     default = encode_blocks([np.zeros(500, np.float32)], mode(3.0), engine)
     assert read_info(io.BytesIO(default))["input_rate"] == 16000

@@ -1,9 +1,11 @@
 """The .acdc file format: a checksummed header, then self-contained checksummed chunks of codes (and, in
 hybrid files, each followed by a chunk of the low band's waveform layer, ``stream/lowband.py``).
 
-Version 3 (every file written now, by ``Writer``) chains the chunks' CRCs: each starts from its index and
-the CRC before it, and an end record binds the chain to the header, so swapped, duplicated, dropped,
-spliced or truncated chunks are refused. Versions 1 and 2 (``encode_chunk``, unchained) are still read.
+Version 3 chains the chunks' CRCs: each starts from its index and the CRC before it, and an end record
+binds the chain to the header, so swapped, duplicated, dropped, spliced or truncated chunks are refused.
+Version 4 (every file written now, by ``Writer``) is version 3 plus the id of the context model that coded
+its context-coded chunks (``bitstream/context.py``). Versions 1 and 2 (``encode_chunk``, unchained) and 3
+are still read.
 
 Byte layout (all integers little-endian) is documented in docs/bitstream.md. Nothing here allocates
 by a length read from the file before checking it against hard limits, so hostile files fail fast
@@ -23,9 +25,11 @@ MAGIC = b"ACDC"
 VERSION = 1                      # the format version of a file without the low-band layer
 VERSION_LOW_BAND = 2             # ... and with it (version 1 readers cannot skip that layer)
 VERSION_CHAINED = 3              # chained chunk CRCs and an end record, the input's rate and channels
-READABLE_VERSIONS = (1, 2, 3)    # versions this code reads
-FLAG_ENTROPY = 0x01              # some chunks are range-coded: the model's entropy tables are needed
-KNOWN_FLAGS = FLAG_ENTROPY
+VERSION_CONTEXT = 4              # ... and the id of the context model (2026-12-04)
+READABLE_VERSIONS = (1, 2, 3, 4)  # versions this code reads
+FLAG_ENTROPY = 0x01              # some chunks are range-coded with the per-stage tables (versions 1-3)
+FLAG_CONTEXT = 0x02              # some chunks are coded with the context model the header names (version 4)
+KNOWN_FLAGS = FLAG_ENTROPY | FLAG_CONTEXT
 
 # magic, version, header_len, flags, sample_rate, channels, n_q, bits, frame_size, num_samples,
 # model_id, frames_per_chunk, reserved (0); then crc32 of everything before it
@@ -38,11 +42,15 @@ HEADER_SIZE_V2 = _HEADER_V2.size + 4  # 44 bytes
 # rate (u32) and channel count (u16)
 _HEADER_V3 = struct.Struct("<4sBHBIBBBHQ8sHBBxIH")
 HEADER_SIZE_V3 = _HEADER_V3.size + 4  # 48 bytes
-_LAYOUTS = {VERSION: _HEADER, VERSION_LOW_BAND: _HEADER_V2, VERSION_CHAINED: _HEADER_V3}
+# version 4: version 3's fields, then the context model's id (8 bytes; zeros when no chunk is context-coded)
+_HEADER_V4 = struct.Struct("<4sBHBIBBBHQ8sHBBxIH8s")
+HEADER_SIZE_V4 = _HEADER_V4.size + 4  # 56 bytes
+_LAYOUTS = {VERSION: _HEADER, VERSION_LOW_BAND: _HEADER_V2, VERSION_CHAINED: _HEADER_V3, VERSION_CONTEXT: _HEADER_V4}
 _CHUNK = struct.Struct("<2sHI")  # marker, n_frames, payload_len; then crc32, then payload
 CHUNK_OVERHEAD = _CHUNK.size + 4  # 12 bytes of framing per chunk, before its payload
 CHUNK_FIXED = b"CF"              # payload: fixed-rate packed codes
 CHUNK_RANGE = b"CR"              # payload: range-coded codes (only in files with FLAG_ENTROPY)
+CHUNK_CONTEXT = b"CC"            # payload: context-coded codes (only in files with FLAG_CONTEXT)
 CHUNK_LOW = b"LB"                # payload: the range-coded low band of the codes chunk before it (version 2)
 CHUNK_END = b"EN"                # version 3: the end record; payload: _END
 _END = struct.Struct("<II")      # records before the end record, header CRC-32
@@ -75,6 +83,7 @@ class Header:
     low_band_snr: int = 0        # version 2: its signal-to-noise ratio in dB
     input_rate: int = 16000      # version 3: the input file's sample rate (16000 when unknown) ...
     input_channels: int = 1      # ... and its channel count (1 when unknown)
+    context_id: bytes = bytes(8)  # version 4: the context model that coded the context-coded chunks
     crc: int = field(default=0, compare=False)  # as read: the header's CRC-32 (version 3 chains start from it)
 
     def __post_init__(self):
@@ -84,6 +93,15 @@ class Header:
     @property
     def entropy_coded(self) -> bool:
         return bool(self.flags & FLAG_ENTROPY)
+
+    @property
+    def context_coded(self) -> bool:
+        return bool(self.flags & FLAG_CONTEXT)
+
+    @property
+    def chained(self) -> bool:
+        """Whether the chunks' CRCs are chained and an end record follows them (version 3 and later)."""
+        return self.version >= VERSION_CHAINED
 
     @property
     def num_frames(self) -> int:
@@ -113,7 +131,9 @@ def encode_header(h: Header) -> bytes:
               h.frames_per_chunk)
     layout = _LAYOUTS[h.version]
     extra = {VERSION: (), VERSION_LOW_BAND: (h.low_band_hz // 200, h.low_band_snr),
-             VERSION_CHAINED: (h.low_band_hz // 200, h.low_band_snr, h.input_rate, h.input_channels)}[h.version]
+             VERSION_CHAINED: (h.low_band_hz // 200, h.low_band_snr, h.input_rate, h.input_channels),
+             VERSION_CONTEXT: (h.low_band_hz // 200, h.low_band_snr, h.input_rate, h.input_channels,
+                               h.context_id)}[h.version]
     body = layout.pack(MAGIC, h.version, layout.size + 4, *fields, *extra)
     return body + struct.pack("<I", zlib.crc32(body))
 
@@ -150,9 +170,10 @@ def read_header(f) -> Header:
     (_, version, _, flags, sr, ch, n_q, bits, frame_size, num_samples, model_id, fpc, *extra) = layout.unpack(
         body[:layout.size])
     low_hz, low_snr = (extra[0] * 200, extra[1]) if extra else (0, 0)
-    rate, channels = extra[2:] if version == VERSION_CHAINED else (16000, 1)
+    rate, channels = extra[2:4] if version >= VERSION_CHAINED else (16000, 1)
+    context_id = extra[4] if version >= VERSION_CONTEXT else bytes(8)
     h = Header(sr, ch, n_q, bits, frame_size, num_samples, model_id, fpc, flags, version, low_hz, low_snr,
-               rate, channels, crc)
+               rate, channels, context_id, crc)
     _check(h)
     return h
 
@@ -160,6 +181,8 @@ def read_header(f) -> Header:
 def _check(h: Header) -> None:
     if h.flags & ~KNOWN_FLAGS:
         raise FormatError(f"unknown flags 0x{h.flags:02x}")
+    if h.context_coded and (h.version < VERSION_CONTEXT or h.context_id == bytes(8)):
+        raise FormatError("context-coded chunks, but no context model named")
     if h.sample_rate != SAMPLE_RATE or h.channels != 1:
         raise FormatError(f"unsupported layout: {h.sample_rate} Hz, {h.channels} channel(s)")
     if not 1 <= h.bits <= 16 or not 1 <= h.n_q <= 64 or not 1 <= h.frame_size <= 16000:
@@ -211,8 +234,8 @@ class Writer:
         return head + struct.pack("<I", crc) + payload
 
     def finish(self, h: Header) -> tuple[bytes, bytes]:
-        """-> (header, end record) of version 3, or CodecError if readers would refuse the header."""
-        h = replace(h, version=VERSION_CHAINED)
+        """-> (header, end record) of version 4, or CodecError if readers would refuse the header."""
+        h = replace(h, version=VERSION_CONTEXT)
         if h.num_samples > MAX_SAMPLES:
             raise CodecError(f"{h.num_samples / 16000 / 3600:.1f} h of audio: an .acdc file holds at most "
                              f"{MAX_SAMPLES // 16000 // 3600} h; split the input")
@@ -229,7 +252,7 @@ class Writer:
 
 
 def encode_file(h: Header, chunks) -> bytes:
-    """A whole version-3 file: ``h`` (its version is set to 3) and ``chunks``, (n_frames, payload, range_coded,
+    """A whole version-4 file: ``h`` (its version is set to 4) and ``chunks``, (n_frames, payload, range_coded,
     marker) tuples in file order. Read back before it is returned: CodecError if a reader would refuse it."""
     w = Writer()
     body = [w.chunk(*c) for c in chunks]
@@ -292,15 +315,18 @@ def _read_end(f, h: Header, chain: _Chain) -> None:
 
 
 def read_chunks(f, h: Header):
-    """Yield (n_frames, payload, range_coded, low) for every chunk, checking sizes, checksums and the frame
-    total; ``low``: the low-band chunk as (frames, payload) (hybrid files; its frames: ``n_frames``, plus one
-    in the last chunk), else None. Version 3: also the CRC chain and the end record (after the last chunk)."""
-    chain = _Chain() if h.version == VERSION_CHAINED else None
+    """Yield (n_frames, payload, marker, low) for every chunk, checking sizes, checksums and the frame
+    total; ``marker``: how the codes are coded (CHUNK_FIXED, CHUNK_RANGE or CHUNK_CONTEXT); ``low``: the
+    low-band chunk as (frames, payload) (hybrid files; its frames: ``n_frames``, plus one in the last chunk),
+    else None. Version 3 and later: also the CRC chain and the end record (after the last chunk)."""
+    chain = _Chain() if h.chained else None
+    allowed = {CHUNK_FIXED} | ({CHUNK_RANGE} if h.entropy_coded else set()) | (
+        {CHUNK_CONTEXT} if h.context_coded else set())
     remaining, index = h.num_frames, 0
     while remaining > 0:
         head, magic, n_frames, plen = _chunk_head(f, f"chunk {index} missing ({remaining} frames short)")
-        ranged = magic == CHUNK_RANGE
-        if magic not in (CHUNK_FIXED, CHUNK_RANGE) or (ranged and not h.entropy_coded):
+        ranged = magic != CHUNK_FIXED
+        if magic not in allowed:
             raise FormatError(f"chunk {index}: bad chunk marker (file is corrupted)")
         if not 1 <= n_frames <= min(h.frames_per_chunk, remaining):
             raise FormatError(f"chunk {index}: bad frame count {n_frames}")
@@ -309,7 +335,7 @@ def read_chunks(f, h: Header):
             raise FormatError(f"chunk {index}: bad payload length {plen}")
         payload = _chunk_payload(f, head, plen, f"chunk {index}", f"chunk {index}: checksum mismatch", chain)
         low = _read_low_chunk(f, h, index, n_frames + (n_frames == remaining), chain) if h.low_band_hz else None
-        yield n_frames, payload, ranged, low
+        yield n_frames, payload, magic, low
         remaining -= n_frames
         index += 1
     if chain:

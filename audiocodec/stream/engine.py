@@ -64,3 +64,6 @@ def check_model(header: Header, engine: Engine) -> None:
         raise FormatError("file's codebook layout does not match the model")
     if header.entropy_coded and engine.entropy is None:
         raise FormatError("file is entropy-coded but no entropy model is installed for this model")
+    if header.context_coded and (engine.context is None or engine.context.id != header.context_id):
+        have = f"this install has {engine.context.id.hex()}" if engine.context else "none is installed"
+        raise FormatError(f"file was coded with context model {header.context_id.hex()}, {have}")

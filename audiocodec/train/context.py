@@ -159,3 +159,52 @@ def activation_ranges(model: FloatContext, codes: np.ndarray, offsets: np.ndarra
             h = h + down(a)
             note(f"h{i + 1}", h)
     return {k: float(torch.quantile(torch.cat(v).flatten()[:2_000_000].float(), 0.9999)) for k, v in seen.items()}
+
+
+def split_codes(codec, root: str, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Encode a split's clips at every row, each clip from its own start as a file would be -> (codes
+    (rows, frames) int16 in context-row order: row 0 the pitch (zeros for a model without one), then the
+    stages; offsets: each clip's first frame, then the total)."""
+    from tqdm import tqdm
+
+    from ..audio import load
+    from ..evaluation.corpus import list_clips
+
+    parts = []
+    for path in tqdm(list_clips(root, split)[:limit], desc=f"encoding the {split} split"):
+        codes = codec.encode(torch.from_numpy(load(path).astype(np.float32)), codec.max_rows)[0].numpy()
+        if not codec.sends_pitch(codec.max_rows):
+            codes = np.concatenate([np.zeros_like(codes[:1]), codes])
+        parts.append(codes.astype(np.int16))
+    return np.concatenate(parts, 1), np.cumsum([0] + [p.shape[1] for p in parts])
+
+
+def streams_of(codec) -> list[list[int]]:
+    """The context rows of every neural mode's stream (``stream.modes``)."""
+    from ..stream.modes import modes
+
+    return [stream_rows(m.rows, codec.sends_pitch(m.rows)) for m in modes()]
+
+
+def fit_for(codec, codes: np.ndarray, offsets: np.ndarray, minutes: float, log=print, check_clips: int = 20):
+    """The context model for ``codec`` from its train split's codes (``split_codes``): fit, quantise, and
+    refuse (CodecError) a model that does not round-trip every neural mode's codes on ``check_clips``
+    clips. -> (ContextModel, what it costs: bits per code by row of each stream on those clips)."""
+    from ..bitstream.context import ContextModel
+    from ..errors import CodecError
+
+    streams = streams_of(codec)
+    model = fit(codes, offsets, streams, minutes, log=log)
+    ctx = ContextModel(quantize(model, activation_ranges(model, codes, offsets, streams)), codec.model_id,
+                       codec.cfg.pitch_from if codec.pitch is not None else 0)
+    clips = np.random.default_rng(0).choice(len(offsets) - 1, check_clips, replace=False)
+    bits = {}
+    for rows in streams:
+        n_q, total, frames = len(rows), 0.0, 0
+        for c in clips:
+            clip = codes[rows, offsets[c]:offsets[c + 1]].astype(np.int64)
+            if not np.array_equal(ctx.decode(ctx.encode(clip), n_q, clip.shape[1]), clip):
+                raise CodecError(f"the context model does not round-trip {n_q}-row codes: not shipped")
+            total, frames = total + ctx.bits(clip) * clip.shape[1], frames + clip.shape[1]
+        bits[n_q] = total / frames
+    return ctx, bits

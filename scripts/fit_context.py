@@ -1,0 +1,61 @@
+"""Fit the entropy coder's context model for a codec's weights, check it, and ship it beside them.
+
+    python scripts/fit_context.py                                   # the shipped weights, 25 minutes
+    python scripts/fit_context.py --weights runs/x/model.safetensors --minutes 40 --cache /tmp/codes.npz
+
+Encodes the train split at every row (each clip from its start, as a file would be; ``--cache`` keeps those
+codes for the next run), trains the context model (``audiocodec/train/context.py``) for ``--minutes`` of wall
+time on one thread, turns it into the integer network the coder runs, and writes
+``<weights>.context.npz`` only if it round-trips every neural mode's codes. ``scripts/export.py`` runs the
+same steps when it ships new weights. Prints the bits per code of each mode's stream (train clips).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+import torch
+
+from audiocodec.evaluation.corpus import DEFAULT_ROOT
+from audiocodec.model import Codec, default_weights_path
+from audiocodec.train.context import fit_for, split_codes
+
+
+def ship_context(codec: Codec, weights: str, data: str, minutes: float, cache: str | None = None) -> str:
+    """Fit and check the context model of ``codec`` (loaded from ``weights``); write it beside the weights."""
+    if cache and os.path.isfile(cache):
+        with np.load(cache) as d:
+            if str(d["model_id"]) == codec.model_id:
+                codes, offsets = d["codes"], d["offsets"]
+            else:
+                codes = None
+    else:
+        codes = None
+    if codes is None:
+        codes, offsets = split_codes(codec, data, "train")
+        if cache:
+            np.savez(cache, codes=codes, offsets=offsets, model_id=np.array(codec.model_id))
+    ctx, bits = fit_for(codec, codes, offsets, minutes)
+    out = weights.replace(".safetensors", ".context.npz")
+    ctx.save(out)
+    print(f"wrote {out} ({os.path.getsize(out) / 1e6:.2f} MB, context model {ctx.id.hex()} for {codec.model_id})")
+    for n_q, b in bits.items():
+        print(f"{n_q:2d} rows: {b.sum():6.1f} bits per frame of {10 * n_q} fixed-rate "
+              f"({100 * (1 - b.sum() / (10 * n_q)):.1f} % fewer); by row: {' '.join(f'{x:.2f}' for x in b)}")
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", default=default_weights_path(), help="the codec's .safetensors (default: shipped)")
+    p.add_argument("--minutes", type=float, default=25.0, help="training time (wall clock, one thread)")
+    p.add_argument("--data", default=DEFAULT_ROOT, help="the speech corpus (its train split is used)")
+    p.add_argument("--cache", default=None, metavar="NPZ", help="keep (or reuse) the train split's codes here")
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    ship_context(Codec.load(a.weights), a.weights, a.data, a.minutes, a.cache)
+
+
+if __name__ == "__main__":
+    main()

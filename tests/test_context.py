@@ -1,0 +1,154 @@
+"""The context model of the entropy coder (bitstream/context.py): exact round trips, the same bits on every
+thread count and on both paths (a chunk at once, or frame by frame as a receiver decodes), hostile bytes,
+and the shipped model's fit to the shipped weights."""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from audiocodec.bitstream import container
+from audiocodec.bitstream.context import SIZE, ContextModel, quantize_weights
+from audiocodec.bitstream.container import FormatError
+
+ROWS = 25
+
+
+def tiny_model(seed: int = 0, dim: int = 16, hidden: int = 32, pitch_from: int = 6) -> ContextModel:
+    """A random context model of the shipped layout (25 rows): every model must round-trip, trained or not."""
+    rng = np.random.default_rng(seed)
+    n = lambda *shape: rng.normal(0, 0.5, shape)  # noqa: E731
+    state = {"prev.weight": n(ROWS * SIZE, dim), "low.weight": n(ROWS * SIZE, dim), "query.weight": n(ROWS, dim),
+             "stream.weight": n(2 * (ROWS + 1), dim), "start": n(dim), "out.weight": n(ROWS * SIZE, dim),
+             "bias": n(ROWS, SIZE)}
+    for i in range(2):
+        state |= {f"up.{i}.weight": n(hidden, dim), f"up.{i}.bias": n(hidden), f"down.{i}.weight": n(dim, hidden),
+                  f"down.{i}.bias": n(dim)}
+    calib = {"h0": 4.0, "a0": 3.0, "h1": 5.0, "a1": 3.0, "h2": 6.0}
+    return ContextModel(quantize_weights(state, calib, 2), "test", pitch_from)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+def _codes(rng, n_q, frames, repeat=0.7):
+    """Codes with a speech-like habit: each frame repeats the last one's code with probability ``repeat``."""
+    c = rng.integers(0, SIZE, (n_q, frames))
+    for t in range(1, frames):
+        keep = rng.random(n_q) < repeat
+        c[keep, t] = c[keep, t - 1]
+    return c
+
+
+@pytest.mark.parametrize("n_q", [2, 3, 6, 12, 24])
+def test_round_trip_every_stream(model, rng, n_q):
+    for frames in (1, 2, 63, 64, 65, 130):
+        codes = _codes(rng, n_q, frames)
+        data = model.encode(codes)
+        assert len(data) % 4 == 0
+        assert np.array_equal(model.decode(data, n_q, frames), codes)
+
+
+def test_rows_follow_the_pitch(model):
+    assert model.rows(3) == [1, 2, 3] and model.rows(6) == list(range(6))  # pitch_from 6: 3 rows carry no pitch
+    with pytest.raises(Exception, match="streams of 2..24 rows"):
+        model.rows(1)
+
+
+def test_the_chunk_path_equals_the_frame_by_frame_path(model, rng):
+    """compress codes a chunk at once; a receiver (and decompress) decodes frame by frame from a start: the
+    probabilities must be the same bits, frame for frame."""
+    codes = _codes(rng, 12, 40)
+    whole = model.probabilities(codes)
+    for t in range(40):
+        one = model.probabilities(codes[:, t:t + 1], codes[:, t - 1] if t else None)
+        assert np.array_equal(one[0], whole[t])
+    assert np.all(whole > 0)
+
+
+def test_it_learns_nothing_it_should_not_need(model, rng):
+    """A packet's or chunk's codes decode alone: the context starts afresh, whatever came before."""
+    a, b = _codes(rng, 6, 20), _codes(rng, 6, 20)
+    assert np.array_equal(model.decode(model.encode(b), 6, 20), b)
+    assert model.encode(np.concatenate([a, b], 1)) != model.encode(a) + model.encode(b)
+
+
+def test_hostile_bytes_raise_format_error_only(model, rng):
+    codes = _codes(rng, 6, 30)
+    data = bytearray(model.encode(codes))
+    for trial in range(200):
+        bad = bytearray(data)
+        kind = trial % 3
+        if kind == 0:
+            bad[rng.integers(len(bad))] ^= 1 << int(rng.integers(8))
+        elif kind == 1:
+            bad = bad[:int(rng.integers(0, len(bad)))]
+            bad += bytes(-len(bad) % 4)
+        else:
+            bad = bytearray(rng.bytes(int(rng.integers(0, 64)) * 4))
+        try:
+            out = model.decode(bytes(bad), 6, 30)
+        except FormatError:
+            continue
+        assert out.shape == (6, 30) and out.min() >= 0 and out.max() < SIZE
+    with pytest.raises(FormatError, match="whole number of words"):
+        model.decode(b"abc", 6, 30)
+
+
+_SCRIPT = """
+import sys, numpy as np
+sys.path.insert(0, {tests!r})
+from test_context import tiny_model, _codes
+m = tiny_model(dim=64, hidden=256)
+codes = _codes(np.random.default_rng(5), 24, 300)
+sys.stdout.write(m.encode(codes).hex())
+"""
+
+
+def test_same_bytes_on_every_thread_count():
+    """The frequencies are integer arithmetic (float32 products of small integers are exact), so the bytes do
+    not depend on how many threads BLAS splits the products over."""
+    out = []
+    for threads in ("1", "4"):
+        env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+        out.append(subprocess.run([sys.executable, "-c", _SCRIPT.format(tests=os.path.dirname(__file__))],
+                                  env=env, capture_output=True, text=True, check=True).stdout)
+    assert out[0] and out[0] == out[1]
+
+
+def test_save_load_keeps_the_id(model, tmp_path):
+    path = str(tmp_path / "m.context.npz")
+    model.save(path)
+    again = ContextModel.load(path)
+    assert again.id == model.id and again.model_id == "test" and again.pitch_from == 6
+    with open(path, "wb") as f:
+        f.write(b"not a model")
+    with pytest.raises(Exception, match="cannot read context model"):
+        ContextModel.load(path)
+
+
+def test_files_name_their_context_model():
+    """Version 4 headers name the context model of their context-coded chunks; a flag without a name is
+    refused."""
+    model = tiny_model()
+    h = container.Header(16000, 1, 6, 10, 320, 50 * 320, b"\1" * 8, 500, container.FLAG_CONTEXT,
+                         context_id=model.id)
+    data = container.encode_file(h, [(50, bytes(40), False, container.CHUNK_CONTEXT)])
+    f = io.BytesIO(data)
+    got = container.read_header(f)
+    assert got.version == 4 and got.context_id == model.id and got.context_coded and got.size == 56
+    (n, payload, marker, _), = container.read_chunks(f, got)
+    assert (n, payload, marker) == (50, bytes(40), container.CHUNK_CONTEXT)
+    nameless = container.encode_header(container.replace(h, context_id=bytes(8), version=4))
+    with pytest.raises(FormatError, match="no context model named"):
+        container.read_header(io.BytesIO(nameless))
+    fixed_only = container.encode_file(container.replace(h, flags=0), [(50, bytes(375), False, None)])
+    with pytest.raises(FormatError, match="bad chunk marker"):  # a context chunk in a file that has none
+        f = io.BytesIO(fixed_only.replace(b"CF", b"CC"))
+        list(container.read_chunks(f, container.read_header(f)))
