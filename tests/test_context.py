@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from audiocodec.bitstream import container
-from audiocodec.bitstream.context import SIZE, ContextModel, quantize_weights
+from audiocodec.bitstream.context import HISTORY, SIZE, ContextModel, quantize_weights
 from audiocodec.bitstream.container import FormatError
 
 ROWS = 25
@@ -22,7 +22,7 @@ def tiny_model(seed: int = 0, dim: int = 16, hidden: int = 32, pitch_from: int =
     """A random context model of the shipped layout (25 rows): every model must round-trip, trained or not."""
     rng = np.random.default_rng(seed)
     n = lambda *shape: rng.normal(0, 0.5, shape)  # noqa: E731
-    state = {"prev.weight": n(ROWS * SIZE, dim), "low.weight": n(ROWS * SIZE, dim), "query.weight": n(ROWS, dim),
+    state = {"prev.weight": n(ROWS * SIZE, dim), "hist.weight": n(ROWS * SIZE, dim), "low.weight": n(ROWS * SIZE, dim), "query.weight": n(ROWS, dim),
              "stream.weight": n(2 * (ROWS + 1), dim), "start": n(dim), "out.weight": n(ROWS * SIZE, dim),
              "bias": n(ROWS, SIZE)}
     for i in range(2):
@@ -67,8 +67,9 @@ def test_the_chunk_path_equals_the_frame_by_frame_path(model, rng):
     codes = _codes(rng, 12, 40)
     whole = model.probabilities(codes)
     for t in range(40):
-        one = model.probabilities(codes[:, t:t + 1], codes[:, t - 1] if t else None)
+        one = model.probabilities(codes[:, t:t + 1], codes[:, max(0, t - HISTORY):t])
         assert np.array_equal(one[0], whole[t])
+        assert np.array_equal(model.probabilities(codes[:, t:t + 1], codes[:, :t])[0], whole[t])
     assert np.all(whole > 0)
 
 
@@ -152,3 +153,24 @@ def test_files_name_their_context_model():
     with pytest.raises(FormatError, match="bad chunk marker"):  # a context chunk in a file that has none
         f = io.BytesIO(fixed_only.replace(b"CF", b"CC"))
         list(container.read_chunks(f, container.read_header(f)))
+
+
+def test_the_shipped_context_model_fits_the_shipped_weights(engine, speech):
+    """The shipped context model is fitted for the shipped weights; compress codes every neural mode with it,
+    smaller than fixed-rate, to the same audio; a file names it, and another context model refuses it."""
+    from audiocodec.compress import compress, decompress
+    from audiocodec.info import read_info
+    from audiocodec.stream.engine import Engine
+
+    assert engine.context is not None and engine.context.model_id == engine.codec.model_id
+    for kbps in (1.5, 3.0, 6.0, 12.0):
+        coded, fixed = compress(speech, kbps, engine), compress(speech, kbps, engine, entropy=False)
+        info = read_info(io.BytesIO(coded))
+        assert info["context_coded_chunks"] == info["chunks"] and info["entropy_model"].endswith(engine.context.id.hex())
+        assert len(coded) < 0.95 * len(fixed), kbps
+        assert np.array_equal(decompress(coded, engine), decompress(fixed, engine))
+    other = Engine(engine.codec, engine.entropy, tiny_model())
+    with pytest.raises(FormatError, match=f"coded with context model {engine.context.id.hex()}, this install has"):
+        decompress(coded, other)
+    with pytest.raises(FormatError, match="none is installed"):
+        decompress(coded, Engine(engine.codec, engine.entropy, None))

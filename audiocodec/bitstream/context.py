@@ -1,9 +1,10 @@
 """Context-model entropy coding: each code gets a distribution from what the decoder already has.
 
-For frame t of a stream with rows R (row 0 the pitch symbol, rows 1.. the RVQ stages; ``Codec.row_tables``
-order), the context is the sum of embeddings of frame t-1's codes (a learned start vector at a chunk's or a
-packet's first frame), which stream it is, which row is predicted, and for rows after the first the first
-(and second) row of frame t. So a decoder decodes a frame in three steps: R[0], then R[1], then every other
+For frame t of a stream with rows R (row 0 the pitch symbol, rows 1.. the RVQ stages), the context is a sum
+of embeddings: of frame t-1's codes (a learned start vector at a chunk's or a packet's first frame), of the
+codes of frames t-2 .. t-HISTORY (weights halving with each frame back; none before the chunk's or
+packet's start), of which stream it is and which row is predicted, and for rows after the first, of the
+first (and second) row of frame t. So a decoder decodes a frame in three steps: R[0], then R[1], then every other
 row at once. A small residual MLP maps the context to 1024 logits, which an exp table turns into integer
 frequencies summing to 2^16 (every code at least 1: any code stays codable); constriction's range coder
 codes them (``ContextModel.encode``/``decode``).
@@ -30,6 +31,8 @@ STEPS_PER_NAT = 16          # the exp table's resolution
 TABLE = STEPS_PER_NAT * 9   # exp(-9) * 2^13 ~ 1: beyond that a code gets the minimum frequency (1)
 TOP = 1 << 13               # the most likely code's frequency; a row's frequencies sum below 2^23
 EXACT = 1 << 24             # float32 sums of integers are exact below this
+HISTORY = 6                 # frames t-1 .. t-HISTORY are context
+OLDER = 1 << (HISTORY - 2)  # integer weight of frame t-2 (t-k: 2^(HISTORY-k)); every other term is scaled by it
 
 
 def stream_key(rows, n_rows_max: int) -> int:
@@ -41,7 +44,8 @@ def stream_key(rows, n_rows_max: int) -> int:
 class Weights:
     """The integer network (see the module docstring). Embedding tables are int8 in one common scale; the
     small ones (query, stream, start) int32 in that scale."""
-    prev: np.ndarray          # (rows * SIZE, dim) int8
+    prev: np.ndarray          # (rows * SIZE, dim) int8: frame t-1
+    hist: np.ndarray          # (rows * SIZE, dim) int8: frames t-2 .. t-HISTORY
     low: np.ndarray           # (rows * SIZE, dim) int8
     query: np.ndarray         # (rows, dim) int32
     stream: np.ndarray        # (2 * (rows + 1), dim) int32
@@ -64,7 +68,7 @@ class Weights:
         return len(self.query)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        d = {k: getattr(self, k) for k in ("prev", "low", "query", "stream", "start", "h0_mul", "out", "out_bias",
+        d = {k: getattr(self, k) for k in ("prev", "hist", "low", "query", "stream", "start", "h0_mul", "out", "out_bias",
                                            "out_mul", "exp_table")}
         for k in ("up", "up_bias", "up_mul", "down", "down_bias", "down_mul", "res_mul"):
             d.update({f"{k}{i}": v for i, v in enumerate(getattr(self, k))})
@@ -75,13 +79,13 @@ class Weights:
         blocks = sum(1 for k in d if k.startswith("up_mul"))
         lists = {k: [np.asarray(d[f"{k}{i}"]) for i in range(blocks)]
                  for k in ("up", "up_bias", "up_mul", "down", "down_bias", "down_mul", "res_mul")}
-        return Weights(**{k: np.asarray(d[k]) for k in ("prev", "low", "query", "stream", "start", "h0_mul", "out",
+        return Weights(**{k: np.asarray(d[k]) for k in ("prev", "hist", "low", "query", "stream", "start", "h0_mul", "out",
                                                         "out_bias", "out_mul", "exp_table")}, **lists)
 
     def check(self) -> None:
         """Refuse weights whose products could leave float32's exact range (or the expected types)."""
         dim = self.prev.shape[1]
-        for name, m in [("prev", self.prev), ("low", self.low), ("out", self.out), *[("up", u) for u in self.up],
+        for name, m in [("prev", self.prev), ("hist", self.hist), ("low", self.low), ("out", self.out), *[("up", u) for u in self.up],
                         *[("down", w) for w in self.down]]:
             if m.dtype != np.int8 or np.abs(m.astype(np.int32)).max() > 127:
                 raise CodecError(f"context model: {name} is not int8")
@@ -173,33 +177,39 @@ class ContextModel:
         f /= f.sum(2, keepdims=True)  # sums below 2^23: exact
         return f.transpose(1, 0, 2)
 
-    def _base(self, prev: np.ndarray | None, rows: np.ndarray, n: int) -> np.ndarray:
-        """Context sums shared by every row of a frame: (n, dim) from the previous frames' codes (n, len(rows))
-        (None: a start)."""
+    def _base(self, past: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Context sums shared by every row of a frame, in the embeddings' scale times OLDER: past (m, HISTORY,
+        n) the codes of frames t-1 .. t-HISTORY, -1 where there is none -> (m, dim)."""
         w = self.w
-        base = w.stream[stream_key(rows, w.rows)].astype(np.int64)
-        if prev is None:
-            return np.broadcast_to(base + w.start, (n, base.shape[0]))
-        return base + w.prev[rows * SIZE + prev].astype(np.int64).sum(1)
+        there = past[:, :, 0] >= 0                                  # (m, HISTORY)
+        emb = lambda table, k: table[idx * SIZE + np.maximum(past[:, k], 0)].astype(np.int64).sum(1)  # noqa: E731
+        base = np.where(there[:, :1], emb(w.prev, 0), w.start.astype(np.int64)) + w.stream[stream_key(idx, w.rows)]
+        base = base * OLDER
+        for k in range(1, HISTORY):
+            if there[:, k].any():
+                base += np.where(there[:, k:k + 1], emb(w.hist, k) << (HISTORY - 1 - k), 0)
+        return base
 
-    def probabilities(self, codes: np.ndarray, prev: np.ndarray | None = None) -> np.ndarray:
-        """All the probabilities codes (n_q, frames) are coded with: (frames, n_q, SIZE); ``prev``: the codes
-        (n_q,) of the frame before the first (None: a start). What the decoder computes frame by frame, at
-        once."""
+    def probabilities(self, codes: np.ndarray, history: np.ndarray | None = None) -> np.ndarray:
+        """All the probabilities codes (n_q, frames) are coded with: (frames, n_q, SIZE); ``history``: the
+        codes (n_q, k) of the frames before the first (None: a start). What the decoder computes frame by
+        frame, at once."""
         rows = self.rows(len(codes))
         w, idx, span = self.w, np.asarray(rows), _span(rows)
-        codes = np.asarray(codes, dtype=np.int64).T  # (frames, n)
-        frames, n = codes.shape
-        before = codes[:-1] if prev is None else np.concatenate([np.asarray(prev, np.int64)[None], codes[:-1]])
-        base = np.empty((frames, w.prev.shape[1]), np.int64)
-        if prev is None:
-            base[0] = self._base(None, idx, 1)[0]
-        if len(before):
-            base[frames - len(before):] = self._base(before, idx, len(before))
-        low1 = w.low[idx[0] * SIZE + codes[:, 0]].astype(np.int64)
-        low2 = low1 + w.low[idx[1] * SIZE + codes[:, 1]]
+        codes = np.asarray(codes, dtype=np.int64)
+        n, frames = codes.shape
+        ext = np.full((n, HISTORY + frames), -1, np.int64)
+        if history is not None and history.shape[1]:
+            k = min(HISTORY, history.shape[1])
+            ext[:, HISTORY - k:HISTORY] = history[:, -k:]
+        ext[:, HISTORY:] = codes
+        past = np.stack([ext[:, HISTORY - k:HISTORY - k + frames].T for k in range(1, HISTORY + 1)], 1)
+        base = self._base(past, idx)
+        low1 = w.low[idx[0] * SIZE + codes[0]].astype(np.int64)
+        low2 = low1 + w.low[idx[1] * SIZE + codes[1]]
         lows = np.stack([np.zeros_like(low1), low1] + [low2] * (n - 2), 1)
-        return self._probabilities(self._mlp(base[:, None] + lows + w.query[idx][None]), span)
+        h = self._mlp(base[:, None] + (lows + w.query[idx][None]) * OLDER)
+        return self._probabilities(h, span)
 
     # --- coding ------------------------------------------------------------------------------------------
     def encode(self, codes: np.ndarray) -> bytes:
@@ -210,7 +220,7 @@ class ContextModel:
         codes = np.asarray(codes)
         enc = constriction.stream.queue.RangeEncoder()
         for s in range(0, codes.shape[1], 64):  # blocks of frames bound the (frames, rows, SIZE) table
-            p = self.probabilities(codes[:, s:s + 64], codes[:, s - 1] if s else None)
+            p = self.probabilities(codes[:, s:s + 64], codes[:, max(0, s - HISTORY):s])
             enc.encode(codes[:, s:s + 64].T.reshape(-1).astype(np.int32), self._family, p.reshape(-1, SIZE))
         return enc.get_compressed().astype("<u4").tobytes()
 
@@ -223,23 +233,24 @@ class ContextModel:
         if len(data) % 4:
             raise FormatError("context-coded payload is not a whole number of words")
         dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-        n, out, prev = len(idx), np.empty((frames, len(idx)), np.int64), None
-        query = w.query[idx].astype(np.int64)
+        n, out = len(idx), np.empty((frames, len(idx)), np.int64)
+        past = np.full((1, HISTORY, n), -1, np.int64)
+        query = w.query[idx].astype(np.int64) * OLDER
         first, second, rest = slice(span.start, span.start + 1), slice(span.start + 1, span.start + 2), \
             slice(span.start + 2, span.stop)
         try:
             for t in range(frames):
-                base = self._base(prev, idx, 1)
+                base = self._base(past, idx)
                 h = self._mlp(base + query[0])
                 out[t, 0] = dec.decode(self._family, self._probabilities(h[None], first)[0])[0]
-                low1 = w.low[idx[0] * SIZE + out[t, 0]].astype(np.int64)
+                low1 = w.low[idx[0] * SIZE + out[t, 0]].astype(np.int64) * OLDER
                 h = self._mlp(base + low1 + query[1])
                 out[t, 1] = dec.decode(self._family, self._probabilities(h[None], second)[0])[0]
                 if n > 2:
-                    low2 = low1 + w.low[idx[1] * SIZE + out[t, 1]]
+                    low2 = low1 + w.low[idx[1] * SIZE + out[t, 1]].astype(np.int64) * OLDER
                     h = self._mlp(base + low2 + query[2:])
                     out[t, 2:] = dec.decode(self._family, self._probabilities(h[None], rest)[0])
-                prev = out[t][None]
+                past = np.concatenate([out[t][None, None], past[:, :-1]], 1)
         except Exception:
             raise FormatError("context-coded payload does not decode") from None
         return out.T
@@ -250,7 +261,7 @@ class ContextModel:
         codes = np.asarray(codes, dtype=np.int64)
         total = np.zeros(len(codes))
         for s in range(0, codes.shape[1], 64):
-            p = self.probabilities(codes[:, s:s + 64], codes[:, s - 1] if s else None)
+            p = self.probabilities(codes[:, s:s + 64], codes[:, max(0, s - HISTORY):s])
             total -= np.log2(np.take_along_axis(p, codes[:, s:s + 64].T[..., None], 2)[..., 0]).sum(0)
         return total / codes.shape[1]
 
@@ -269,7 +280,7 @@ def quantize_weights(s: dict, calib: dict, blocks: int) -> Weights:
     def mul(x):
         return np.round(np.asarray(x, dtype=np.float64) * (1 << SHIFT)).astype(np.int64)
 
-    tables = np.concatenate([s["prev.weight"].ravel(), s["low.weight"].ravel()])
+    tables = np.concatenate([s["prev.weight"].ravel(), s["hist.weight"].ravel(), s["low.weight"].ravel()])
     s_e = np.quantile(np.abs(tables), 0.99999) / 127
 
     def emb(x, clip=True):
@@ -277,8 +288,8 @@ def quantize_weights(s: dict, calib: dict, blocks: int) -> Weights:
         return np.clip(q, -127, 127).astype(np.int8) if clip else q.astype(np.int32)
 
     s_h = calib["h0"] / 127
-    w = dict(prev=emb(s["prev.weight"]), low=emb(s["low.weight"]), query=emb(s["query.weight"], False),
-             stream=emb(s["stream.weight"], False), start=emb(s["start"], False), h0_mul=mul(s_e / s_h))
+    w = dict(prev=emb(s["prev.weight"]), hist=emb(s["hist.weight"]), low=emb(s["low.weight"]), query=emb(s["query.weight"], False),
+             stream=emb(s["stream.weight"], False), start=emb(s["start"], False), h0_mul=mul(s_e / OLDER / s_h))
     lists = {k: [] for k in ("up", "up_bias", "up_mul", "down", "down_bias", "down_mul", "res_mul")}
     for i in range(blocks):
         wu, bu = s[f"up.{i}.weight"], s[f"up.{i}.bias"]

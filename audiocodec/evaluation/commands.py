@@ -64,7 +64,7 @@ def cmd_evaluate(args) -> int:
         raise CodecError(f"{args.report}: exists and is not a folder")
     codecs = make_codecs(bitrates, against, weights=args.model, warn=lambda m: print(m, file=sys.stderr))
     results = run_report(paths, codecs, args.report, max_clips=args.show, model=product.model_info(args.model),
-                         progress=not args.quiet, which=which)
+                         progress=not args.quiet, which=which, engine=product.engine(args.model))
     if not args.quiet:
         from .tables import summary_rows
 

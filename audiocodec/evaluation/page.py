@@ -85,7 +85,7 @@ def _header(results: dict) -> list[str]:
             f"{e(results.get('created', ''))}.</p>",
             "<h2>Rate&ndash;distortion</h2><img src='rd.png' alt='rate-distortion plot' style='max-width:100%'>",
             "<p><b>actual kbps</b> = codec payload bits / seconds of audio, counted from real encoder output: the neural "
-            "codec's range-coded chunks (without the 40-byte .acdc header and 12-byte chunk headers), Opus packets "
+            "codec's entropy-coded chunks (without the .acdc header and 12-byte chunk headers), Opus packets "
             "(without Ogg pages and the two header packets), Codec2's headerless bit file, the PCA codec's packed indices. "
             "<b>file kbps</b> counts the whole file. Metrics are means over clips (PESQ and ViSQOL skip clips where they find "
             "no speech; ViSQOL is v3 in speech mode with its lattice MOS mapper, which scores clean speech against itself "
@@ -93,6 +93,27 @@ def _header(results: dict) -> list[str]:
             "the neural codec; for the others estimated on the codec's first clips from the log-mel envelope, refined on "
             "the waveform; the players play the decoder output as is); RTF = (encode + decode time) / audio time in this "
             "process (Opus and Codec2 include starting their programs).</p>"]
+
+
+def entropy_section(told: dict | None) -> list[str]:
+    """What the entropy coder's context model learned (``entropy.story``), if the product has one."""
+    if not told:
+        return []
+    pct = lambda b, f: f"{b:.1f} ({100 * (1 - b / f):.0f} % fewer)"  # noqa: E731
+    rows = "".join(f"<tr><td>{m['kbps']:g} kbps</td><td>{m['fixed']}</td><td>{pct(m['tables'], m['fixed'])}</td>"
+                   f"<td>{pct(m['start'], m['fixed'])}</td><td>{pct(m['context'], m['fixed'])}</td></tr>"
+                   for m in told["modes"])
+    return ["<h2>What the entropy coder learned</h2>",
+            f"<p>Context model {e(told['context_id'])}, on the first {told['frames']} frames of these clips, each coded "
+            "from its start as a file. Each RVQ code alone is nearly uniform, so a table per stage saves little; the "
+            "context model predicts each code from the codes of the frames before it and the rows below it in the "
+            "same frame. Bits per frame (the cross-entropy, what the range coder spends):</p>",
+            "<table><tr><th>mode</th><th>fixed-rate</th><th>per-stage tables</th><th>context, no previous frame</th>"
+            f"<th>context</th></tr>{rows}</table>",
+            "<img src='entropy.png' alt='bits per code by row' style='max-width:100%'>",
+            "<p>Without the previous frame (a packet of one frame), only the rows below help: stage 1 leans on stage 0. "
+            "With it the pitch and the first stages become far cheaper: speech changes slowly from one 20 ms frame to "
+            "the next. The higher stages, which code the finest residual, stay close to 10 bits.</p>"]
 
 
 def render_html(results: dict, max_clips: int) -> str:
@@ -107,6 +128,7 @@ def render_html(results: dict, max_clips: int) -> str:
                  "(one row per clip and codec).</p>")
     shown = results["clips"][:max_clips]
     parts += ab_section(results, shown[:AB_CLIPS])
+    parts += entropy_section(results.get("entropy"))
     if shown:
         parts.append(f"<h2>Listen and look ({len(shown)} of {len(results['clips'])} clips)</h2>")
     for clip in shown:

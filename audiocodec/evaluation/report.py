@@ -1,5 +1,6 @@
-"""Write an evaluation as files: ``index.html`` (``page.py``), ``results.json``, ``results.csv``, ``rd.png``
-and ``clips/<clip>/<codec>.{wav,png}`` (the media the page links to)."""
+"""Write an evaluation as files: ``index.html`` (``page.py``), ``results.json``, ``results.csv``, ``rd.png``,
+``entropy.png`` (what the entropy coder learned, ``entropy.py``) and ``clips/<clip>/<codec>.{wav,png}`` (the
+media the page links to)."""
 from __future__ import annotations
 
 import csv
@@ -69,15 +70,24 @@ class ClipWriter:
 
 
 def run_report(paths: list[str], codecs, out: str, max_clips: int = 5, model: dict | None = None,
-               progress: bool = True, which=M.METRICS) -> dict:
+               progress: bool = True, which=M.METRICS, engine=None, entropy_clips: int = 20) -> dict:
     """Evaluate ``codecs`` on ``paths`` with the metrics ``which`` and write the whole report folder;
-    returns the results dict."""
+    ``engine``: the product's, whose context model is shown on the first ``entropy_clips`` clips. Returns
+    the results dict."""
     os.makedirs(out, exist_ok=True)
     writer = ClipWriter(out, clip_names(paths), max_clips)
     results = evaluate(paths, codecs, which=which, on_decoded=writer, progress=progress)
     results["model"] = model or {}
     results["created"] = datetime.datetime.now().isoformat(timespec="seconds")
     rd_plot(results["summary"], os.path.join(out, "rd.png"), metrics=rd_panels(which))
+    if engine is not None:
+        from ..audio import load
+        from .entropy import plot, story
+
+        told = story(engine, [load(p) for p in paths[:entropy_clips]])
+        if told:
+            plot(told, os.path.join(out, "entropy.png"))
+            results["entropy"] = told
     write_tables(results, out)
     with open(os.path.join(out, "index.html"), "w") as f:
         f.write(render_html(results, max_clips))

@@ -31,7 +31,9 @@ def describe_model(info: dict) -> str:
         said.append(f"trained on {info['trained_on']}")
     if info.get("postfilter") is not None:
         said.append(f"postfilter exponent {info['postfilter']:g} in place of the model's own")
-    if "entropy_model" in info:
+    if info.get("context_model"):
+        said.append(f"context model {info['context_model']}")
+    elif "entropy_model" in info:
         said.append(f"entropy model {'on' if info['entropy_model'] else 'off'}")
     return f"model {info.get('model_id', '?')} ({'; '.join(said)})"
 

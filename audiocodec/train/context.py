@@ -1,7 +1,8 @@
 """Fit the context model of the entropy coder (``bitstream/context.py``) on a split's codes.
 
 The model gives each code of frame t a distribution from what the decoder already has: the stream's codes
-of frame t-1 (none at a chunk's or packet's start) and the first two rows of frame t. It is trained here in
+of the frames before it in the chunk or packet (t-1, and t-2 .. t-HISTORY with halving weights) and the
+first two rows of frame t. It is trained here in
 float (torch), then ``quantize`` turns it into the integer network the coder runs, so that the encoder and
 the decoder compute the same frequencies on any machine.
 
@@ -18,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..bitstream.context import SIZE, Weights, stream_key
+from ..bitstream.context import HISTORY, SIZE, Weights, stream_key
 
 
 class FloatContext(nn.Module):
@@ -28,6 +29,7 @@ class FloatContext(nn.Module):
         super().__init__()
         self.rows, self.dim = rows, dim
         self.prev = nn.Embedding(rows * SIZE, dim)    # the previous frame's codes (summed)
+        self.hist = nn.Embedding(rows * SIZE, dim)    # frames t-2 .. t-HISTORY (summed, weights halving)
         self.low = nn.Embedding(rows * SIZE, dim)     # this frame's first two rows (summed)
         self.query = nn.Embedding(rows, dim)          # which row is predicted
         self.stream = nn.Embedding(2 * (rows + 1), dim)  # which stream (rows, pitch or not)
@@ -38,17 +40,27 @@ class FloatContext(nn.Module):
         self.bias = nn.Parameter(torch.zeros(rows, SIZE))
         for e in (self.prev, self.low, self.query, self.stream, self.out):
             nn.init.normal_(e.weight, std=0.3)
+        nn.init.normal_(self.hist.weight, std=0.03)
         for d in self.down:
             nn.init.zeros_(d.weight)
             nn.init.zeros_(d.bias)
 
-    def forward(self, rows: list[int], prev: torch.Tensor, has_prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
-        """rows: the stream's row indices; prev, cur (B, len(rows)) codes; has_prev (B,) bool -> logits
-        (B, len(rows), SIZE)."""
+    def context(self, rows: list[int], past: torch.Tensor) -> torch.Tensor:
+        """past (B, HISTORY, len(rows)): the codes of frames t-1 .. t-HISTORY, -1 where there is none ->
+        the part of the context every row of frame t shares (B, dim)."""
         r = torch.tensor(rows)
-        p = self.prev(r * SIZE + prev).sum(1)
-        p = torch.where(has_prev[:, None], p, self.start)
-        base = p + self.stream.weight[stream_key(rows, self.rows)]
+        there = past[:, :, 0] >= 0
+        emb = lambda table, k: table(r * SIZE + past[:, k].clamp(min=0)).sum(1)  # noqa: E731
+        base = torch.where(there[:, :1], emb(self.prev, 0), self.start) + self.stream.weight[stream_key(rows, self.rows)]
+        for k in range(1, HISTORY):
+            base = base + there[:, k:k + 1] * emb(self.hist, k) * 0.5 ** (k - 1)
+        return base
+
+    def forward(self, rows: list[int], past: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
+        """rows: the stream's row indices; past (B, HISTORY, len(rows)) as in ``context``; cur (B, len(rows))
+        codes -> logits (B, len(rows), SIZE)."""
+        r = torch.tensor(rows)
+        base = self.context(rows, past)
         low1 = self.low(r[0] * SIZE + cur[:, 0])
         low2 = low1 + self.low(r[1] * SIZE + cur[:, 1])
         lows = torch.stack([torch.zeros_like(low1), low1] + [low2] * (len(rows) - 2), 1)
@@ -64,10 +76,19 @@ def stream_rows(n_rows: int, pitch: bool) -> list[int]:
     return list(range(n_rows)) if pitch else list(range(1, n_rows + 1))
 
 
-def starts_mask(offsets: np.ndarray, frames: int, reset: int = 0) -> np.ndarray:
-    """True where frame t has no previous frame in its segment: a clip's start, and every ``reset`` frames."""
+def positions(offsets: np.ndarray, frames: int, reset: int = 0) -> np.ndarray:
+    """Each frame's index in its segment: its clip, cut every ``reset`` frames (0: never)."""
     pos = np.arange(frames) - np.repeat(offsets[:-1], np.diff(offsets))
-    return (pos == 0) | ((pos % reset == 0) if reset else False)
+    return pos % reset if reset else pos
+
+
+def past_of(x: torch.Tensor, rows: list[int], t: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """The codes of frames t-1 .. t-HISTORY of the stream's rows (B, HISTORY, len(rows)), -1 beyond the
+    ``seen`` frames (B,) available before t."""
+    k = torch.arange(1, HISTORY + 1)
+    idx = (t[:, None] - k).clamp(min=0)                              # (B, HISTORY)
+    past = x[rows][:, idx].permute(1, 2, 0)                          # (B, HISTORY, n)
+    return torch.where((k[None] <= seen[:, None])[..., None], past, -1)
 
 
 def fit(codes: np.ndarray, offsets: np.ndarray, streams: list[list[int]], minutes: float, dim: int = 64,
@@ -79,16 +100,16 @@ def fit(codes: np.ndarray, offsets: np.ndarray, streams: list[list[int]], minute
     model = FloatContext(codes.shape[0], dim, hidden)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     x = torch.from_numpy(codes.astype(np.int64))
-    first = torch.from_numpy(starts_mask(offsets, codes.shape[1]))
+    pos = torch.from_numpy(positions(offsets, codes.shape[1]))
     t0, step, total = time.time(), 0, minutes * 60
     while (elapsed := time.time() - t0) < total:
         for g in opt.param_groups:  # cosine decay over the wall-time budget
             g["lr"] = 3e-3 * 0.5 * (1 + math.cos(math.pi * elapsed / total))
         rows = streams[step % len(streams)]
         t = torch.from_numpy(rng.integers(1, codes.shape[1], batch))
-        has_prev = ~first[t] & torch.from_numpy(rng.random(batch) >= reset_share)
-        cur, prev = x[rows][:, t].T, x[rows][:, t - 1].T
-        logits = model(rows, prev, has_prev, cur)
+        cut = torch.from_numpy(np.where(rng.random(batch) < reset_share, rng.integers(0, HISTORY, batch), HISTORY))
+        cur = x[rows][:, t].T
+        logits = model(rows, past_of(x, rows, t, torch.minimum(pos[t], cut)), cur)
         loss = F.cross_entropy(logits.reshape(-1, SIZE), cur.reshape(-1)) / math.log(2)
         opt.zero_grad()
         loss.backward()
@@ -105,12 +126,12 @@ def float_bits(model: FloatContext, codes: np.ndarray, offsets: np.ndarray, rows
     """Cross-entropy of the float model, bits per code by row, context restarting at clip starts and every
     ``reset`` frames."""
     x = torch.from_numpy(codes.astype(np.int64))
-    first = torch.from_numpy(starts_mask(offsets, codes.shape[1], reset))
+    pos = torch.from_numpy(positions(offsets, codes.shape[1], reset))
     total = torch.zeros(len(rows), dtype=torch.float64)
     for s in range(0, codes.shape[1], block):
         t = torch.arange(s, min(s + block, codes.shape[1]))
-        cur, prev = x[rows][:, t].T, x[rows][:, (t - 1).clamp(min=0)].T
-        logits = model(rows, prev, ~first[t], cur)
+        cur = x[rows][:, t].T
+        logits = model(rows, past_of(x, rows, t, pos[t]), cur)
         total += F.cross_entropy(logits.transpose(1, 2), cur, reduction="none").sum(0).double()
     return (total / codes.shape[1] / math.log(2)).numpy()
 
@@ -136,7 +157,7 @@ def activation_ranges(model: FloatContext, codes: np.ndarray, offsets: np.ndarra
     of every stream (a high percentile, so that rare outliers clip rather than cost every value resolution)."""
     rng = np.random.default_rng(seed)
     x = torch.from_numpy(codes.astype(np.int64))
-    first = torch.from_numpy(starts_mask(offsets, codes.shape[1]))
+    pos = torch.from_numpy(positions(offsets, codes.shape[1]))
     seen: dict[str, list[torch.Tensor]] = {}
 
     def note(name, v):
@@ -144,14 +165,14 @@ def activation_ranges(model: FloatContext, codes: np.ndarray, offsets: np.ndarra
 
     for rows in streams:
         t = torch.from_numpy(rng.integers(1, codes.shape[1], frames // len(streams)))
-        has_prev = ~first[t] & torch.from_numpy(rng.random(len(t)) >= 0.2)
-        cur, prev = x[rows][:, t].T, x[rows][:, t - 1].T
+        cut = torch.from_numpy(np.where(rng.random(len(t)) < 0.2, rng.integers(0, HISTORY, len(t)), HISTORY))
+        cur = x[rows][:, t].T
         r = torch.tensor(rows)
-        p = torch.where(has_prev[:, None], model.prev(r * SIZE + prev).sum(1), model.start)
+        p = model.context(rows, past_of(x, rows, t, torch.minimum(pos[t], cut)))
         low1 = model.low(r[0] * SIZE + cur[:, 0])
         low2 = low1 + model.low(r[1] * SIZE + cur[:, 1])
         lows = torch.stack([torch.zeros_like(low1), low1] + [low2] * (len(rows) - 2), 1)
-        h = (p + model.stream.weight[stream_key(rows, model.rows)])[:, None] + lows + model.query(r)[None]
+        h = p[:, None] + lows + model.query(r)[None]
         note("h0", h)
         for i, (up, down) in enumerate(zip(model.up, model.down)):
             a = F.relu(up(h))
