@@ -182,14 +182,13 @@ def test_truncated_and_flipped_context_packets_only_raise_packet_errors(ctx, rng
 
 @pytest.mark.parametrize("kind, n_q, frames, length, count", [
     (AUDIO_CTX, 12, 1, 0, 0),        # no codes at all
-    (AUDIO_CTX, 12, 1, 15, 0),       # not whole words
-    (AUDIO_CTX, 12, 1, 16, 0),       # as long as fixed-rate (15 bytes): the sender would have sent that
+    (AUDIO_CTX, 12, 1, 15, 0),       # as long as fixed-rate (15 bytes): the sender would have sent that
     (AUDIO_CTX, 1, 10, 8, 0),        # one row: not context-coded
     (AUDIO_CTX, 30, 2, 40, 0),       # more rows than the model has
     (AUDIO_LOW_CTX, 6, 3, 4 + 8, 0),        # a low band with no coded bytes named
     (AUDIO_LOW_CTX, 6, 3, 4 + 8, 12),       # names more than there is
     (AUDIO_LOW_CTX, 6, 3, 4 + 8 + 2, 8),    # a low band of 2 bytes
-    (AUDIO_LOW_CTX, 6, 3, 4 + 24 + 4, 24),  # 24 bytes: fixed-rate needs only 23
+    (AUDIO_LOW_CTX, 6, 3, 4 + 23 + 4, 23),  # 23 bytes: as many as fixed-rate needs
     (AUDIO_LOW, 6, 3, 4 + 23 + 4, 8),       # fixed-rate codes with coded bytes named
     (AUDIO_LOW_CTX, 6, 3, 2, 0),            # no room for the low band's head
 ])
@@ -212,7 +211,7 @@ def test_random_context_payloads_with_valid_crcs_never_crash(kind, n_q, frames, 
         p = parse(data, TAG, context=ctx)
     except PacketError:
         return
-    assert codes_of(p.frames).shape == (n_q, frames) and 4 <= p.payload < 2 + n_q * frames * 10 // 8 + 1200
+    assert codes_of(p.frames).shape == (n_q, frames) and 1 <= p.payload < 2 + n_q * frames * 10 // 8 + 1200
 
 
 @pytest.mark.parametrize("hybrid, frames_per_packet", [(False, 3), (True, 2)])
@@ -246,3 +245,17 @@ def test_loopback_stream_plays_what_the_fixed_rate_stream_plays(hybrid, frames_p
     assert rf.stats.context_packets == 0 and rc.stats.context_packets > rc.stats.packets_received // 2
     assert rc.sender.context_packets >= rc.stats.context_packets and rc.sender.bytes < rf.sender.bytes
     assert rc.stats.payload_bits_per_frame < rf.stats.payload_bits_per_frame
+
+
+def test_context_coded_bytes_are_cut_below_whole_words(ctx, rng):
+    """The range coder's words, cut to the fewest bytes that decode the same: never longer, shorter on average."""
+    from audiocodec.transport import coded
+
+    words, cut = [], []
+    for _ in range(40):
+        codes = small_codes(rng, 12, int(rng.integers(1, 11)))
+        data = coded.encode(ctx, codes)
+        assert np.array_equal(coded.decode(ctx, data, *codes.shape), codes)
+        words.append(len(ctx.encode(codes)))
+        cut.append(len(data))
+    assert all(c <= w for c, w in zip(cut, words)) and np.mean(words) - np.mean(cut) > 1

@@ -33,6 +33,7 @@ from ..constants import CODE_BITS, FRAME
 from ..errors import CodecError
 from ..stream.frames import Frame, codes_of, frames_of, low_of
 from ..stream.lowband import LowBand, layer as low_band_layer
+from . import coded as context_coded
 from .crypto import TAG_SIZE, Opener, SealError, Sealer
 
 VERSION = 2                        # plain packets: the CRC-32 starts from the model tag (1: from zero)
@@ -120,7 +121,7 @@ def _context_coded(codes: np.ndarray, context) -> bytes | None:
         context.rows(codes.shape[0])
     except CodecError:
         return None
-    coded = context.encode(codes)
+    coded = context_coded.encode(context, codes)
     return coded if len(coded) < packed_size(codes.size, BITS) else None
 
 
@@ -219,7 +220,7 @@ def _open(data: bytes, tag: int, opener: Opener | None, session: int | None, con
 def _audio(kind: int, payload: bytes, n_q: int, frames: int, context) -> tuple:
     """An audio payload -> (codes (n_q, frames), its LowBand or None, low band (frames, coefs) or None).
     Sizes are checked before anything is decoded: fixed-rate codes take exactly ``packed_size`` bytes, and
-    context-coded ones whole 32-bit words, fewer bytes than that (else the sender sends them fixed-rate)."""
+    context-coded ones fewer (else the sender sends them fixed-rate), at least one."""
     if not (1 <= n_q <= MAX_CODEBOOKS and 1 <= frames <= MAX_FRAMES):
         raise PacketError("malformed", f"{n_q} codebooks x {frames} frames out of range")
     fixed, length = packed_size(n_q * frames, BITS), len(payload)
@@ -232,7 +233,7 @@ def _audio(kind: int, payload: bytes, n_q: int, frames: int, context) -> tuple:
             raise PacketError("malformed", f"low band of {cutoff * 200} Hz at {snr} dB ({count} coded bytes) out of range")
         start, coded = LOW_HEAD.size, count if kind == AUDIO_LOW_CTX else fixed
     end = start + coded
-    if kind in CONTEXT_KINDS and not (0 < coded < fixed and coded % 4 == 0):
+    if kind in CONTEXT_KINDS and not 0 < coded < fixed:
         raise PacketError("malformed", f"{coded} context-coded bytes for {n_q} x {frames} codes (fixed-rate: {fixed})")
     if kind in (AUDIO, AUDIO_CTX) and length != end:
         raise PacketError("malformed", f"payload {length} bytes, {n_q} x {frames} codes need {end}")
@@ -255,7 +256,7 @@ def _codes(kind: int, data: bytes, n_q: int, frames: int, context) -> np.ndarray
         return unpack_codes(data, n_q * frames, BITS).reshape(frames, n_q).T
     try:
         context.rows(n_q)
-        return context.decode(data, n_q, frames)
+        return context_coded.decode(context, data, n_q, frames)
     except CodecError as exc:  # FormatError: the bytes do not decode; else rows the model does not code
         raise PacketError("malformed", str(exc)) from None
 
