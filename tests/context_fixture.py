@@ -34,3 +34,12 @@ def tiny_context(seed: int = 0, bias: np.ndarray | None = None, model_id: str = 
 def small_codes(rng: np.random.Generator, n_q: int, frames: int) -> np.ndarray:
     """(n_q, frames) codes the default ``tiny_context`` codes in fewer bits than fixed-rate."""
     return np.minimum(rng.geometric(1 / 30, (n_q, frames)) - 1, 1023)
+
+
+def histogram_bias(codes: np.ndarray, rows: list[int]) -> np.ndarray:
+    """A ``tiny_context`` bias fitted to codes (len(rows), frames) of the stream rows ``rows``: each row's
+    code histogram as log-probabilities (others unlikely), what a trained model does better."""
+    bias = np.full((ROWS, SIZE), -12.0)
+    for r, row in zip(rows, codes):
+        bias[r] = np.log(np.bincount(row, minlength=SIZE) + 0.05)
+    return bias

@@ -23,7 +23,7 @@ from audiocodec.transport.receiver import Receiver
 from audiocodec.transport.sinks import ArraySink
 
 from .conftest import SAMPLES
-from .context_fixture import small_codes, tiny_context
+from .context_fixture import histogram_bias, small_codes, tiny_context
 
 TAG, KEY, SESSION = 0x1B53DC93, bytes(range(32)), 0x5EC0
 
@@ -230,11 +230,8 @@ def test_loopback_stream_plays_what_the_fixed_rate_stream_plays(hybrid, frames_p
     m = mode(6.0, hybrid)
     with torch.no_grad():
         codes = codec.encode(torch.from_numpy(clip), m.rows)[0].numpy()  # (rows, frames), a stand-in for training
-    bias = np.full((25, SIZE), -12.0)
     rows = list(range(m.rows)) if m.sends_pitch(codec) else list(range(1, m.rows + 1))
-    for r, row in zip(rows, codes):
-        bias[r] = np.log(np.bincount(row, minlength=SIZE) + 0.05)
-    ctx = tiny_context(2, bias, codec.model_id, codec.cfg.pitch_from)
+    ctx = tiny_context(2, histogram_bias(codes, rows), codec.model_id, codec.cfg.pitch_from)
     out = {}
     for name, context in (("fixed", None), ("context", ctx)):
         out[name] = run_simulation(clip, FrameEncoder(codec, m), FrameDecoder(codec), NetworkModel(loss=0.1, seed=4),
@@ -259,3 +256,47 @@ def test_context_coded_bytes_are_cut_below_whole_words(ctx, rng):
         words.append(len(ctx.encode(codes)))
         cut.append(len(data))
     assert all(c <= w for c, w in zip(cut, words)) and np.mean(words) - np.mean(cut) > 1
+
+
+def test_cli_uses_the_installed_context_model_unless_fixed_rate(tmp_path, capsys):
+    """With a context model beside the weights, simulate sends context-coded packets (--fixed-rate: none) and
+    plays the same audio; the statistics show what a frame cost."""
+    import json
+    import shutil
+
+    import soundfile as sf
+
+    from audiocodec.cli import main
+    from audiocodec.model import Codec, default_weights_path
+
+    weights = str(tmp_path / "m.safetensors")
+    shutil.copy(default_weights_path(), weights)
+    codec = Codec.load(weights)
+    clip = os.path.join(SAMPLES, "speech_female.wav")
+    with torch.no_grad():
+        codes = codec.encode(torch.from_numpy(load(clip)), 12)[0].numpy()
+    tiny_context(3, histogram_bias(codes, list(range(12))), codec.model_id, codec.cfg.pitch_from).save(
+        str(tmp_path / "m.context.npz"))
+    runs = {}
+    for flag in ([], ["--fixed-rate"]):
+        out = tmp_path / f"out{len(flag)}.wav"
+        assert main(["simulate", clip, str(out), "--model", weights, "--loss", "0.1", "-F", "3", "--json", "-q",
+                     *flag]) == 0
+        runs[bool(flag)] = json.loads(capsys.readouterr().out), sf.read(str(out))[0]
+    (coded, y), (fixed, y_fixed) = runs[False], runs[True]
+    assert np.array_equal(y, y_fixed)
+    assert coded["stats"]["context_packets"] > 0 and fixed["stats"]["context_packets"] == 0
+    assert coded["sender"]["context_packets"] > 0 and coded["sender"]["bytes"] < fixed["sender"]["bytes"]
+    assert coded["stats"]["payload_bits_per_frame"] < fixed["stats"]["payload_bits_per_frame"] == 120
+
+
+def test_receive_explains_context_refusals():
+    from audiocodec.errors import CodecError
+    from audiocodec.transport.commands import _explain_nothing
+    from audiocodec.transport.jitter import Stats
+
+    st_ = Stats()
+    st_.dropped["context"] = 7
+    args = type("A", (), {"key": None, "source": None, "timeout": 1.0})()
+    with pytest.raises(CodecError, match="7 context-coded packets .* no context model .*--fixed-rate"):
+        _explain_nothing(st_, "0.0.0.0:5004", "1b53dc931200f56b", args)

@@ -256,8 +256,8 @@ def cmd_simulate(args) -> int:
     q_clean, q_net = quality(wav, clean), quality(wav, decoded)
     st = result.stats
     if args.json:
-        print(json.dumps({"stats": st.as_dict(), "link": result.link.__dict__, "network": _describe(model),
-                          "quality_loss_free": q_clean, "quality": q_net}, indent=2))
+        print(json.dumps({"stats": st.as_dict(), "link": result.link.__dict__, "sender": result.sender.__dict__,
+                          "network": _describe(model), "quality_loss_free": q_clean, "quality": q_net}, indent=2))
     if not args.quiet:
         lines = [f"network     {_describe(model)}", result.sender.line(), result.link.line(), *st.lines(),
                  f"quality     loss-free: {_fmt(q_clean)}",

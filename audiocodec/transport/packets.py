@@ -11,12 +11,13 @@ All integers big-endian (network order). ``parse`` treats its input as hostile: 
 but ``PacketError``, never allocates by a length the bytes claim, and checks the CRC-32 before trusting
 any field. The CRC starts from a tag of the model's weights (``stream.engine.model_tag``), so codes made by
 other weights, which would decode into plausible-sounding garbage, fail the check like damaged bytes do, at
-no cost in bytes (as AUTOSAR E2E folds a data id into its CRC). No torch; numpy only for the code packing.
+no cost in bytes (as AUTOSAR E2E folds a data id into its CRC). No torch.
 
 Sealed packets (version 3, ``send --key``): the same header in clear, the payload encrypted and a 16-byte
-ChaCha20-Poly1305 tag in place of the CRC (``crypto.py``); the header and the model tag are its associated
-data. ``parse`` refuses by the cheap checks first (size, version, session), then checks the CRC or opens the
-seal, and only then reads the payload (codes, low band).
+ChaCha20-Poly1305 tag in place of the CRC (``crypto.py``); the header and the model tag (and the context
+model's id) are its associated data. ``parse`` refuses by the cheap checks first (size, version, session, a
+context-coded packet without a context model), then checks the CRC or opens the seal, and only then reads
+the payload (codes, low band).
 """
 from __future__ import annotations
 
@@ -112,9 +113,9 @@ def _finish(header: bytes, payload: bytes, tag: int, sealer: Sealer | None, inde
     return header + sealer.seal(_aad(header, tag, context_id), payload, index)
 
 
-def _context_coded(codes: np.ndarray, context) -> bytes | None:
-    """codes (n_q, frames) context-coded, if ``context`` codes streams of n_q rows and that is smaller than
-    fixed-rate; else None."""
+def _context_coded(codes: np.ndarray, context, limit: int) -> bytes | None:
+    """codes (n_q, frames) context-coded, if ``context`` codes streams of n_q rows and that takes fewer than
+    ``limit`` bytes (fixed-rate's); else None."""
     if context is None:
         return None
     try:
@@ -122,7 +123,7 @@ def _context_coded(codes: np.ndarray, context) -> bytes | None:
     except CodecError:
         return None
     coded = context_coded.encode(context, codes)
-    return coded if len(coded) < packed_size(codes.size, BITS) else None
+    return coded if len(coded) < limit else None
 
 
 def build_audio(seq: int, timestamp: int, session: int, frames: Sequence[Frame], send_ms: int = 0, tag: int = 0,
@@ -139,8 +140,9 @@ def build_audio(seq: int, timestamp: int, session: int, frames: Sequence[Frame],
     n_q = codes.shape[0]
     if not 1 <= n_q <= MAX_CODEBOOKS:
         raise ValueError(f"need 1..{MAX_CODEBOOKS} codebooks, got {n_q}")
-    coded = _context_coded(codes, context)
-    payload = pack_codes(codes.T, BITS) if coded is None else coded  # fixed-rate: frame 0's n_q codes, then 1's, ...
+    payload = pack_codes(codes.T, BITS)  # fixed-rate, frame-major: frame 0's n_q codes, then frame 1's, ...
+    coded = _context_coded(codes, context, len(payload))
+    payload = payload if coded is None else coded
     if layer is not None:
         head = LOW_HEAD.pack(layer.cutoff_hz // 200, int(layer.snr_db), 0 if coded is None else len(coded))
         payload = head + payload + layer.encode_frames(low_of(frames))
