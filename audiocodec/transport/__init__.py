@@ -5,6 +5,7 @@ Bytes and sockets only: nothing in this package imports torch or ``audiocodec.mo
 loops.
 
     packets.py   the datagram format (docs/packets.md): frames <-> datagrams, plain or sealed, hostile bytes welcome
+    coded.py     context-coded codes (``bitstream/context.py``) as the fewest bytes that decode to them
     crypto.py    key files, authenticated encryption of packets (ChaCha20-Poly1305) and the replay window
     jitter.py    jitter buffer (reorder, late, duplicate), loss and RFC 3550 jitter statistics
     link.py      network model (random / Gilbert-Elliott loss, jitter, reordering) and a UDP relay

@@ -92,6 +92,11 @@ def _encoder(args):
     return FrameEncoder(_engine(args).codec, mode)
 
 
+def _context(args):
+    """The context model packets are coded with: the one installed beside the weights, unless --fixed-rate."""
+    return None if args.fixed_rate else _engine(args).context
+
+
 def _blocks(path: str, raw: bool):
     """Audio blocks of the input: a file (streamed), a file on stdin, or raw PCM streamed as it comes."""
     name = "stdin" if path == "-" else path
@@ -140,8 +145,8 @@ def cmd_send(args) -> int:
     st = SenderStats()
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         try:
-            send_stream(sock, dest, blocks, encoder, args.frames_per_packet,
-                        session=_session(args.session), paced=not args.fast, stats=st, key=key)
+            send_stream(sock, dest, blocks, encoder, args.frames_per_packet, session=_session(args.session),
+                        paced=not args.fast, stats=st, key=key, context=_context(args))
         except OSError as exc:
             raise CodecError(f"send to {args.to}: {exc.strerror or exc}") from None
     if not args.quiet:
@@ -162,7 +167,8 @@ def cmd_receive(args) -> int:
     key, source = _key(args), parse_source(args.source) if args.source else None
     sink = _sink(args.output, args.force)
     try:
-        codec = _engine(args).codec
+        engine = _engine(args)
+        codec = engine.codec
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
@@ -176,7 +182,7 @@ def cmd_receive(args) -> int:
         with sock:
             rx = Receiver(sock, FrameDecoder(codec), sink, buffer_ms=args.buffer_ms, timeout=args.timeout,
                           paced=not args.fast, session=_session(args.session), adaptive=args.adaptive,
-                          key=key, from_addr=source)
+                          key=key, from_addr=source, context=engine.context)
             st = rx.run()
         if st.packets_received == 0:
             _explain_nothing(st, f"{host}:{port}", codec.model_id, args)
@@ -201,9 +207,14 @@ def _explain_nothing(st, where: str, model_id: str, args) -> None:
         need = ("plain packets, but this receiver has --key" if args.key
                 else "sealed packets: pass the sender's --key FILE")
         raise CodecError(f"{d['version']} packets arrived on {where} that this receiver does not read ({need})")
+    if d["context"]:
+        raise CodecError(f"{d['context']} context-coded packets arrived on {where}, and this receiver has no context "
+                         f"model for model {model_id}: install the sender's beside the weights, or send with "
+                         f"--fixed-rate")
     if d["corrupt"]:
         raise CodecError(f"{d['corrupt']} packets arrived on {where} but none passed the CRC check: a damaged link, "
-                         f"or a sender using other weights (this receiver runs model {model_id})")
+                         f"or a sender using other weights or another context model (this receiver runs model "
+                         f"{model_id})")
     if args.source and d["foreign"]:
         raise CodecError(f"{d['foreign']} datagrams arrived on {where}, none from {args.source} (--from)")
     raise CodecError(f"no packets received on {where} within {args.timeout:g} s")
@@ -236,7 +247,7 @@ def cmd_simulate(args) -> int:
     try:
         decoded, result = run_simulation(wav, encoder, FrameDecoder(engine.codec), model, args.frames_per_packet,
                                          args.buffer_ms, paced=args.realtime, sink=sink, adaptive=args.adaptive,
-                                         key=key)
+                                         key=key, context=_context(args))
     except BaseException:
         sink.abort()
         raise
@@ -245,8 +256,8 @@ def cmd_simulate(args) -> int:
     q_clean, q_net = quality(wav, clean), quality(wav, decoded)
     st = result.stats
     if args.json:
-        print(json.dumps({"stats": st.as_dict(), "link": result.link.__dict__, "network": _describe(model),
-                          "quality_loss_free": q_clean, "quality": q_net}, indent=2))
+        print(json.dumps({"stats": st.as_dict(), "link": result.link.__dict__, "sender": result.sender.__dict__,
+                          "network": _describe(model), "quality_loss_free": q_clean, "quality": q_net}, indent=2))
     if not args.quiet:
         lines = [f"network     {_describe(model)}", result.sender.line(), result.link.line(), *st.lines(),
                  f"quality     loss-free: {_fmt(q_clean)}",
@@ -349,3 +360,7 @@ def _stream_options(p) -> None:
                                                           "(as compress --hybrid; 20 ms more latency)")
     p.add_argument("-F", "--frames-per-packet", type=int, default=1, help=f"1..{MAX_FRAMES} frames of 20 ms per "
                                                                            "packet (default 1)")
+    p.add_argument("--fixed-rate", action="store_true", help="send every code in 10 bits, even where the model's "
+                                                            "context model is installed (default: each packet "
+                                                            "context-coded when that is smaller; the receiver needs "
+                                                            "the same context model)")

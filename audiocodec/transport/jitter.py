@@ -17,7 +17,7 @@ import numpy as np
 
 from ..constants import FRAME, SAMPLE_RATE
 from ..stream.frames import Frame
-from .packets import END, REASONS, UDP_IP_OVERHEAD, Packet, unwrap
+from .packets import CONTEXT_KINDS, END, REASONS, UDP_IP_OVERHEAD, Packet, unwrap
 
 JOIN_WINDOW = 50        # a stream first heard within 1 s of its start is played from its first sample
 MAX_AHEAD = 3000        # frames (60 s) a packet may be ahead of playout before it is refused
@@ -40,6 +40,9 @@ class Stats:
     frames_concealed: int = 0
     datagrams: int = 0             # datagrams of our session, duplicates and end-of-stream included
     bytes: int = 0                 # their bytes (header + payload, without IP/UDP)
+    payload_bytes: int = 0         # the audio packets' payloads (codes and low band, without headers)
+    frames_received: int = 0       # the frames in those packets
+    context_packets: int = 0       # those of them context-coded
     media_seconds: float = 0.0     # duration of the audio written
     jitter_ms: float | None = None  # RFC 3550 interarrival jitter (None when the sender was not paced)
     delay_ms: list = field(default_factory=list)  # per-packet network delay (sender clock -> arrival)
@@ -68,10 +71,16 @@ class Stats:
         extra = UDP_IP_OVERHEAD * self.datagrams if ip_udp else 0
         return (self.bytes + extra) * 8 / self.media_seconds / 1000
 
+    @property
+    def payload_bits_per_frame(self) -> float:
+        """What a frame cost on average in the packets received: codes (and low band), no headers."""
+        return self.payload_bytes * 8 / self.frames_received if self.frames_received else 0.0
+
     def as_dict(self) -> dict:
         d = {k: v for k, v in self.__dict__.items() if k not in ("delay_ms", "buffer_ms_played", "edits")}
         d.update(lost=self.lost, loss_rate=round(self.loss_rate, 4), wire_kbps=round(self.wire_kbps(), 2),
-                 wire_kbps_ip_udp=round(self.wire_kbps(True), 2), delay_ms_mean=_mean(self.delay_ms),
+                 wire_kbps_ip_udp=round(self.wire_kbps(True), 2),
+                 payload_bits_per_frame=round(self.payload_bits_per_frame, 1), delay_ms_mean=_mean(self.delay_ms),
                  delay_ms_max=max(self.delay_ms) if self.delay_ms else None, dropped=dict(self.dropped),
                  buffer_ms_mean=_mean(self.buffer_ms_played), buffer_ms_max=max(self.buffer_ms_played, default=None))
         return d
@@ -97,6 +106,8 @@ class Stats:
             f"frames      {self.frames_decoded} decoded, {self.frames_concealed} concealed",
             f"dropped     {dropped}",
             f"wire rate   {self.wire_kbps():.2f} kbps with packet headers, {self.wire_kbps(True):.2f} kbps with IP/UDP",
+            f"payload     {self.payload_bits_per_frame:.1f} bits per frame ({self.payload_bits_per_frame / 20:.2f} kbps "
+            f"before headers), {self.context_packets} of {self.packets_received} packets context-coded",
             f"jitter      {jit}",
             f"net delay   {delay}",
             f"end-to-end  {e2e}; {buf}",
@@ -205,6 +216,9 @@ class Tracker:
         self.ts_ref = ts if self.ts_ref is None else max(self.ts_ref, ts)
         self.frontier.start(arrival, ts // FRAME, seq)
         st.packets_received += 1
+        st.payload_bytes += p.payload
+        st.frames_received += len(p.frames)
+        st.context_packets += p.kind in CONTEXT_KINDS
         st.n_q, st.frames_per_packet = p.n_q, max(st.frames_per_packet, len(p.frames))
         self._timing(p, ts, arrival)
         return ts // FRAME

@@ -93,9 +93,10 @@ class LinkStats:
 class Relay:
     """Forward datagrams arriving on ``sock`` to ``dest`` through ``model``. Run ``run`` in a thread; ``stop`` ends it."""
 
-    def __init__(self, sock: socket.socket, dest: tuple, model: NetworkModel, paced: bool = True, tag: int = 0):
+    def __init__(self, sock: socket.socket, dest: tuple, model: NetworkModel, paced: bool = True, tag: int = 0,
+                 context=None):
         self.sock, self.dest, self.model, self.paced = sock, dest, model, paced
-        self.tag = tag  # the stream's model tag: unpaced, the relay reads the packets' timestamps
+        self.tag, self.context = tag, context  # the stream's (unpaced, the relay reads packets' timestamps)
         self.stats = LinkStats()
         self.heap: list = []
         self.order = itertools.count()
@@ -110,7 +111,7 @@ class Relay:
     def _media_time(self, data: bytes) -> tuple[float, bool]:
         """(time the datagram left the sender on the stream clock, is it end-of-stream)."""
         try:
-            kind, timestamp, frames = packets.peek(data, self.tag)
+            kind, timestamp, frames = packets.peek(data, self.tag, self.context)
         except PacketError:
             return self.clock, False
         ts = packets.unwrap(timestamp, self.ts_ref, 32)

@@ -3,7 +3,8 @@
 The decoder (``stream.decoder.FrameDecoder``) has ``decode([frame]) -> samples``, ``conceal() -> samples`` (a
 stand-in for a missing frame), ``flush() -> samples``, ``use_low_band(layer)`` (the stream is hybrid: called
 on its first packet), ``max_rows`` (more rows of codes are refused) and ``tag`` (its model's packet tag).
-No torch here.
+Context-coded packets are decoded with ``context``, the model's ``ContextModel`` (None: refused, counted
+'context'). No torch here.
 
 Playout is one frame per turn and never skips, so the output has exactly the stream's duration whatever
 the network did: a frame that is missing at its turn is concealed, and its packet, if it still comes, is
@@ -51,8 +52,8 @@ EARLY_FRAMES = 50          # paced: a packet more than 1 s ahead of its turn did
 class Receiver:
     def __init__(self, sock: socket.socket, decoder, sink, buffer_ms: float = 80.0, timeout: float = 5.0,
                  paced: bool = True, session: int | None = None, adaptive: bool = False, key: bytes | None = None,
-                 from_addr: tuple | None = None):
-        self.sock, self.decoder, self.sink = sock, decoder, sink
+                 from_addr: tuple | None = None, context=None):
+        self.sock, self.decoder, self.sink, self.context = sock, decoder, sink, context
         self.opener = Opener(key, session) if key is not None else None
         self.from_addr = from_addr      # (host, port) or (host, None): only datagrams from there
         self.tag = decoder.tag  # packets' CRCs must start from our model's tag
@@ -101,7 +102,7 @@ class Receiver:
             st.dropped["foreign"] += 1
             return False
         try:
-            p = parse(data, self.tag, self.opener, self.tracker.session)
+            p = parse(data, self.tag, self.opener, self.tracker.session, self.context)
         except PacketError as exc:
             st.dropped[exc.reason] += 1
             return False

@@ -1,7 +1,9 @@
 """The sending side: audio -> 20 ms frames -> encoder -> packets -> UDP, paced like a live microphone.
 
 The encoder (``stream.encoder.FrameEncoder``) has ``push(samples) -> frames`` and ``flush() -> frames``, ``tag``
-(its model's packet tag) and ``low_band`` (a hybrid stream's ``LowBand``, else None). It gets exactly one
+(its model's packet tag) and ``low_band`` (a hybrid stream's ``LowBand``, else None). With a context model
+(``bitstream.context.ContextModel``, ``Engine.context``) each packet's codes go context-coded when that is
+smaller (``packets.build_audio``). It gets exactly one
 320-sample frame per call (the last one zero-padded) and returns that frame, or, if it looks ahead (a stream
 that sends the pitch), the frame before: nothing for the first, and ``flush()`` gives the last. No torch here.
 """
@@ -30,12 +32,17 @@ class SenderStats:
     packets: int = 0
     bytes: int = 0
     samples: int = 0
+    payload_bytes: int = 0     # the audio packets' payloads (codes and low band, without headers)
+    coded_frames: int = 0      # the frames in them
+    context_packets: int = 0   # audio packets whose codes went context-coded
 
     def line(self) -> str:
         secs = self.samples / SAMPLE_RATE
         kbps = self.bytes * 8 / secs / 1000 if secs else 0.0
+        bits = self.payload_bytes * 8 / self.coded_frames if self.coded_frames else 0.0
         return (f"sent        {secs:.2f} s in {self.packets} packets ({self.frames} frames), session {self.session:08x}, "
-                f"{kbps:.2f} kbps with packet headers")
+                f"{kbps:.2f} kbps with packet headers; payload {bits:.1f} bits per frame, {self.context_packets} "
+                f"packets context-coded")
 
 
 def audio_frames(blocks: Iterable[np.ndarray]):
@@ -56,13 +63,14 @@ def audio_frames(blocks: Iterable[np.ndarray]):
 
 def send_stream(sock: socket.socket, dest: tuple, blocks: Iterable[np.ndarray], encoder, frames_per_packet: int = 1,
                 session: int | None = None, paced: bool = True, stats: SenderStats | None = None,
-                key: bytes | None = None) -> SenderStats:
+                key: bytes | None = None, context=None) -> SenderStats:
     """Encode ``blocks`` frame by frame and send them to ``dest``; end with the end-of-stream packet.
 
     Paced: frame k is handed to the encoder at start + (k + 1) * 20 ms, when a microphone would have
     delivered it, so packets leave at the rate a live call produces them. Unpaced: as fast as it encodes.
     ``key``: seal every packet (version 3, docs/packets.md) under a fresh random session, numbered from 0
-    by a 64-bit index that is never reused (so a given ``session`` is refused with a key).
+    by a 64-bit index that is never reused (so a given ``session`` is refused with a key). ``context``: the
+    model's ``ContextModel``: each packet context-coded where that is smaller (None: all fixed-rate).
     """
     if not 1 <= frames_per_packet <= MAX_FRAMES:
         raise ValueError(f"frames per packet must be 1..{MAX_FRAMES}")
@@ -78,11 +86,15 @@ def send_stream(sock: socket.socket, dest: tuple, blocks: Iterable[np.ndarray], 
         """Send ``frames``, the last ones coded so far."""
         nonlocal seq
         data = packets.build_audio(seq, (coded - len(frames)) * FRAME, st.session, frames, int(time.time() * 1000),
-                                   encoder.tag, encoder.low_band, sealer, seq)
+                                   encoder.tag, encoder.low_band, sealer, seq, context)
         sock.sendto(data, dest)
         seq += 1
         st.packets += 1
         st.bytes += len(data)
+        _, kind, *_, length, _ = packets.HEADER.unpack_from(data)
+        st.payload_bytes += length
+        st.coded_frames += len(frames)
+        st.context_packets += kind in packets.CONTEXT_KINDS
 
     total, interrupted = 0, None
     try:

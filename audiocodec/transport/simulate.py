@@ -37,17 +37,18 @@ class SimResult:
 
 def simulate(blocks: Iterable[np.ndarray], encoder, decoder, sink, model: NetworkModel, frames_per_packet: int = 1,
              paced: bool = False, buffer_ms: float = 80.0, timeout: float = 2.0, adaptive: bool = False,
-             key: bytes | None = None) -> SimResult:
+             key: bytes | None = None, context=None) -> SimResult:
     """Send ``blocks`` through ``model``'s network to a receiver writing into ``sink``; all on loopback sockets.
-    ``key``: the stream is sealed (both ends hold it; the relay does not)."""
+    ``key``: the stream is sealed (both ends hold it; the relay does not); ``context``: the model's
+    ``ContextModel`` (both ends): packets context-coded where that is smaller (None: all fixed-rate)."""
     rx, relay_sock, tx = udp_socket(), udp_socket(), udp_socket()
-    relay = Relay(relay_sock, rx.getsockname(), model, paced=paced, tag=encoder.tag)
+    relay = Relay(relay_sock, rx.getsockname(), model, paced=paced, tag=encoder.tag, context=context)
     sender_stats, errors = SenderStats(), []
 
     def send():
         try:
             send_stream(tx, relay_sock.getsockname(), blocks, encoder, frames_per_packet, paced=paced,
-                        stats=sender_stats, key=key)
+                        stats=sender_stats, key=key, context=context)
         except BaseException as exc:  # surfaced in the calling thread below
             errors.append(exc)
 
@@ -57,7 +58,7 @@ def simulate(blocks: Iterable[np.ndarray], encoder, decoder, sink, model: Networ
         t.start()
     try:
         stats = Receiver(rx, decoder, sink, buffer_ms=buffer_ms, timeout=timeout, paced=paced,
-                         adaptive=adaptive, key=key).run()
+                         adaptive=adaptive, key=key, context=context).run()
     finally:
         relay.stop()
         for t in threads:
@@ -71,14 +72,15 @@ def simulate(blocks: Iterable[np.ndarray], encoder, decoder, sink, model: Networ
 
 def run_simulation(wav: np.ndarray, encoder, decoder, model: NetworkModel, frames_per_packet: int = 1,
                    buffer_ms: float = 80.0, paced: bool = False, sink=None, timeout: float = 2.0,
-                   adaptive: bool = False, key: bytes | None = None) -> tuple[np.ndarray, SimResult]:
+                   adaptive: bool = False, key: bytes | None = None, context=None) -> tuple[np.ndarray, SimResult]:
     """One clip through sender -> relay -> receiver on loopback. Returns (decoded audio, SimResult). With
     ``adaptive`` the audio returned is put back on the stream's clock (``stream_aligned``) so that it can be
-    compared with the input; ``sink``, if given, also gets it as played; ``key``: seal the stream."""
+    compared with the input; ``sink``, if given, also gets it as played; ``key``: seal the stream;
+    ``context``: context-code it (``simulate``)."""
     out = ArraySink()
     result = simulate([wav], encoder, decoder, out if sink is None else _Tee(sink, out), model,
                       frames_per_packet=frames_per_packet, paced=paced, buffer_ms=buffer_ms, timeout=timeout,
-                      adaptive=adaptive, key=key)
+                      adaptive=adaptive, key=key, context=context)
     return stream_aligned(out.audio, result.stats.edits), result
 
 
