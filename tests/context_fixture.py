@@ -12,7 +12,7 @@ ROWS, DIM, HIDDEN, BLOCKS = 25, 8, 16, 2
 
 
 def tiny_context(seed: int = 0, bias: np.ndarray | None = None, model_id: str = "0000000000000000",
-                 pitch_from: int = 6) -> ContextModel:
+                 pitch_from: int = 6, dim: int = DIM, hidden: int = HIDDEN) -> ContextModel:
     """A random context model of ROWS rows; ``bias`` (ROWS, SIZE): the logits' bias (default: falling with
     the code, so small codes cost fewer than 10 bits)."""
     r = np.random.default_rng(seed)
@@ -20,13 +20,14 @@ def tiny_context(seed: int = 0, bias: np.ndarray | None = None, model_id: str = 
     def normal(*shape, std=0.3):
         return r.normal(0.0, std, shape)
 
-    s = {"prev.weight": normal(ROWS * SIZE, DIM), "low.weight": normal(ROWS * SIZE, DIM),
-         "query.weight": normal(ROWS, DIM), "stream.weight": normal(2 * (ROWS + 1), DIM), "start": normal(DIM),
-         "out.weight": normal(ROWS * SIZE, DIM, std=0.1),
+    s = {"prev.weight": normal(ROWS * SIZE, dim), "hist.weight": normal(ROWS * SIZE, dim, std=0.1),
+         "low.weight": normal(ROWS * SIZE, dim),
+         "query.weight": normal(ROWS, dim), "stream.weight": normal(2 * (ROWS + 1), dim), "start": normal(dim),
+         "out.weight": normal(ROWS * SIZE, dim, std=0.1),
          "bias": -np.arange(SIZE)[None].repeat(ROWS, 0) / 40.0 if bias is None else np.asarray(bias, float)}
     for i in range(BLOCKS):
-        s.update({f"up.{i}.weight": normal(HIDDEN, DIM), f"up.{i}.bias": normal(HIDDEN, std=0.1),
-                  f"down.{i}.weight": normal(DIM, HIDDEN), f"down.{i}.bias": normal(DIM, std=0.1)})
+        s.update({f"up.{i}.weight": normal(hidden, dim), f"up.{i}.bias": normal(hidden, std=0.1),
+                  f"down.{i}.weight": normal(dim, hidden), f"down.{i}.bias": normal(dim, std=0.1)})
     calib = {f"h{i}": 3.0 for i in range(BLOCKS + 1)} | {f"a{i}": 2.0 for i in range(BLOCKS)}
     return ContextModel(quantize_weights(s, calib, BLOCKS), model_id, pitch_from)
 

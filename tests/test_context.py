@@ -12,24 +12,16 @@ import numpy as np
 import pytest
 
 from audiocodec.bitstream import container
-from audiocodec.bitstream.context import HISTORY, SIZE, ContextModel, quantize_weights
+from audiocodec.bitstream.context import HISTORY, SIZE, ContextModel
+from .context_fixture import tiny_context
 from audiocodec.bitstream.container import FormatError
 
 ROWS = 25
 
 
-def tiny_model(seed: int = 0, dim: int = 16, hidden: int = 32, pitch_from: int = 6) -> ContextModel:
+def tiny_model(seed: int = 0, dim: int = 16, hidden: int = 32) -> ContextModel:
     """A random context model of the shipped layout (25 rows): every model must round-trip, trained or not."""
-    rng = np.random.default_rng(seed)
-    n = lambda *shape: rng.normal(0, 0.5, shape)  # noqa: E731
-    state = {"prev.weight": n(ROWS * SIZE, dim), "hist.weight": n(ROWS * SIZE, dim), "low.weight": n(ROWS * SIZE, dim), "query.weight": n(ROWS, dim),
-             "stream.weight": n(2 * (ROWS + 1), dim), "start": n(dim), "out.weight": n(ROWS * SIZE, dim),
-             "bias": n(ROWS, SIZE)}
-    for i in range(2):
-        state |= {f"up.{i}.weight": n(hidden, dim), f"up.{i}.bias": n(hidden), f"down.{i}.weight": n(dim, hidden),
-                  f"down.{i}.bias": n(dim)}
-    calib = {"h0": 4.0, "a0": 3.0, "h1": 5.0, "a1": 3.0, "h2": 6.0}
-    return ContextModel(quantize_weights(state, calib, 2), "test", pitch_from)
+    return tiny_context(seed, np.zeros((ROWS, SIZE)), "test", dim=dim, hidden=hidden)
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +97,9 @@ def test_hostile_bytes_raise_format_error_only(model, rng):
 _SCRIPT = """
 import sys, numpy as np
 sys.path.insert(0, {tests!r})
-from test_context import tiny_model, _codes
-m = tiny_model(dim=64, hidden=256)
-codes = _codes(np.random.default_rng(5), 24, 300)
+from context_fixture import tiny_context
+m = tiny_context(dim=64, hidden=256)
+codes = np.random.default_rng(5).integers(0, 1024, (24, 300))
 sys.stdout.write(m.encode(codes).hex())
 """
 

@@ -102,7 +102,10 @@ class Weights:
 def _requant(acc: np.ndarray, mul, bias=0, lo: int = -127, hi: int = 127) -> np.ndarray:
     """round(acc * mul / 2^SHIFT + bias / 2^SHIFT), clipped: integer arithmetic only."""
     x = acc.astype(np.int64) * mul + bias
-    return np.clip((x + (1 << (SHIFT - 1))) >> SHIFT, lo, hi)
+    x += 1 << (SHIFT - 1)
+    x >>= SHIFT
+    np.maximum(x, lo, out=x)
+    return np.minimum(x, hi, out=x)
 
 
 def _matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -234,13 +237,19 @@ class ContextModel:
             raise FormatError("context-coded payload is not a whole number of words")
         dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
         n, out = len(idx), np.empty((frames, len(idx)), np.int64)
-        past = np.full((1, HISTORY, n), -1, np.int64)
+        fixed = w.stream[stream_key(idx, w.rows)].astype(np.int64)
+        start = (w.start + fixed) * OLDER
+        last = last_hist = None  # frame t-1's sums of the prev and hist tables (``_base``, incrementally)
+        older: list[np.ndarray] = []  # hist-table sums of frames t-2, t-3, ... t-HISTORY
         query = w.query[idx].astype(np.int64) * OLDER
         first, second, rest = slice(span.start, span.start + 1), slice(span.start + 1, span.start + 2), \
             slice(span.start + 2, span.stop)
         try:
             for t in range(frames):
-                base = self._base(past, idx)
+                base = start if last is None else (last + fixed) * OLDER
+                for k, hist in enumerate(older):
+                    base = base + (hist << (HISTORY - 2 - k))
+                base = base[None]
                 h = self._mlp(base + query[0])
                 out[t, 0] = dec.decode(self._family, self._probabilities(h[None], first)[0])[0]
                 low1 = w.low[idx[0] * SIZE + out[t, 0]].astype(np.int64) * OLDER
@@ -250,7 +259,10 @@ class ContextModel:
                     low2 = low1 + w.low[idx[1] * SIZE + out[t, 1]].astype(np.int64) * OLDER
                     h = self._mlp(base + low2 + query[2:])
                     out[t, 2:] = dec.decode(self._family, self._probabilities(h[None], rest)[0])
-                past = np.concatenate([out[t][None, None], past[:, :-1]], 1)
+                if last_hist is not None:
+                    older = [last_hist] + older[:HISTORY - 2]
+                at = idx * SIZE + out[t]
+                last, last_hist = w.prev[at].astype(np.int64).sum(0), w.hist[at].astype(np.int64).sum(0)
         except Exception:
             raise FormatError("context-coded payload does not decode") from None
         return out.T
