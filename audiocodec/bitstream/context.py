@@ -171,12 +171,12 @@ class ContextModel:
         """Last activations (m, n, dim) of the n rows ``rows`` (a slice: a stream's rows are consecutive) for
         m frames -> probabilities (m, n, SIZE): integer frequencies (the exp table's, at least 1) over their
         sum. Only exact or correctly rounded float32 operations, which give the same bits on every machine."""
-        logits = np.matmul(h.transpose(1, 0, 2).astype(np.float32), self._out_t[rows])  # (n, m, SIZE), exact
-        logits += self._bias[rows][:, None]
-        steps = logits.max(2, keepdims=True) - logits
-        steps *= self._mul[rows][:, None, None]
+        steps = np.matmul(h.transpose(1, 0, 2).astype(np.float32), self._out_t[rows])  # (n, m, SIZE), exact
+        steps += self._bias[rows][:, None]
+        np.subtract(steps.max(2, keepdims=True), steps, out=steps)   # exact: integers below 2^24
+        steps *= self._mul[rows][:, None, None]                       # correctly rounded
         np.minimum(steps, TABLE - 1, out=steps)
-        f = self._table[steps.astype(np.int32)]
+        f = np.take(self._table, steps.astype(np.intp))
         f /= f.sum(2, keepdims=True)  # sums below 2^23: exact
         return f.transpose(1, 0, 2)
 
