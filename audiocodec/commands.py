@@ -280,6 +280,8 @@ def cmd_info(args) -> int:
           f"coding          {_coding(i)}, the rest fixed-rate {CODE_BITS}-bit\n"
           f"audio           {i['sample_rate']} Hz mono, {i['samples']} samples = {i['duration_s']:.2f} s\n"
           f"original        {original} (decompress writes {original.split(' Hz')[0]} Hz mono)\n"
+          + (f"output gain     {i['output_gain_db']:+.2f} dB (measured at the encoder: band-limited input)\n"
+             if i.get("output_gain_db") else "") +
           f"size            {i['size_bytes']} bytes = {i['actual_kbps']:.2f} kbps actual (header and chunk framing included)")
     return 0
 

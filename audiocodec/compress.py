@@ -2,8 +2,13 @@
 
 Audio goes through ``FrameEncoder``/``FrameDecoder`` (``stream/``) over chunks of ``FRAMES_PER_CHUNK``
 frames, so an hour-long file is handled in bounded memory, and the result equals the offline ``Codec`` path.
-A chunk's codes are range-coded where that is smaller than fixed-rate packing; in a hybrid stream each codes
-chunk is followed by its frames' low band (the last one also holds the MDCT frame past the end)."""
+A chunk's codes are entropy-coded where that is smaller than fixed-rate packing; in a hybrid stream each codes
+chunk is followed by its frames' low band (the last one also holds the MDCT frame past the end).
+
+Band-limited input (recorded below 16 kHz, e.g. 8 kHz telephone audio) comes out of the model quieter than it
+went in: the model learned speech with energy up to 8 kHz, and renders speech without it 2.5-3 dB low. For
+such input the encoder decodes what it wrote, as the decoder will, and records the level difference as the
+header's output gain, which the decoder applies (as Opus's header carries an output gain)."""
 from __future__ import annotations
 
 import io
@@ -11,8 +16,8 @@ from typing import BinaryIO, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .bitstream.container import (CHUNK_CONTEXT, CHUNK_FIXED, CHUNK_LOW, CHUNK_RANGE, FLAG_CONTEXT, FLAG_ENTROPY, Header,
-                                  Writer, read_chunks, read_header)
+from .bitstream.container import (CHUNK_CONTEXT, CHUNK_FIXED, CHUNK_LOW, CHUNK_RANGE, FLAG_CONTEXT, FLAG_ENTROPY, MAX_GAIN,
+                                  Header, Writer, read_chunks, read_header)
 from .bitstream.entropy import decode_fixed, encode_fixed
 from .constants import SAMPLE_RATE
 from .errors import CodecError
@@ -26,13 +31,51 @@ from .stream.lowband import layer as low_band_layer
 FRAMES_PER_CHUNK = 500  # 10 s per chunk
 
 
+class _Level:
+    """The input's and the decoded output's energy, the second measured by decoding each chunk as
+    ``decode_stream`` will -> ``Header.output_gain``."""
+
+    def __init__(self, engine: Engine, mode: modes.Mode):
+        self.layer = mode.layer()
+        self.decoder = FrameDecoder(engine.codec)
+        if self.layer:
+            self.decoder.use_low_band(self.layer)
+        self.heard = self.made = 0.0
+        self.closing = None
+
+    def hear(self, block: np.ndarray) -> None:
+        self.heard += float(np.sum(np.square(block, dtype=np.float64)))
+
+    def decode(self, codes: np.ndarray, low: bytes | None, n_low: int) -> None:
+        """A chunk's codes and its low-band bytes (None without a low band), decoded and measured."""
+        rows = self.layer.decode_frames(low, n_low) if self.layer else None
+        n = codes.shape[1]
+        self.closing = rows[n] if rows is not None and len(rows) > n else None
+        self._add(self.decoder.decode(frames_of(codes, None if rows is None else rows[:n])))
+
+    def gain(self) -> int:
+        """The output gain in 1/256 dB (0 for silence), within the format's bounds."""
+        self._add(self.decoder.flush(self.closing))
+        if self.heard < 1e-6 or self.made < 1e-6:
+            return 0
+        return int(np.clip(round(256 * 10 * np.log10(self.heard / self.made)), -MAX_GAIN, MAX_GAIN))
+
+    def _add(self, y: np.ndarray) -> None:
+        self.made += float(np.sum(np.square(y, dtype=np.float64)))
+
+
+def gain_factor(header: Header) -> float:
+    """What the decoder multiplies its output by (``Header.output_gain``)."""
+    return 10.0 ** (header.output_gain / 256 / 20)
+
+
 class _ChunkWriter:
     """Frames -> the chunks of one .acdc stream (``bitstream.container.Writer``). Each chunk's codes are
     coded with the context model (``bitstream/context.py``; the per-stage tables where a model has only
     those), or fixed-rate where that is not smaller."""
 
-    def __init__(self, engine: Engine, mode: modes.Mode, entropy: bool):
-        self.engine, self.mode, self.layer = engine, mode, mode.layer()
+    def __init__(self, engine: Engine, mode: modes.Mode, entropy: bool, level: _Level | None = None):
+        self.engine, self.mode, self.layer, self.level = engine, mode, mode.layer(), level
         self.context = engine.context if entropy and mode.rows >= 2 else None
         self.tables = engine.entropy if entropy and self.context is None else None
         self.writer = Writer()
@@ -53,9 +96,13 @@ class _ChunkWriter:
             payload, marker = coded, how
         self.used.add(marker)
         self.chunks.append(self.writer.chunk(len(frames), payload, marker=marker))
+        low = low_bytes = None
         if self.layer:
             low = low_of(frames) if closing is None else np.concatenate([low_of(frames), closing[None]])
-            self.chunks.append(self.writer.chunk(len(low), self.layer.encode_frames(low), marker=CHUNK_LOW))
+            low_bytes = self.layer.encode_frames(low)
+            self.chunks.append(self.writer.chunk(len(low), low_bytes, marker=CHUNK_LOW))
+        if self.level:
+            self.level.decode(codes, low_bytes, 0 if low is None else len(low))
 
     def finish(self, num_samples: int, input_rate: int, input_channels: int) -> bytes:
         """The whole file: header, the chunks so far, end record (CodecError if a reader would refuse it)."""
@@ -65,21 +112,26 @@ class _ChunkWriter:
             FRAMES_PER_CHUNK, (FLAG_ENTROPY if CHUNK_RANGE in self.used else 0) | (
                 FLAG_CONTEXT if CHUNK_CONTEXT in self.used else 0), low_band_hz=self.mode.low_hz,
             low_band_snr=self.mode.low_snr_db, input_rate=input_rate, input_channels=input_channels,
-            context_id=self.context.id if CHUNK_CONTEXT in self.used else bytes(8)))
+            context_id=self.context.id if CHUNK_CONTEXT in self.used else bytes(8),
+            output_gain=self.level.gain() if self.level else 0))
         return header + b"".join(self.chunks) + end
 
 
 def encode_blocks(blocks: Iterable[np.ndarray], mode: modes.Mode, engine: Engine, entropy: bool = True,
                   input_rate: int = SAMPLE_RATE, input_channels: int = 1) -> bytes:
     """Audio blocks (float32, 16 kHz mono) -> a complete .acdc byte string (format version 4) in ``mode``;
-    ``input_rate``/``input_channels``: the input file's own, recorded in the header.
+    ``input_rate``/``input_channels``: the input file's own, recorded in the header (below 16 kHz the output
+    gain is measured: see the module's docstring).
 
     Memory holds one block of audio, a chunk of frames and the compressed output (1.5 kB per second at 12 kbps)."""
-    encoder, writer = FrameEncoder(engine.codec, mode), _ChunkWriter(engine, mode, entropy)
+    level = _Level(engine, mode) if input_rate < SAMPLE_RATE else None
+    encoder, writer = FrameEncoder(engine.codec, mode), _ChunkWriter(engine, mode, entropy, level)
     pending: list[Frame] = []
     num_samples = 0
     for block in blocks:
         num_samples += len(block)
+        if level:
+            level.hear(block)
         pending += encoder.push(block)
         while len(pending) > FRAMES_PER_CHUNK:  # (the last chunk waits for the end: it takes the closing frame)
             writer.add(pending[:FRAMES_PER_CHUNK])
@@ -100,6 +152,8 @@ def decode_stream(f: BinaryIO, engine: Engine, postfilter: float | None = None) 
     check_model(header, engine)
     layer = low_band_layer(header.low_band_hz, float(header.low_band_snr)) if header.low_band_hz else None
 
+    gain = gain_factor(header)
+
     def blocks() -> Iterator[np.ndarray]:
         decoder = FrameDecoder(engine.codec, length=header.num_samples, postfilter=postfilter)
         if layer:
@@ -116,10 +170,10 @@ def decode_stream(f: BinaryIO, engine: Engine, postfilter: float | None = None) 
             closing = rows[n_frames] if layer and len(rows) > n_frames else None
             out = decoder.decode(frames_of(codes, None if rows is None else rows[:n_frames]))
             if len(out):
-                yield out
+                yield out * gain if gain != 1 else out
         tail = decoder.flush(closing)
         if len(tail):
-            yield tail
+            yield tail * gain if gain != 1 else tail
 
     return header, blocks()
 

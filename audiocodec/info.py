@@ -57,6 +57,7 @@ def read_info(f: BinaryIO) -> dict:
         "channels": header.channels,
         "input_rate": header.input_rate,
         "input_channels": header.input_channels,
+        "output_gain_db": header.output_gain / 256,
         "samples": header.num_samples,
         "duration_s": header.duration,
         "size_bytes": size,

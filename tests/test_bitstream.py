@@ -241,13 +241,13 @@ def test_current_version_round_trip(rng, low):
     h = _header(input_rate=44100, input_channels=2, **low)
     chunks = _v3_chunks(h, rng)
     data = container.encode_file(h, chunks)
-    assert data[4] == 4 and data[5] == container.HEADER_SIZE_V4 == 56
+    assert data[4] == 4 and data[5] == container.HEADER_SIZE_V4 == 58
     got, read = _read_all(data)
-    assert got == container.replace(h, version=4) and got.size == 56
+    assert got == container.replace(h, version=4) and got.size == 58
     assert (got.input_rate, got.input_channels, got.low_band_hz) == (44100, 2, low.get("low_band_hz", 0))
     codes = [c for c in chunks if c[3] is None]
     assert [(n, p) for n, p, _, _ in read] == [(n, p) for n, p, _, _ in codes]
-    assert len(data) == 56 + sum(12 + len(p) for _, p, _, _ in chunks) + container.END_SIZE
+    assert len(data) == 58 + sum(12 + len(p) for _, p, _, _ in chunks) + container.END_SIZE
     w = container.Writer()  # the streaming writer: chunks first, the header when the length is known
     body = [w.chunk(*c) for c in chunks]
     header, end = w.finish(h)
@@ -288,9 +288,9 @@ def test_chained_versions_refuse_chunks_of_another_file(rng):
     _, ra = _records(a, read_header(io.BytesIO(a)))
     _, rb = _records(b, read_header(io.BytesIO(b)))
     with pytest.raises(FormatError, match="chunk 1: checksum mismatch"):  # spliced: a's first chunk, b's others
-        _read_all(b[:56] + ra[0] + b"".join(rb[1:]))
+        _read_all(b[:58] + ra[0] + b"".join(rb[1:]))
     with pytest.raises(FormatError, match="end record does not match the header"):  # b's header, all of a's chunks
-        _read_all(b[:56] + a[56:])
+        _read_all(b[:58] + a[58:])
 
 
 def test_writer_refuses_what_readers_refuse(rng):

@@ -135,7 +135,7 @@ def test_files_name_their_context_model():
     data = container.encode_file(h, [(50, bytes(40), False, container.CHUNK_CONTEXT)])
     f = io.BytesIO(data)
     got = container.read_header(f)
-    assert got.version == 4 and got.context_id == model.id and got.context_coded and got.size == 56
+    assert got.version == 4 and got.context_id == model.id and got.context_coded and got.size == 58
     (n, payload, marker, _), = container.read_chunks(f, got)
     assert (n, payload, marker) == (50, bytes(40), container.CHUNK_CONTEXT)
     nameless = container.encode_header(container.replace(h, context_id=bytes(8), version=4))

@@ -44,6 +44,6 @@ def test_the_format_records_the_input_and_every_size_is_exact(engine, speech):
         assert old_info["format_version"] == (2 if hybrid else 1) and old_info["size_bytes"] == len(old)
         assert (old_info["input_rate"], old_info["input_channels"]) == (16000, 1)
         assert not any("end record" in c for c in old_info["checked"])
-        assert len(data) - len(old) == 56 - (44 if hybrid else 40) + container.END_SIZE
+        assert len(data) - len(old) == 58 - (44 if hybrid else 40) + container.END_SIZE
     default = encode_blocks([np.zeros(500, np.float32)], mode(3.0), engine)
     assert read_info(io.BytesIO(default))["input_rate"] == 16000

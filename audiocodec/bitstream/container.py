@@ -43,8 +43,10 @@ HEADER_SIZE_V2 = _HEADER_V2.size + 4  # 44 bytes
 _HEADER_V3 = struct.Struct("<4sBHBIBBBHQ8sHBBxIH")
 HEADER_SIZE_V3 = _HEADER_V3.size + 4  # 48 bytes
 # version 4: version 3's fields, then the context model's id (8 bytes; zeros when no chunk is context-coded)
-_HEADER_V4 = struct.Struct("<4sBHBIBBBHQ8sHBBxIH8s")
-HEADER_SIZE_V4 = _HEADER_V4.size + 4  # 56 bytes
+# and the output gain (i16, 1/256 dB: what the decoder multiplies its output by; 0 for most files)
+_HEADER_V4 = struct.Struct("<4sBHBIBBBHQ8sHBBxIH8sh")
+HEADER_SIZE_V4 = _HEADER_V4.size + 4  # 58 bytes
+MAX_GAIN = 12 * 256              # version 4: the output gain is within +-12 dB
 _LAYOUTS = {VERSION: _HEADER, VERSION_LOW_BAND: _HEADER_V2, VERSION_CHAINED: _HEADER_V3, VERSION_CONTEXT: _HEADER_V4}
 _CHUNK = struct.Struct("<2sHI")  # marker, n_frames, payload_len; then crc32, then payload
 CHUNK_OVERHEAD = _CHUNK.size + 4  # 12 bytes of framing per chunk, before its payload
@@ -83,7 +85,8 @@ class Header:
     low_band_snr: int = 0        # version 2: its signal-to-noise ratio in dB
     input_rate: int = 16000      # version 3: the input file's sample rate (16000 when unknown) ...
     input_channels: int = 1      # ... and its channel count (1 when unknown)
-    context_id: bytes = bytes(8)  # version 4: the context model that coded the context-coded chunks
+    context_id: bytes = bytes(8)  # version 4: the context model that coded the context-coded chunks ...
+    output_gain: int = 0         # ... and the gain the decoder applies, in 1/256 dB (band-limited inputs)
     crc: int = field(default=0, compare=False)  # as read: the header's CRC-32 (version 3 chains start from it)
 
     def __post_init__(self):
@@ -133,7 +136,7 @@ def encode_header(h: Header) -> bytes:
     extra = {VERSION: (), VERSION_LOW_BAND: (h.low_band_hz // 200, h.low_band_snr),
              VERSION_CHAINED: (h.low_band_hz // 200, h.low_band_snr, h.input_rate, h.input_channels),
              VERSION_CONTEXT: (h.low_band_hz // 200, h.low_band_snr, h.input_rate, h.input_channels,
-                               h.context_id)}[h.version]
+                               h.context_id, h.output_gain)}[h.version]
     body = layout.pack(MAGIC, h.version, layout.size + 4, *fields, *extra)
     return body + struct.pack("<I", zlib.crc32(body))
 
@@ -171,9 +174,9 @@ def read_header(f) -> Header:
         body[:layout.size])
     low_hz, low_snr = (extra[0] * 200, extra[1]) if extra else (0, 0)
     rate, channels = extra[2:4] if version >= VERSION_CHAINED else (16000, 1)
-    context_id = extra[4] if version >= VERSION_CONTEXT else bytes(8)
+    context_id, gain = extra[4:6] if version >= VERSION_CONTEXT else (bytes(8), 0)
     h = Header(sr, ch, n_q, bits, frame_size, num_samples, model_id, fpc, flags, version, low_hz, low_snr,
-               rate, channels, context_id, crc)
+               rate, channels, context_id, gain, crc)
     _check(h)
     return h
 
@@ -183,6 +186,8 @@ def _check(h: Header) -> None:
         raise FormatError(f"unknown flags 0x{h.flags:02x}")
     if h.context_coded and (h.version < VERSION_CONTEXT or h.context_id == bytes(8)):
         raise FormatError("context-coded chunks, but no context model named")
+    if not -MAX_GAIN <= h.output_gain <= MAX_GAIN:
+        raise FormatError(f"output gain {h.output_gain / 256:.1f} dB out of range")
     if h.sample_rate != SAMPLE_RATE or h.channels != 1:
         raise FormatError(f"unsupported layout: {h.sample_rate} Hz, {h.channels} channel(s)")
     if not 1 <= h.bits <= 16 or not 1 <= h.n_q <= 64 or not 1 <= h.frame_size <= 16000:
