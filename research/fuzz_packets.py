@@ -2,8 +2,8 @@
 
     python research/fuzz_packets.py [--datagrams 100000] [--seed 1]
 
-An honest stream (one frame per packet, plain and hybrid, arriving every 20 ms) is interleaved with hostile
-datagrams: random bytes, bit flips, and *same-session forgeries* (header and payload bytes edited, then the
+An honest stream (one frame per packet, plain, hybrid, and context-coded with the installed context model:
+real speech codes, so most packets are context-coded) is interleaved with hostile datagrams: random bytes, bit flips, and *same-session forgeries* (header and payload bytes edited, then the
 CRC recomputed with the model tag, which anyone can do). Then the same with a key: sealed datagrams
 (docs/packets.md, "Sealed packets"; ``packets.parse(..., opener=)``, as the receiver calls it) edited,
 truncated, replayed, moved under other headers, or sealed with another key.
@@ -13,7 +13,8 @@ the tracker refused after forgeries (a walked window; the one packet right after
 counted apart: without a key that costs one packet per forgery), forgeries accepted (without a key that is
 the expected price of no authentication; with a key it must be 0), low bands that the receiver's low-band
 decoder would turn into samples beyond full scale, and the time to refuse a hybrid packet of another
-session (at the session check) against a full parse. No torch, no sockets; uses the installed package.
+session (at the session check) against a full parse. No sockets; uses the installed package (torch only to
+encode the speech of the context-coded stream).
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ import numpy as np
 from audiocodec.audio import load
 from audiocodec.stream.frames import frames_of, low_of
 from audiocodec.stream.lowband import LowBandDecoder, LowBandEncoder, layer as low_band_layer
+from audiocodec.bitstream.context import ContextModel
+from audiocodec.model import default_weights_path
 from audiocodec.transport import packets
 from audiocodec.transport.crypto import Opener, Sealer
 from audiocodec.transport.jitter import Stats, Tracker
@@ -37,22 +40,38 @@ SESSION = 0x5EC0_0001
 TAG = zlib.crc32(b"1b53dc931200f56b")  # as stream.engine.model_tag makes it (that module loads torch)
 N_Q = 12
 SLOW_S = 0.1
+_CONTEXT_PATH = default_weights_path().replace(".safetensors", ".context.npz")
+CONTEXT = ContextModel.load(_CONTEXT_PATH) if os.path.isfile(_CONTEXT_PATH) else None
+SAMPLE = os.path.join(os.path.dirname(__file__), "..", "samples", "speech_female.wav")
+
+
+def speech_codes(n: int) -> np.ndarray:
+    """(N_Q, n) codes of real speech (the sample, repeated), as the shipped codec makes them."""
+    import torch
+
+    from audiocodec.stream.engine import load_engine
+
+    torch.set_num_threads(1)
+    clip = load(SAMPLE)
+    codes = load_engine().codec.encode(torch.from_numpy(clip.astype(np.float32)), N_Q)[0].numpy()
+    return np.tile(codes, (1, 1 + n // codes.shape[1]))[:, :n]
 
 
 def honest_stream(n: int, hybrid: bool, r: np.random.Generator, key: bytes | None = None,
-                  session: int = SESSION) -> list[bytes]:
+                  session: int = SESSION, context: ContextModel | None = None) -> list[bytes]:
     """``n`` one-frame datagrams of ``session`` (hybrid: with the 600 Hz low band of real speech; ``key``:
-    sealed with it)."""
+    sealed with it; ``context``: real speech codes, context-coded where that is smaller)."""
     sealer = Sealer(key, session) if key is not None else None
     layer, low = None, None
     if hybrid:
-        clip = load(os.path.join(os.path.dirname(__file__), "..", "samples", "speech_female.wav"))
+        clip = load(SAMPLE)
         layer = low_band_layer(600, 12.0)
         enc = LowBandEncoder(layer)
         low = np.concatenate([enc.push(np.tile(clip, 1 + n * 320 // len(clip))[:n * 320]), enc.flush()])
+    codes = speech_codes(n) if context is not None else r.integers(0, 1024, (N_Q, n))
     return [packets.build_audio(k, k * packets.FRAME, session,
-                                frames_of(r.integers(0, 1024, (N_Q, 1)), None if low is None else low[k:k + 1]),
-                                tag=TAG, layer=layer, sealer=sealer, index=k) for k in range(n)]
+                                frames_of(codes[:, k:k + 1], None if low is None else low[k:k + 1]),
+                                tag=TAG, layer=layer, sealer=sealer, index=k, context=context) for k in range(n)]
 
 
 def recrc(data: bytes) -> bytes:
@@ -60,7 +79,8 @@ def recrc(data: bytes) -> bytes:
     if len(data) < packets.HEADER_SIZE:
         return data
     header, payload = data[:20], data[24:]
-    crc = zlib.crc32(payload, zlib.crc32(header, TAG)) & 0xFFFFFFFF
+    seed = TAG if data[1] not in packets.CONTEXT_KINDS or CONTEXT is None else zlib.crc32(CONTEXT.id, TAG)
+    crc = zlib.crc32(payload, zlib.crc32(header, seed)) & 0xFFFFFFFF
     return header + struct.pack(">I", crc) + payload
 
 
@@ -104,19 +124,22 @@ def _low_peak(p: packets.Packet) -> float:
 
 def plain_run(n: int, r: np.random.Generator, counts: collections.Counter) -> None:
     """Without a key: hostile datagrams between an honest stream's packets."""
-    for hybrid in (False, True):
-        stream = honest_stream(max(1, n // (2 * 4)), hybrid, r)
+    runs = [(False, None), (True, None)] + ([(False, CONTEXT)] if CONTEXT is not None else [])
+    for hybrid, context in runs:
+        stream = honest_stream(max(1, n // (len(runs) * 4)), hybrid, r, context=context)
+        counts["honest context-coded packets"] += sum(d[1] in packets.CONTEXT_KINDS for d in stream)
         tracker = Tracker(Stats())
         for k, data in enumerate(stream):
             now = 1000.0 + 0.02 * k
-            _feed(packets.parse(data, TAG, session=tracker.session), tracker, now, counts, honest=True)
+            _feed(packets.parse(data, TAG, session=tracker.session, context=context), tracker, now, counts,
+                  honest=True)
             for j in range(3):
                 kind = KINDS[(k * 3 + j) % len(KINDS)]
                 bad = hostile(kind, stream[max(0, k - int(r.integers(0, 5)))], r)
                 counts["datagrams"] += 1
                 t0 = time.perf_counter()
                 try:
-                    p = packets.parse(bad, TAG, session=tracker.session)
+                    p = packets.parse(bad, TAG, session=tracker.session, context=context)
                 except packets.PacketError:
                     counts[f"refused by parse ({kind})"] += 1
                     continue
