@@ -166,3 +166,15 @@ def test_the_shipped_context_model_fits_the_shipped_weights(engine, speech):
         decompress(coded, other)
     with pytest.raises(FormatError, match="none is installed"):
         decompress(coded, Engine(engine.codec, engine.entropy, None))
+
+
+def test_fitting_checks_the_round_trip(engine, rng):
+    """``fit_for`` (what scripts/fit_context.py and export.py run) trains, quantises and round-trips every
+    neural mode's codes before anything is shipped; a few seconds on random codes keep it from rotting."""
+    from audiocodec.train.context import fit_for
+
+    codes = rng.integers(0, 1024, (engine.codec.max_rows, 25 * 40)).astype(np.int16)
+    offsets = np.arange(0, 26 * 40, 40)
+    ctx, bits = fit_for(engine.codec, codes, offsets, minutes=0.02, log=lambda *_: None)
+    assert ctx.model_id == engine.codec.model_id and ctx.pitch_from == engine.codec.cfg.pitch_from
+    assert sorted(bits) == [3, 6, 12, 24] and all(len(b) == n for n, b in bits.items())
