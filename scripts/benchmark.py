@@ -70,7 +70,7 @@ def markdown(results: dict, clip_desc: str) -> str:
              f"- {describe_model(results['model'])}",
              f"- CPU: {cpu_name()}, torch {torch.__version__}, 1 thread", "", *md_table(rows)]
     lines += ["", "**actual kbps**: payload bits of the real encoder output / seconds of audio (neural: range-coded "
-              ".acdc chunks without the 40-byte header and 12-byte chunk headers; Opus: audio packets without Ogg "
+              ".acdc chunks (context-coded) without the 58-byte header and 12-byte chunk headers; Opus: audio packets without Ogg "
               "pages and header packets; Codec2: headerless bit file; PCA: packed indices). **file kbps**: whole files. "
               "Metrics: means over clips; PESQ-WB and ViSQOL skip clips where they detect no speech (PESQ-WB scored "
               f"{min(s.get('pesq_wb_n', 0) for s in results['summary'])} of {len(results['clips'])} clips); ViSQOL is v3 in speech "
