@@ -44,7 +44,7 @@ def main() -> None:
     p.add_argument("checkpoint", help="a train.py checkpoint (.pt), or the state folder a GPU run returned")
     p.add_argument("--out", default="audiocodec/weights/default", help="path prefix for .safetensors and .entropy.npz")
     p.add_argument("--minutes", type=float, default=20.0, help="audio counted for the per-stage tables")
-    p.add_argument("--context-minutes", type=float, default=25.0, help="training time of the context model")
+    p.add_argument("--context-minutes", type=float, default=50.0, help="training time of the context model")
     p.add_argument("--data", default=DEFAULT_ROOT)
     p.add_argument("--pitch", default=None, metavar="CKPT",
                    help="a pitch tracker from scripts/train_pitch.py: the codec sends its pitch (audiocodec/model/pitch.py)")

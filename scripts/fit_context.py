@@ -1,6 +1,6 @@
 """Fit the entropy coder's context model for a codec's weights, check it, and ship it beside them.
 
-    python scripts/fit_context.py                                   # the shipped weights, 25 minutes
+    python scripts/fit_context.py                                   # the shipped weights, 50 minutes
     python scripts/fit_context.py --weights runs/x/model.safetensors --minutes 40 --cache /tmp/codes.npz
 
 Encodes the train split at every row (each clip from its start, as a file would be; ``--cache`` keeps those
@@ -49,7 +49,7 @@ def ship_context(codec: Codec, weights: str, data: str, minutes: float, cache: s
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", default=default_weights_path(), help="the codec's .safetensors (default: shipped)")
-    p.add_argument("--minutes", type=float, default=25.0, help="training time (wall clock, one thread)")
+    p.add_argument("--minutes", type=float, default=50.0, help="training time (wall clock, one thread)")
     p.add_argument("--data", default=DEFAULT_ROOT, help="the speech corpus (its train split is used)")
     p.add_argument("--cache", default=None, metavar="NPZ", help="keep (or reuse) the train split's codes here")
     a = p.parse_args()
