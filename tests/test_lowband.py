@@ -84,7 +84,7 @@ def test_hybrid_file_carries_the_low_band(engine, speech, kbps):
     neural, cutoff, snr = m.neural_kbps, m.low_hz, m.low_snr_db
     data = compress(speech, kbps, engine, hybrid=True)
     info = read_info(io.BytesIO(data))
-    assert info["format_version"] == 3 and info["bitrate_kbps"] == kbps and info["neural_kbps"] == neural
+    assert info["format_version"] == 4 and info["bitrate_kbps"] == kbps and info["neural_kbps"] == neural
     assert info["actual_kbps"] < kbps * 1.15
     y = decompress(data, engine)
     layer = LowBand(cutoff, snr)

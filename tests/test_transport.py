@@ -18,7 +18,7 @@ from audiocodec.cli import main
 from audiocodec.model import load_default
 from audiocodec.stream.decoder import FrameDecoder
 from audiocodec.stream.encoder import FrameEncoder
-from audiocodec.stream.engine import model_tag
+from audiocodec.stream.engine import load_engine, model_tag
 from audiocodec.stream.frames import Frame, codes_of, frames_of, low_of
 from audiocodec.stream.modes import mode
 from audiocodec.transport import packets
@@ -340,7 +340,7 @@ def test_raw_pcm_input_streams_like_the_file(codec, tmp_path):
     assert np.allclose(got, np.frombuffer(pcm, "<i2") / 32768.0)
     raw = tmp_path / "in.raw"
     raw.write_bytes(pcm)
-    sock, sink, t, out = _listen(codec)
+    sock, sink, t, out = _listen(codec, context=load_engine().context)  # send codes with the shipped one
     port = sock.getsockname()[1]
     assert main(["send", str(raw), "--raw", "--to", f"127.0.0.1:{port}", "--fast", "-q"]) == 0
     t.join(10)
