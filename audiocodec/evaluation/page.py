@@ -113,7 +113,7 @@ def entropy_section(told: dict | None) -> list[str]:
             "<img src='entropy.png' alt='bits per code by row' style='max-width:100%'>",
             "<p>Without the previous frame (a packet of one frame), only the rows below help: stage 1 leans on stage 0. "
             "With it the pitch and the first stages become far cheaper: speech changes slowly from one 20 ms frame to "
-            "the next. The higher stages, which code the finest residual, stay close to 10 bits.</p>"]
+            "the next. The higher stages, which code the finest residual, stay above 8 bits.</p>"]
 
 
 def render_html(results: dict, max_clips: int) -> str:
