@@ -29,7 +29,7 @@ from tqdm import tqdm
 from audiocodec.audio import load
 from audiocodec.output import save
 from audiocodec.constants import SAMPLE_RATE
-from audiocodec.train.dataset import DEFAULT_ROOT, list_clips
+from audiocodec.evaluation.corpus import DEFAULT_ROOT, spread_clips
 from audiocodec.evaluation.baselines import opus_available
 from audiocodec.stream.decoder import FrameDecoder
 from audiocodec.stream.encoder import FrameEncoder
@@ -41,19 +41,6 @@ from audiocodec.transport.link import NetworkModel
 
 CURVES = {"random": "codec, random loss", "bursty": "codec, bursty loss (mean burst 3)",
           "mute": "codec, no concealment (random)", "hybrid": "hybrid, random loss", "opus": "Opus PLC, random loss"}
-
-
-def pick_clips(root: str, n: int, min_seconds: float = 2.0) -> list[tuple[str, np.ndarray]]:
-    """``n`` test clips spread over the split (skipping ones shorter than ``min_seconds``)."""
-    paths = list_clips(root, "test")
-    out = []
-    for i in np.linspace(0, len(paths) - 1, 4 * n).astype(int):
-        wav = load(paths[i])
-        if len(wav) >= min_seconds * SAMPLE_RATE:
-            out.append((paths[i], wav))
-        if len(out) == n:
-            break
-    return out
 
 
 def opus_runs(wav: np.ndarray, kbps: float, losses: list[float], tmp: str) -> dict[float, np.ndarray]:
@@ -85,7 +72,7 @@ def main() -> None:
     codec = load_engine().codec
     modes = {"neural": mode(a.bitrate)}
     have_opus = opus_available()
-    clips = pick_clips(a.data, a.clips)
+    clips = spread_clips(a.data, a.clips)
     ours = ["random", "bursty", "mute"] + (["hybrid"] if a.bitrate in bitrates(hybrid=True) else [])
     curves = ours + (["opus"] if have_opus else [])
     if "hybrid" in ours:

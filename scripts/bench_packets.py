@@ -22,10 +22,9 @@ import time
 import numpy as np
 import torch
 
-from audiocodec.audio import load
 from audiocodec.bitstream.context import ContextModel
 from audiocodec.constants import SAMPLE_RATE
-from audiocodec.evaluation.corpus import DEFAULT_ROOT, list_clips
+from audiocodec.evaluation.corpus import DEFAULT_ROOT, spread_clips
 from audiocodec.stream.decoder import FrameDecoder
 from audiocodec.stream.encoder import FrameEncoder
 from audiocodec.stream.engine import load_engine, model_tag
@@ -37,19 +36,6 @@ from audiocodec.transport.link import NetworkModel
 from audiocodec.transport.simulate import run_simulation
 
 FRAME_S = 0.02
-
-
-def pick_clips(root: str, n: int, min_seconds: float = 2.0) -> list[tuple[str, np.ndarray]]:
-    """``n`` test clips spread over the split (skipping ones shorter than ``min_seconds``)."""
-    paths = list_clips(root, "test")
-    out = []
-    for i in np.linspace(0, len(paths) - 1, 4 * n).astype(int):
-        wav = load(paths[i])
-        if len(wav) >= min_seconds * SAMPLE_RATE:
-            out.append((paths[i], wav))
-        if len(out) == n:
-            break
-    return out
 
 
 def stream_frames(codec, mode, wav: np.ndarray) -> tuple[list, object]:
@@ -148,7 +134,7 @@ def main() -> None:
     if context is None:
         raise SystemExit("no context model installed for this model: pass --context PATH")
     started = time.time()
-    clips = pick_clips(a.data, max(a.clips, a.loss_clips if a.loss is not None else 0))
+    clips = spread_clips(a.data, max(a.clips, a.loss_clips if a.loss is not None else 0))
     rows = sizes(engine, clips[:a.clips], context, [int(x) for x in a.frames.split(",")]) if a.clips else []
     result = {"clips": [c[0] for c in clips[:a.clips]], "context_id": context.id.hex(), "sizes": rows}
     if a.loss is not None:
