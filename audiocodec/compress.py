@@ -31,37 +31,51 @@ from .stream.lowband import layer as low_band_layer
 FRAMES_PER_CHUNK = 500  # 10 s per chunk
 
 
+class _ChunkAudio:
+    """Chunks' codes and low-band bytes -> audio, as a reader decodes them (``decode_stream``; the encoder's
+    level measurement, ``_Level``)."""
+
+    def __init__(self, engine: Engine, layer, length: int | None = None, postfilter: float | None = None):
+        self.layer, self.closing = layer, None
+        self.decoder = FrameDecoder(engine.codec, length=length, postfilter=postfilter)
+        if layer:
+            self.decoder.use_low_band(layer)
+
+    def chunk(self, codes: np.ndarray, low: bytes | None, n_low: int) -> np.ndarray:
+        """A chunk's codes (rows, n) and its low band's bytes of ``n_low`` MDCT frames (None without one)."""
+        rows = self.layer.decode_frames(low, n_low) if self.layer else None
+        n = codes.shape[1]
+        self.closing = rows[n] if rows is not None and len(rows) > n else None
+        return self.decoder.decode(frames_of(codes, None if rows is None else rows[:n]))
+
+    def flush(self) -> np.ndarray:
+        return self.decoder.flush(self.closing)
+
+
 class _Level:
     """The input's and the decoded output's energy, the second measured by decoding each chunk as
     ``decode_stream`` will -> ``Header.output_gain``."""
 
     def __init__(self, engine: Engine, mode: modes.Mode):
-        self.layer = mode.layer()
-        self.decoder = FrameDecoder(engine.codec)
-        if self.layer:
-            self.decoder.use_low_band(self.layer)
+        self.audio = _ChunkAudio(engine, mode.layer())
         self.heard = self.made = 0.0
-        self.closing = None
 
     def hear(self, block: np.ndarray) -> None:
-        self.heard += float(np.sum(np.square(block, dtype=np.float64)))
+        self.heard += _energy(block)
 
     def decode(self, codes: np.ndarray, low: bytes | None, n_low: int) -> None:
-        """A chunk's codes and its low-band bytes (None without a low band), decoded and measured."""
-        rows = self.layer.decode_frames(low, n_low) if self.layer else None
-        n = codes.shape[1]
-        self.closing = rows[n] if rows is not None and len(rows) > n else None
-        self._add(self.decoder.decode(frames_of(codes, None if rows is None else rows[:n])))
+        self.made += _energy(self.audio.chunk(codes, low, n_low))
 
     def gain(self) -> int:
         """The output gain in 1/256 dB (0 for silence), within the format's bounds."""
-        self._add(self.decoder.flush(self.closing))
+        self.made += _energy(self.audio.flush())
         if self.heard < 1e-6 or self.made < 1e-6:
             return 0
         return int(np.clip(round(256 * 10 * np.log10(self.heard / self.made)), -MAX_GAIN, MAX_GAIN))
 
-    def _add(self, y: np.ndarray) -> None:
-        self.made += float(np.sum(np.square(y, dtype=np.float64)))
+
+def _energy(y: np.ndarray) -> float:
+    return float(np.sum(np.square(y, dtype=np.float64)))
 
 
 def gain_factor(header: Header) -> float:
@@ -155,10 +169,7 @@ def decode_stream(f: BinaryIO, engine: Engine, postfilter: float | None = None) 
     gain = gain_factor(header)
 
     def blocks() -> Iterator[np.ndarray]:
-        decoder = FrameDecoder(engine.codec, length=header.num_samples, postfilter=postfilter)
-        if layer:
-            decoder.use_low_band(layer)
-        closing = None
+        audio = _ChunkAudio(engine, layer, header.num_samples, postfilter)
         for n_frames, payload, marker, low in read_chunks(f, header):
             if marker == CHUNK_CONTEXT:
                 codes = engine.context.decode(payload, header.n_q, n_frames)
@@ -166,12 +177,10 @@ def decode_stream(f: BinaryIO, engine: Engine, postfilter: float | None = None) 
                 codes = engine.entropy.decode(payload, engine.codec.row_tables(header.n_q), n_frames)
             else:
                 codes = decode_fixed(payload, header.n_q, n_frames, header.bits)
-            rows = layer.decode_frames(low[1], low[0]) if layer else None
-            closing = rows[n_frames] if layer and len(rows) > n_frames else None
-            out = decoder.decode(frames_of(codes, None if rows is None else rows[:n_frames]))
+            out = audio.chunk(codes, low[1] if low else None, low[0] if low else 0)
             if len(out):
                 yield out * gain if gain != 1 else out
-        tail = decoder.flush(closing)
+        tail = audio.flush()
         if len(tail):
             yield tail * gain if gain != 1 else tail
 

@@ -161,10 +161,10 @@ class ContextModel:
         """Context sums (..., dim) in the embeddings' scale -> the last activation (int8 range)."""
         w = self.w
         h = _requant(h, w.h0_mul)
-        for up, down, i in zip(self._up, self._down, range(len(self._up))):
+        for i, (up, down) in enumerate(zip(self._up, self._down)):
             a = _requant((h.astype(np.float32) @ up.T).astype(np.int64), w.up_mul[i], w.up_bias[i], 0, 127)
             d = (a.astype(np.float32) @ down.T).astype(np.int64)
-            h = _requant(d, w.down_mul[i], w.down_bias[i] + h * w.res_mul[i] * 1)
+            h = _requant(d, w.down_mul[i], w.down_bias[i] + h * w.res_mul[i])
         return h
 
     def _probabilities(self, h: np.ndarray, rows: slice) -> np.ndarray:
