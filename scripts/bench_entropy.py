@@ -32,21 +32,9 @@ from audiocodec.evaluation.entropy import plot, row_bits
 from audiocodec.runtime import use_threads
 from audiocodec.stream.engine import load_engine
 from audiocodec.stream.modes import modes
-from audiocodec.train.context import split_codes
+from audiocodec.train.context import cached_split_codes
 
 FIGURE = os.path.join(os.path.dirname(__file__), "..", "docs", "figures", "entropy_context.png")
-
-
-def test_codes(engine, data: str, clips: int | None, cache: str | None):
-    if cache and os.path.isfile(cache):
-        with np.load(cache) as d:
-            if str(d["model_id"]) == engine.codec.model_id and (clips is None or len(d["offsets"]) - 1 >= clips):
-                offsets = d["offsets"][:None if clips is None else clips + 1]
-                return d["codes"][:, :offsets[-1]], offsets
-    codes, offsets = split_codes(engine.codec, data, "test", clips)
-    if cache:
-        np.savez(cache, codes=codes, offsets=offsets, model_id=np.array(engine.codec.model_id))
-    return codes, offsets
 
 
 def context_bits(ctx, clips: list[np.ndarray], every: int | None) -> np.ndarray:
@@ -92,7 +80,7 @@ def main() -> None:
     engine = load_engine()
     if engine.context is None:
         raise SystemExit("no context model is installed for the shipped weights (scripts/fit_context.py)")
-    codes, offsets = test_codes(engine, a.data, a.clips, a.cache)
+    codes, offsets = cached_split_codes(engine.codec, a.data, "test", a.cache, a.clips)
     ctx = engine.context
     all_clips = [codes[:, s:e] for s, e in zip(offsets[:-1], offsets[1:])]
     results = []

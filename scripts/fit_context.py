@@ -14,28 +14,16 @@ from __future__ import annotations
 import argparse
 import os
 
-import numpy as np
 import torch
 
 from audiocodec.evaluation.corpus import DEFAULT_ROOT
 from audiocodec.model import Codec, default_weights_path
-from audiocodec.train.context import fit_for, split_codes
+from audiocodec.train.context import cached_split_codes, fit_for
 
 
 def ship_context(codec: Codec, weights: str, data: str, minutes: float, cache: str | None = None) -> str:
     """Fit and check the context model of ``codec`` (loaded from ``weights``); write it beside the weights."""
-    if cache and os.path.isfile(cache):
-        with np.load(cache) as d:
-            if str(d["model_id"]) == codec.model_id:
-                codes, offsets = d["codes"], d["offsets"]
-            else:
-                codes = None
-    else:
-        codes = None
-    if codes is None:
-        codes, offsets = split_codes(codec, data, "train")
-        if cache:
-            np.savez(cache, codes=codes, offsets=offsets, model_id=np.array(codec.model_id))
+    codes, offsets = cached_split_codes(codec, data, "train", cache)
     ctx, bits = fit_for(codec, codes, offsets, minutes)
     out = weights.replace(".safetensors", ".context.npz")
     ctx.save(out)

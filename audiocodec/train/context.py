@@ -200,6 +200,24 @@ def split_codes(codec, root: str, split: str, limit: int | None = None) -> tuple
     return np.concatenate(parts, 1), np.cumsum([0] + [p.shape[1] for p in parts])
 
 
+def cached_split_codes(codec, root: str, split: str, cache: str | None = None,
+                       limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``split_codes``, kept in (or read back from) the .npz ``cache`` when it holds the codes of this codec and
+    at least ``limit`` clips (None: all of them)."""
+    import os
+
+    if cache and os.path.isfile(cache):
+        with np.load(cache) as d:
+            clips = len(d["offsets"]) - 1
+            if str(d["model_id"]) == codec.model_id and (clips >= limit if limit else True):
+                offsets = d["offsets"][:None if limit is None else limit + 1]
+                return d["codes"][:, :offsets[-1]], offsets
+    codes, offsets = split_codes(codec, root, split, limit)
+    if cache:
+        np.savez(cache, codes=codes, offsets=offsets, model_id=np.array(codec.model_id))
+    return codes, offsets
+
+
 def streams_of(codec) -> list[list[int]]:
     """The context rows of every neural mode's stream (``stream.modes``)."""
     from ..stream.modes import modes
