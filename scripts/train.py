@@ -8,8 +8,8 @@
 Each step draws random 1 s crops of the train split, keeps 3/6/12/24 codebooks per clip (quantizer
 dropout), and minimises a multi-scale log-mel loss + L1 of loudness-compressed STFT magnitudes
 (``--cmag-weight``) + RVQ commitment + the harmonic head's pitch error against a pitch tracker (WORLD
-Harvest, cached once: ``pip install -e '.[train]'``), and, from ``--adv-start``, the discriminators' hinge
-and feature-matching losses. Every ``--eval-every`` steps it measures PESQ-WB, STOI and the level of the
+Harvest, cached once: ``pip install -e '.[train]'``), and, from ``--adv-start``, the hinge and
+feature-matching losses of the multi-period and multi-scale STFT discriminators, scaled by a loss balancer. Every ``--eval-every`` steps it measures PESQ-WB, STOI and the level of the
 first 50 ms at 1.5, 6 and 12 kbps on fixed test clips (audiocodec/train/validate.py); it writes a resumable
 checkpoint then and every ``--save-every`` steps. A resumed run keeps the settings it was started with (its
 learning-rate schedule above all) unless given again.
@@ -41,7 +41,8 @@ from audiocodec.stream.modes import modes
 from audiocodec.model.pitch import dequantize, frame_symbols
 from audiocodec.train.crops import batch_of_crops, batch_of_latents, encode_split
 from audiocodec.train.dataset import DEFAULT_ROOT, excerpts, load_f0, load_split
-from audiocodec.train.discriminators import MultiResolutionDiscriminator, discriminator_loss, generator_losses
+from audiocodec.train.balancer import Balancer
+from audiocodec.train.discriminators import Discriminators, discriminator_loss, generator_losses
 from audiocodec.train.losses import CompressedMagnitudeLoss, MultiScaleMelLoss
 from audiocodec.train.pack import read_pack
 from audiocodec.train.state import (WeightAverage, averaged_copy, initial_weights, load_checkpoint,
@@ -65,9 +66,12 @@ class Settings:
     warmup: int = 500            # linear warm-up steps, then cosine decay over the rest of --steps
     min_lr_frac: float = 0.05    # ... down to this fraction of --lr
     commit_weight: float = 0.25  # RVQ commitment loss (the encoder stays near its codes)
-    adv_start: int = 1_000_000   # step at which the discriminators join; off by default: on 2 CPU cores they lowered PESQ
-    adv_weight: float = 1.0      # ... their hinge loss
-    fm_weight: float = 2.0       # ... their feature-matching loss
+    adv_start: int = 1_000_000   # step at which the discriminators (multi-period and multi-scale STFT) join; off by default
+    adv_ramp: int = 500          # ... the generator's adversarial losses then ramp up linearly over this many steps
+    adv_weight: float = 1.0      # ... their hinge loss, as a ratio of gradient norms at the output to the reconstruction
+                                 # losses' (train/balancer.py, after EnCodec's balancer)
+    fm_weight: float = 1.0       # ... their feature-matching loss, likewise
+    disc_width: int = 16         # ... their channels (train/discriminators.py): 16 on a GPU, 8 on CPU
     mel_weight: float = 30.0     # multi-scale log-mel L1 (train/losses.py MultiScaleMelLoss)
     cmag_weight: float = 150.0   # L1 of STFT magnitudes ** 0.3 (train/losses.py CompressedMagnitudeLoss): lifted PESQ by ~0.07
     freeze_encoder: bool = False  # train only the quantizer and decoder side and the encoder's spectral branch (SEANet's backward is skipped)
@@ -203,13 +207,14 @@ def start_machine(s: Settings) -> Machine:
 class Run:
     """What a step changes, and what a checkpoint holds."""
     model: Codec
-    disc: MultiResolutionDiscriminator
+    disc: Discriminators
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     average: WeightAverage | None = None
     step: int = 0
     best: float = -1.0
     ramp_from: int = 0
+    balancer: Balancer | None = None  # the adversarial losses' gradient scales (not checkpointed: its averages restart)
 
     def checkpoint(self, s: Settings) -> dict:
         state = {"model": self.model.state_dict(), "config": dataclasses.asdict(self.model.cfg), "disc": self.disc.state_dict(),
@@ -241,10 +246,10 @@ def architecture(s: Settings, ck: dict | None) -> tuple[CodecConfig, dict | None
 def build(s: Settings, ck: dict | None, device: str) -> Run:
     """The model, discriminators and optimizers, from the checkpoint, the --init weights or afresh."""
     cfg, init_state, init_step, reseed = architecture(s, ck)
-    model, disc = Codec(cfg).to(device), MultiResolutionDiscriminator().to(device)
+    model, disc = Codec(cfg).to(device), Discriminators(s.disc_width).to(device)
     opt_g = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
-    run = Run(model, disc, opt_g, opt_d)
+    run = Run(model, disc, opt_g, opt_d, balancer=Balancer({"adv": s.adv_weight, "fm": s.fm_weight}))
     if ck is not None:
         model.load_state_dict(ck["model"]), opt_g.load_state_dict(ck["opt_g"])
         try:
@@ -388,23 +393,30 @@ def train_step(run: Run, nets: tuple, losses: tuple, s: Settings, batch: tuple, 
     if adv_on:
         acc["d"] = discriminator_step(run, disc, x, x_hat.detach(), machine, s)
     mel = mel_loss(x_hat, x)
-    loss = s.mel_weight * mel + s.commit_weight * q.commit_loss.float()
+    rec = s.mel_weight * mel               # the losses on the output, x_hat
     acc.update(mel=mel, commit=q.commit_loss)
     if s.cmag_weight:
         cmag = cmag_loss(x_hat, x)
-        loss = loss + s.cmag_weight * cmag
+        rec = rec + s.cmag_weight * cmag
         acc["cmag"] = cmag
-    if adv_on:
-        with machine.autocast(s):
-            adv, fm = generator_losses(run.disc(x), run.disc(x_hat))  # the bare discriminators: their gradient is not used
-        loss = loss + s.adv_weight * adv.float() + s.fm_weight * fm.float()
-        acc.update(adv=adv, fm=fm)
+    rest = s.commit_weight * q.commit_loss.float()  # the losses that do not pass through it
     if f0_hat is not None:
         pitch, bce = pitch_losses(tuple(v.float() for v in f0_hat), f0_target)
-        loss = loss + s.f0_weight * pitch + s.voicing_weight * bce
+        rest = rest + s.f0_weight * pitch + s.voicing_weight * bce
         acc.update(f0_oct=pitch, voicing=bce)
     run.opt_g.zero_grad(set_to_none=True)
-    loss.backward()
+    if adv_on:  # the adversarial gradients at the output, scaled against the reconstruction's by the balancer
+        with machine.autocast(s):
+            adv, fm = generator_losses(run.disc(x), run.disc(x_hat))  # the bare discriminators: their gradient is not used
+        ramp = min(1.0, (run.step - s.adv_start + 1) / max(1, s.adv_ramp))
+        grad, norms = run.balancer.gradient(rec, {"adv": adv.float(), "fm": fm.float()}, x_hat, ramp)
+        acc.update(adv=adv, fm=fm, g_rec=torch.tensor(norms["base"]), g_adv=torch.tensor(norms["adv"]))
+        tensors, grads = [x_hat], [grad]
+        if rest.requires_grad:  # (not when the codes and the pitch head are frozen)
+            tensors, grads = tensors + [rest], grads + [None]
+        torch.autograd.backward(tensors, grads)
+    else:
+        (rec + rest).backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     run.opt_g.step()
     if run.average is not None:

@@ -22,7 +22,8 @@ from tests.test_train import load_script
 
 TINY = CodecConfig(enc_channels=(8, 8, 16, 16, 32), enc_hidden=64, latent_dim=16, n_codebooks=24, codebook_size=256,
                    dec_dim=32, dec_hidden=64, dec_blocks=1, pitch_source=True)
-SMALL = ["--batch", "2", "--threads", "1", "--dec-blocks", "1", "--voicing-bands", "1", "--warmup", "1", "--log-every", "1"]
+SMALL = ["--batch", "2", "--threads", "1", "--dec-blocks", "1", "--voicing-bands", "1", "--warmup", "1", "--log-every", "1",
+         "--disc-width", "4"]
 
 
 def tone(seconds: float = 6.0) -> np.ndarray:
@@ -141,3 +142,11 @@ def test_pack_data_takes_whole_clips_on_the_pitch_grid():
     assert pack_data.pick_clips(offsets, total, total // 160, 0) == [(0, 101), (100, 250), (250, 400), (400, 500)]
     part = pack_data.pick_clips(offsets, total, total // 160, 0.5 / 60)  # 0.5 s: the first clip of the spread order
     assert len(part) == 1 and part[0] in [(0, 101), (100, 250), (250, 400), (400, 500)]
+
+
+def test_pitch_tracks_without_pyworld_say_so_in_one_line(pack, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyworld" else real(name, *a))
+    with pytest.raises(SystemExit, match="need pyworld"):
+        pitch_tracks.compute(pack, targets="harvest")
+    assert set(pitch_tracks.compute(pack, targets="tracker")) == {"f0", "sent_f0"}

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from audiocodec.train.discriminators import MultiResolutionDiscriminator, discriminator_loss, generator_losses
+from audiocodec.train.balancer import Balancer
+from audiocodec.train.discriminators import Discriminators, discriminator_loss, generator_losses
 from audiocodec.train.losses import CompressedMagnitudeLoss, MultiScaleMelLoss
 
 
@@ -32,11 +33,34 @@ def test_mel_loss_is_zero_on_the_input_and_grows_with_noise(clip):
 
 
 def test_discriminator_losses_have_gradients():
+    """Every sub-discriminator (five periods, three STFT scales) judges the clip and passes a gradient back."""
     g = torch.Generator().manual_seed(0)
-    disc = MultiResolutionDiscriminator()
-    real = 0.1 * torch.randn(2, 1, 8000, generator=g)
-    fake = (0.1 * torch.randn(2, 1, 8000, generator=g)).requires_grad_()
+    disc = Discriminators(width=4)
+    real = 0.1 * torch.randn(2, 1, 8001, generator=g)  # not a whole number of any period
+    fake = (0.1 * torch.randn(2, 1, 8001, generator=g)).requires_grad_()
+    out = disc(fake)
+    assert len(out) == 8 and all(torch.isfinite(logits).all() and len(feats) == 5 for logits, feats in out)
     d = discriminator_loss(disc(real), disc(fake.detach()))
     adv, fm = generator_losses(disc(real), disc(fake))
     (adv + fm).backward()
     assert d.item() > 0 and fm.item() > 0 and torch.isfinite(fake.grad).all() and fake.grad.abs().sum() > 0
+
+
+def test_balancer_scales_each_gradient_to_its_ratio_of_the_base_norm():
+    """Whatever a loss's own scale, its gradient at the output arrives at its ratio of the base loss's norm;
+    a ratio of zero leaves the base gradient alone."""
+    g = torch.Generator().manual_seed(0)
+    out = torch.randn(4, 1, 100, generator=g).requires_grad_()
+    target = torch.randn(4, 1, 100, generator=g)
+    base = ((out - target) ** 2).sum()
+    loud, quiet = 1e4 * out.sin().sum(), 1e-4 * out.abs().sum()
+    grad, norms = Balancer({"loud": 0.5, "quiet": 2.0}).gradient(base, {"loud": loud, "quiet": quiet}, out)
+    g_base = 2 * (out - target).detach()
+    per_clip = lambda t: t.flatten(1).norm(dim=1).mean()
+    assert abs(norms["base"] - per_clip(g_base).item()) < 1e-3 * norms["base"]
+    g_loud, g_quiet = 1e4 * out.detach().cos(), 1e-4 * out.detach().sign()
+    want = g_base + 0.5 * per_clip(g_base) / per_clip(g_loud) * g_loud + 2.0 * per_clip(g_base) / per_clip(g_quiet) * g_quiet
+    assert torch.allclose(grad, want, rtol=1e-4, atol=1e-4)
+    base = ((out - target) ** 2).sum()
+    grad, _ = Balancer({"loud": 0.0}).gradient(base, {"loud": 1e4 * out.sin().sum()}, out)
+    assert torch.allclose(grad, g_base)

@@ -14,6 +14,7 @@ instead of minutes): a change of recipe, since the tracker only imitates Harvest
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import zipfile
 
 import numpy as np
@@ -79,6 +80,9 @@ def compute(path: str, device: str = "cpu", targets: str = "harvest", workers: i
     todo = [t for t in TRACKS if t not in have]
     if not todo:
         return {}
+    if "f0" in todo and targets == "harvest" and importlib.util.find_spec("pyworld") is None:
+        raise SystemExit("error: Harvest's pitch targets need pyworld (pip install -e '.[train]'), "
+                         "or take the tracker's pitch with --targets tracker")
     pack = read_pack(path)
     out = {}
     if "sent_f0" in todo or targets == "tracker":
