@@ -67,7 +67,9 @@ class Settings:
     min_lr_frac: float = 0.05    # ... down to this fraction of --lr
     commit_weight: float = 0.25  # RVQ commitment loss (the encoder stays near its codes)
     adv_start: int = 1_000_000   # step at which the discriminators (multi-period and multi-scale STFT) join; off by default
-    adv_ramp: int = 500          # ... the generator's adversarial losses then ramp up linearly over this many steps
+    adv_ramp: int = 500          # ... the discriminators alone learn for this many steps, then the generator's adversarial
+                                 # losses ramp up linearly over as many again
+    disc_lr: float = 3e-4        # ... their peak AdamW learning rate (on the generator's schedule)
     adv_weight: float = 1.0      # ... their hinge loss, as a ratio of gradient norms at the output to the reconstruction
                                  # losses' (train/balancer.py, after EnCodec's balancer)
     fm_weight: float = 1.0       # ... their feature-matching loss, likewise
@@ -248,7 +250,7 @@ def build(s: Settings, ck: dict | None, device: str) -> Run:
     cfg, init_state, init_step, reseed = architecture(s, ck)
     model, disc = Codec(cfg).to(device), Discriminators(s.disc_width).to(device)
     opt_g = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
-    opt_d = torch.optim.AdamW(disc.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
+    opt_d = torch.optim.AdamW(disc.parameters(), lr=s.disc_lr, betas=(0.8, 0.99), weight_decay=1e-4)
     run = Run(model, disc, opt_g, opt_d, balancer=Balancer({"adv": s.adv_weight, "fm": s.fm_weight}))
     if ck is not None:
         model.load_state_dict(ck["model"]), opt_g.load_state_dict(ck["opt_g"])
@@ -405,10 +407,10 @@ def train_step(run: Run, nets: tuple, losses: tuple, s: Settings, batch: tuple, 
         rest = rest + s.f0_weight * pitch + s.voicing_weight * bce
         acc.update(f0_oct=pitch, voicing=bce)
     run.opt_g.zero_grad(set_to_none=True)
-    if adv_on:  # the adversarial gradients at the output, scaled against the reconstruction's by the balancer
+    ramp = min(1.0, max(0.0, (run.step - s.adv_start + 1) / max(1, s.adv_ramp) - 1)) if adv_on else 0.0
+    if ramp > 0:  # the adversarial gradients at the output, scaled against the reconstruction's by the balancer
         with machine.autocast(s):
             adv, fm = generator_losses(run.disc(x), run.disc(x_hat))  # the bare discriminators: their gradient is not used
-        ramp = min(1.0, (run.step - s.adv_start + 1) / max(1, s.adv_ramp))
         grad, norms = run.balancer.gradient(rec, {"adv": adv.float(), "fm": fm.float()}, x_hat, ramp)
         acc.update(adv=adv, fm=fm, g_rec=torch.tensor(norms["base"]), g_adv=torch.tensor(norms["adv"]))
         tensors, grads = [x_hat], [grad]
@@ -508,8 +510,10 @@ def loop(s: Settings, run: Run, nets: tuple, losses: tuple, data: Data, length: 
             if machine.lead:
                 print(f"step {run.step}: quantizer reseeded", flush=True)
         lr = lr_at(run.step, s, run.ramp_from)
-        for g in run.opt_g.param_groups + run.opt_d.param_groups:
+        for g in run.opt_g.param_groups:
             g["lr"] = lr
+        for g in run.opt_d.param_groups:
+            g["lr"] = lr * s.disc_lr / s.lr
         for k, v in train_step(run, nets, losses, s, draw(s, data, length, rng, odds, machine.device), machine).items():
             acc[k] = acc.get(k, 0.0) + v
         if s.time_budget and run.step == first + 5:  # the first steps pay for warming up (cudnn's search)

@@ -83,15 +83,16 @@ def test_gpu_run_adds_pitch_trains_returns_a_state_within_limits_and_resumes(pac
     train = load_script("train")  # resumed here with the discriminators, under bf16 autocast as on CUDA
     monkeypatch.setattr(train.Machine, "autocast", lambda self, s: torch.autocast("cpu", torch.bfloat16))
     monkeypatch.setattr(sys, "argv", ["train.py", "--out", str(tmp_path / "next"), "--resume", str(out / "state"),
-                                      "--steps", "5", "--adv-start", "0", "--device", "cpu", "--eval-every", "0", *SMALL])
+                                      "--steps", "5", "--adv-start", "0", "--adv-ramp", "1", "--device", "cpu", "--eval-every", "0", *SMALL])
     train.main()
     ck = torch.load(tmp_path / "next" / "ckpt.pt", map_location="cpu", weights_only=False)
     assert ck["step"] == 5 and ck["settings"]["pack"] == pack and ck["settings"]["pitch_input"]
     log = [json.loads(line) for line in open(tmp_path / "next" / "log.jsonl")]
-    assert [r["step"] for r in log] == [4, 5] and all(np.isfinite(r["d"]) and np.isfinite(r["mel"]) for r in log)
+    assert [r["step"] for r in log] == [4, 5] and all(np.isfinite(r[k]) for r in log for k in ("d", "mel", "adv", "fm"))
 
 
 def test_shards_round_trip_a_checkpoint_in_reduced_precision(tmp_path):
+    torch.manual_seed(0)
     model = torch.nn.Linear(64, 64)
     opt = torch.optim.AdamW(model.parameters())
     model(torch.randn(3, 64)).sum().backward()
@@ -103,7 +104,7 @@ def test_shards_round_trip_a_checkpoint_in_reduced_precision(tmp_path):
     back = load_shards(str(tmp_path / "state"))
     assert back["step"] == 7 and back["settings"] == {"lr": 1e-4} and torch.equal(back["model"]["weight"], model.weight)
     assert back["averaged"]["weight"].dtype == torch.float32
-    assert torch.allclose(back["averaged"]["weight"], model.weight, rtol=1e-3)                 # float16 on the way
+    assert torch.allclose(back["averaged"]["weight"], model.weight, rtol=1e-3, atol=1e-7)     # float16 on the way
     assert torch.equal(back["opt_d"]["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
     assert torch.allclose(back["opt_g"]["state"][0]["exp_avg_sq"], opt.state_dict()["state"][0]["exp_avg_sq"], rtol=1e-2)
     restored = torch.optim.AdamW(model.parameters())
@@ -129,10 +130,10 @@ def test_two_processes_train_as_one(pack, tmp_path):
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                            "scripts/train.py", "--out", str(tmp_path / "run"), "--pack", pack, "--device", "cpu",
                            "--init", str(tmp_path / "init.safetensors"), "--init-step", "1", "--steps", "3",
-                           "--adv-start", "2", "--eval-every", "0", *SMALL], cwd=ROOT, env=env, capture_output=True, text=True)
+                           "--adv-start", "1", "--adv-ramp", "1", "--eval-every", "0", *SMALL], cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     log = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl")]
-    assert [r["step"] for r in log] == [2, 3] and "d" in log[1]
+    assert [r["step"] for r in log] == [2, 3] and "d" in log[0] and "adv" in log[1]  # the balancer across processes
     assert torch.load(tmp_path / "run" / "ckpt.pt", map_location="cpu", weights_only=False)["step"] == 3
 
 
