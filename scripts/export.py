@@ -7,7 +7,13 @@
 Two entropy models are fitted on the training split: the per-stage tables (how often each code of each
 codebook is chosen in ``--minutes`` of it; what files of format version 3 and before were coded with) and
 the context model that codes new files and packets (``scripts/fit_context.py``: trained for
-``--context-minutes``, shipped only if it round-trips). Changing the weights always refits both.
+``--context-minutes``, shipped only if it round-trips). New weights that make exactly the codes of
+``--codes-from`` (the shipped model by default: the same encoder, codebooks and pitch tracker, as a
+``train.py --freeze-codes`` fine-tune of the decoder leaves them) take its entropy models over instead,
+under the new model id, once the context model has round-tripped 20 train clips' codes (seconds, not an hour);
+``--refit`` fits them afresh all the same.
+
+    python scripts/export.py runs/adv/ckpt.pt --pitch audiocodec/weights/default.safetensors --out runs/adv/codec
 """
 from __future__ import annotations
 
@@ -20,8 +26,10 @@ from tqdm import tqdm
 
 from fit_context import ship_context
 
+from audiocodec.bitstream.context import ContextModel
 from audiocodec.bitstream.entropy import EntropyModel
-from audiocodec.model import Codec
+from audiocodec.model import Codec, default_weights_path
+from audiocodec.train.context import round_trip, split_codes
 from audiocodec.train.dataset import DEFAULT_ROOT, load_split
 from audiocodec.train.state import load_checkpoint
 
@@ -39,6 +47,29 @@ def count_codes(codec: Codec, audio: np.ndarray, minutes: float, seconds_per_pie
     return counts
 
 
+def fitted(path: str) -> tuple[Codec, np.ndarray, ContextModel] | None:
+    """(the codec, its per-stage code counts, its context model) of the weights at ``path``, when both entropy
+    models beside them were fitted for them; else None."""
+    entropy, context = path.replace(".safetensors", ".entropy.npz"), path.replace(".safetensors", ".context.npz")
+    if not all(os.path.isfile(f) for f in (path, entropy, context)):
+        return None
+    codec, ctx = Codec.load(path), ContextModel.load(context)
+    with np.load(entropy) as d:
+        counts, entropy_id = d["counts"], str(d["model_id"])
+    return (codec, counts, ctx) if entropy_id == ctx.model_id == codec.model_id else None
+
+
+def carry_over(codec: Codec, old: tuple[Codec, np.ndarray, ContextModel], out: str, data: str) -> None:
+    """Ship ``old``'s entropy models for ``codec``, which makes the same codes, under its model id."""
+    old_codec, counts, ctx = old
+    EntropyModel.save(out + ".entropy.npz", counts, codec.model_id)
+    ctx = ContextModel(ctx.w, codec.model_id, ctx.pitch_from)
+    codes, offsets = split_codes(codec, data, "train", limit=20)
+    round_trip(ctx, codec, codes, offsets, range(len(offsets) - 1))
+    ctx.save(out + ".context.npz")
+    print(f"the codes are {old_codec.model_id}'s: its entropy models carried over (context model {ctx.id.hex()})")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a train.py checkpoint (.pt), or the state folder a GPU run returned")
@@ -47,27 +78,38 @@ def main() -> None:
     p.add_argument("--context-minutes", type=float, default=50.0, help="training time of the context model")
     p.add_argument("--data", default=DEFAULT_ROOT)
     p.add_argument("--pitch", default=None, metavar="CKPT",
-                   help="a pitch tracker from scripts/train_pitch.py: the codec sends its pitch (audiocodec/model/pitch.py)")
+                   help="a pitch tracker from scripts/train_pitch.py, or a codec's .safetensors to take its tracker from "
+                        "(the shipped one's, say): the codec sends its pitch (audiocodec/model/pitch.py)")
     p.add_argument("--live", action="store_true",
                    help="ship the live weights of a run trained with --weight-ema rather than their moving average")
+    p.add_argument("--codes-from", default=default_weights_path(), metavar="WEIGHTS",
+                   help="weights whose entropy models are carried over if the new weights make exactly their codes "
+                        "(default: the shipped model)")
+    p.add_argument("--refit", action="store_true", help="fit the entropy models afresh even then")
     a = p.parse_args()
+    old = None if a.refit else fitted(a.codes_from)  # read before --out may overwrite it
     torch.set_num_threads(max(1, torch.get_num_threads()))
     ck = load_checkpoint(a.checkpoint)
     model = Codec.from_checkpoint(ck, live=a.live)
     if a.pitch:
-        model = model.with_pitch_tracker(torch.load(a.pitch, map_location="cpu", weights_only=True)["tracker"])
+        tracker = (Codec.load(a.pitch).pitch.state_dict() if a.pitch.endswith(".safetensors")
+                   else torch.load(a.pitch, map_location="cpu", weights_only=True)["tracker"])
+        model = model.with_pitch_tracker(tracker)
     averaged = "averaged" in ck and not a.live
     weights = a.out + ".safetensors"
     model.save(weights, {"steps": ck["step"], "trained_on": "shared/data/speech train split",
                          "weights": ("average of checkpoints" if "mixed_from" in ck
                                      else "moving average" if averaged else "live")})
     codec = Codec.load(weights)  # reload: the float16 weights are what users run
+    kind = "averaged" if averaged else "live"
+    print(f"wrote {weights} ({os.path.getsize(weights) / 1e6:.2f} MB, step {ck['step']}, {kind} weights, id {codec.model_id})")
+    if old is not None and codec.codes_like(old[0]):
+        carry_over(codec, old, a.out, a.data)
+        return
     audio, _ = load_split(a.data, "train")
     counts = count_codes(codec, audio, a.minutes)
     EntropyModel.save(a.out + ".entropy.npz", counts, codec.model_id)
     bits = EntropyModel(counts, codec.model_id).bits_per_code()
-    kind = "averaged" if averaged else "live"
-    print(f"wrote {weights} ({os.path.getsize(weights) / 1e6:.2f} MB, step {ck['step']}, {kind} weights, id {codec.model_id})")
     print("entropy bits per code by stage:", " ".join(f"{b:.2f}" for b in bits[:codec.cfg.n_codebooks]))
     if codec.pitch is not None:
         print(f"entropy bits per pitch symbol: {bits[-1]:.2f}")

@@ -35,6 +35,10 @@ def _per_channel(scale: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return scale.view(-1, *[1] * (weight.dim() - 1))
 
 
+SENDER_FIELDS = ("sample_rate", "enc_channels", "enc_strides", "enc_blocks", "enc_hidden", "latent_dim", "n_codebooks",
+                 "codebook_size", "codebook_dim", "vq_gain", "enc_spectral", "spectral_join", "pitch_coded", "pitch_from")
+
+
 @dataclass
 class CodecConfig:
     sample_rate: int = 16000
@@ -171,6 +175,16 @@ class Codec(StreamingModule):
     def sends_pitch(self, n_q: int) -> bool:
         """Whether a stream of ``n_q`` rows carries the pitch in its first row."""
         return self.pitch is not None and n_q >= self.cfg.pitch_from
+
+    def codes_like(self, other: "Codec") -> bool:
+        """Whether ``other`` makes exactly this model's codes from any audio: the same sender settings and the
+        same encoder, codebooks and pitch tracker (a decoder-only fine-tune keeps them), so that the entropy
+        models fitted to one hold for the other."""
+        if any(getattr(self.cfg, f) != getattr(other.cfg, f) for f in SENDER_FIELDS):
+            return False
+        mine, theirs = ({k: v for k, v in m.state_dict().items() if k.startswith(("encoder.", "quantizer.", "pitch."))}
+                        for m in (self, other))
+        return mine.keys() == theirs.keys() and all(torch.equal(v, theirs[k]) for k, v in mine.items())
 
     def row_tables(self, n_q: int) -> list[int]:
         """The entropy table of each row of an ``n_q``-row stream: stage ``i`` uses table ``i``, the pitch

@@ -230,15 +230,22 @@ def fit_for(codec, codes: np.ndarray, offsets: np.ndarray, minutes: float, log=p
     refuse (CodecError) a model that does not round-trip every neural mode's codes on ``check_clips``
     clips. -> (ContextModel, what it costs: bits per code by row of each stream on those clips)."""
     from ..bitstream.context import ContextModel
-    from ..errors import CodecError
 
     streams = streams_of(codec)
     model = fit(codes, offsets, streams, minutes, log=log)
     ctx = ContextModel(quantize(model, activation_ranges(model, codes, offsets, streams)), codec.model_id,
                        codec.cfg.pitch_from if codec.pitch is not None else 0)
     clips = np.random.default_rng(0).choice(len(offsets) - 1, check_clips, replace=False)
+    return ctx, round_trip(ctx, codec, codes, offsets, clips)
+
+
+def round_trip(ctx, codec, codes: np.ndarray, offsets: np.ndarray, clips) -> dict[int, np.ndarray]:
+    """Check that ``ctx`` decodes what it encodes, every neural mode's codes of these clips (CodecError if
+    not) -> bits per code by row of each mode's stream."""
+    from ..errors import CodecError
+
     bits = {}
-    for rows in streams:
+    for rows in streams_of(codec):
         n_q, total, frames = len(rows), 0.0, 0
         for c in clips:
             clip = codes[rows, offsets[c]:offsets[c + 1]].astype(np.int64)
@@ -246,4 +253,4 @@ def fit_for(codec, codes: np.ndarray, offsets: np.ndarray, minutes: float, log=p
                 raise CodecError(f"the context model does not round-trip {n_q}-row codes: not shipped")
             total, frames = total + ctx.bits(clip) * clip.shape[1], frames + clip.shape[1]
         bits[n_q] = total / frames
-    return ctx, bits
+    return bits
