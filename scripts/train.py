@@ -411,8 +411,9 @@ def train_step(run: Run, nets: tuple, losses: tuple, s: Settings, batch: tuple, 
     if ramp > 0:  # the adversarial gradients at the output, scaled against the reconstruction's by the balancer
         with machine.autocast(s):
             adv, fm = generator_losses(run.disc(x), run.disc(x_hat))  # the bare discriminators: their gradient is not used
-        grad, norms = run.balancer.gradient(rec, {"adv": adv.float(), "fm": fm.float()}, x_hat, ramp)
-        acc.update(adv=adv, fm=fm, g_rec=torch.tensor(norms["base"]), g_adv=torch.tensor(norms["adv"]))
+        shares = {k: v.float() for k, v in (("adv", adv), ("fm", fm)) if run.balancer.ratios[k]}
+        grad, norms = run.balancer.gradient(rec, shares, x_hat, ramp)
+        acc.update(adv=adv, fm=fm, **{f"g_{'rec' if k == 'base' else k}": torch.tensor(v) for k, v in norms.items()})
         tensors, grads = [x_hat], [grad]
         if rest.requires_grad:  # (not when the codes and the pitch head are frozen)
             tensors, grads = tensors + [rest], grads + [None]

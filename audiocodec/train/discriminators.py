@@ -14,6 +14,8 @@ enough to come back from a lent GPU machine with its optimizer's state (HiFi-GAN
 """
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -40,7 +42,7 @@ class PeriodDiscriminator(nn.Module):
         chans = [1, width, 2 * width, 4 * width, 8 * width, 8 * width]
         self.convs = nn.ModuleList(
             _layer(nn.Conv2d(a, b, (5, 1), (3, 1) if i < 4 else 1, padding=(2, 0)), 0.1)
-            for i, (a, b) in enumerate(zip(chans, chans[1:])))
+            for i, (a, b) in enumerate(pairwise(chans)))
         self.out = _layer(nn.Conv2d(chans[-1], 1, (3, 1), padding=(1, 0)), 1.0)
 
     def forward(self, x: torch.Tensor):
