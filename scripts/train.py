@@ -70,9 +70,10 @@ class Settings:
     adv_ramp: int = 500          # ... the discriminators alone learn for this many steps, then the generator's adversarial
                                  # losses ramp up linearly over as many again
     disc_lr: float = 3e-4        # ... their peak AdamW learning rate (on the generator's schedule)
-    adv_weight: float = 1.0      # ... their hinge loss, as a ratio of gradient norms at the output to the reconstruction
-                                 # losses' (train/balancer.py, after EnCodec's balancer)
-    fm_weight: float = 1.0       # ... their feature-matching loss, likewise
+    adv_weight: float = 0.03     # ... their hinge loss, as a ratio of gradient norms at the output to the reconstruction
+                                 # losses' (train/balancer.py, after EnCodec's balancer); 0.1 and 1 lowered PESQ-WB and STOI on CPU
+    fm_weight: float = 0.0       # ... their feature-matching loss, likewise; 0.3 and 1 raised the log-mel loss by a third
+                                 # (it asks a decoder that draws its own phase for the original waveform's features)
     disc_width: int = 16         # ... their channels (train/discriminators.py): 16 on a GPU, 8 on CPU
     mel_weight: float = 30.0     # multi-scale log-mel L1 (train/losses.py MultiScaleMelLoss)
     cmag_weight: float = 150.0   # L1 of STFT magnitudes ** 0.3 (train/losses.py CompressedMagnitudeLoss): lifted PESQ by ~0.07
