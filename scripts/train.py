@@ -71,7 +71,7 @@ class Settings:
                                  # losses ramp up linearly over as many again
     disc_lr: float = 3e-4        # ... their peak AdamW learning rate (on the generator's schedule)
     adv_weight: float = 0.03     # ... their hinge loss, as a ratio of gradient norms at the output to the reconstruction
-                                 # losses' (train/balancer.py, after EnCodec's balancer); 0.1 and 1 lowered PESQ-WB and STOI on CPU
+                                 # losses' (train/balancer.py, after EnCodec's balancer); on CPU every share tried lowered STOI within 2,000 steps, 0.03 least
     fm_weight: float = 0.0       # ... their feature-matching loss, likewise; 0.3 and 1 raised the log-mel loss by a third
                                  # (it asks a decoder that draws its own phase for the original waveform's features)
     disc_width: int = 16         # ... their channels (train/discriminators.py): 16 on a GPU, 8 on CPU
