@@ -33,6 +33,15 @@ def _layer(conv: nn.Conv2d, slope: float) -> nn.Module:
     return weight_norm(conv)
 
 
+def _judge(convs: nn.ModuleList, out: nn.Module, m: torch.Tensor, slope: float):
+    """The layers, each followed by a leaky ReLU -> (logits, every layer's feature map)."""
+    feats = []
+    for conv in convs:
+        m = F.leaky_relu(conv(m), slope)
+        feats.append(m)
+    return out(m), feats
+
+
 class PeriodDiscriminator(nn.Module):
     """wav (B, T) -> (logits (B, 1, rows, period), feature maps)."""
 
@@ -48,12 +57,7 @@ class PeriodDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor):
         pad = -x.shape[-1] % self.period
         x = F.pad(x, (0, pad), mode="reflect")
-        m = GAIN * x.view(x.shape[0], 1, -1, self.period)
-        feats = []
-        for conv in self.convs:
-            m = F.leaky_relu(conv(m), 0.1)
-            feats.append(m)
-        return self.out(m), feats
+        return _judge(self.convs, self.out, GAIN * x.view(x.shape[0], 1, -1, self.period), 0.1)
 
 
 class STFTDiscriminator(nn.Module):
@@ -71,12 +75,7 @@ class STFTDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor):
         s = torch.stft(GAIN * x.float(), self.n_fft, self.n_fft // 4, window=self.window, normalized=True, return_complex=True)
-        m = torch.stack([s.real, s.imag], 1).transpose(2, 3)  # (B, 2, frames, bins)
-        feats = []
-        for conv in self.convs:
-            m = F.leaky_relu(conv(m), 0.2)
-            feats.append(m)
-        return self.out(m), feats
+        return _judge(self.convs, self.out, torch.stack([s.real, s.imag], 1).transpose(2, 3), 0.2)  # (B, 2, frames, bins)
 
 
 class Discriminators(nn.Module):
