@@ -9,8 +9,8 @@ Each step draws random 1 s crops of the train split, keeps 3/6/12/24 codebooks p
 dropout), and minimises a multi-scale log-mel loss + L1 of loudness-compressed STFT magnitudes
 (``--cmag-weight``) + RVQ commitment + the harmonic head's pitch error against a pitch tracker (WORLD
 Harvest, cached once: ``pip install -e '.[train]'``), and, from ``--adv-start``, the hinge and
-feature-matching losses of the multi-period and multi-scale STFT discriminators, scaled by a loss balancer. Every ``--eval-every`` steps it measures PESQ-WB, STOI and the level of the
-first 50 ms at 1.5, 6 and 12 kbps on fixed test clips (audiocodec/train/validate.py); it writes a resumable
+feature-matching losses of the multi-period and multi-scale STFT discriminators, scaled by a loss balancer.
+Every ``--eval-every`` steps it measures PESQ-WB, STOI and the level of the first 50 ms at 1.5, 6 and 12 kbps on fixed test clips (audiocodec/train/validate.py); it writes a resumable
 checkpoint then and every ``--save-every`` steps. A resumed run keeps the settings it was started with (its
 learning-rate schedule above all) unless given again.
 
