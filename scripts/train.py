@@ -10,8 +10,8 @@ dropout), and minimises a multi-scale log-mel loss + L1 of loudness-compressed S
 (``--cmag-weight``) + RVQ commitment + the harmonic head's pitch error against a pitch tracker (WORLD
 Harvest, cached once: ``pip install -e '.[train]'``), and, from ``--adv-start``, the hinge and
 feature-matching losses of the multi-period and multi-scale STFT discriminators, scaled by a loss balancer.
-Every ``--eval-every`` steps it measures PESQ-WB, STOI and the level of the first 50 ms at 1.5, 6 and 12 kbps on fixed test clips (audiocodec/train/validate.py); it writes a resumable
-checkpoint then and every ``--save-every`` steps. A resumed run keeps the settings it was started with (its
+Every ``--eval-every`` steps it measures PESQ-WB, STOI and the level of the first 50 ms at 1.5, 6 and 12
+kbps on fixed test clips (audiocodec/train/validate.py); it writes a resumable checkpoint then and every ``--save-every`` steps. A resumed run keeps the settings it was started with (its
 learning-rate schedule above all) unless given again.
 
 The shipped model's exact command is in the README's model card; docs/training-log.md has the measurements
