@@ -29,6 +29,7 @@ from fit_context import ship_context
 from audiocodec.bitstream.context import ContextModel
 from audiocodec.bitstream.entropy import EntropyModel
 from audiocodec.model import Codec, default_weights_path
+from audiocodec.stream.engine import Engine, load_engine
 from audiocodec.train.context import round_trip, split_codes
 from audiocodec.train.dataset import DEFAULT_ROOT, load_split
 from audiocodec.train.state import load_checkpoint
@@ -47,27 +48,22 @@ def count_codes(codec: Codec, audio: np.ndarray, minutes: float, seconds_per_pie
     return counts
 
 
-def fitted(path: str) -> tuple[Codec, np.ndarray, ContextModel] | None:
-    """(the codec, its per-stage code counts, its context model) of the weights at ``path``, when both entropy
-    models beside them were fitted for them; else None."""
-    entropy, context = path.replace(".safetensors", ".entropy.npz"), path.replace(".safetensors", ".context.npz")
-    if not all(os.path.isfile(f) for f in (path, entropy, context)):
+def fitted(path: str) -> Engine | None:
+    """The weights at ``path`` with both entropy models fitted for them (``load_engine``), or None."""
+    if not os.path.isfile(path):
         return None
-    codec, ctx = Codec.load(path), ContextModel.load(context)
-    with np.load(entropy) as d:
-        counts, entropy_id = d["counts"], str(d["model_id"])
-    return (codec, counts, ctx) if entropy_id == ctx.model_id == codec.model_id else None
+    engine = load_engine(path)
+    return engine if engine.entropy is not None and engine.context is not None else None
 
 
-def carry_over(codec: Codec, old: tuple[Codec, np.ndarray, ContextModel], out: str, data: str) -> None:
+def carry_over(codec: Codec, old: Engine, out: str, data: str) -> None:
     """Ship ``old``'s entropy models for ``codec``, which makes the same codes, under its model id."""
-    old_codec, counts, ctx = old
-    EntropyModel.save(out + ".entropy.npz", counts, codec.model_id)
-    ctx = ContextModel(ctx.w, codec.model_id, ctx.pitch_from)
+    EntropyModel.save(out + ".entropy.npz", old.entropy.counts, codec.model_id)
+    ctx = ContextModel(old.context.w, codec.model_id, old.context.pitch_from)
     codes, offsets = split_codes(codec, data, "train", limit=20)
     round_trip(ctx, codec, codes, offsets, range(len(offsets) - 1))
     ctx.save(out + ".context.npz")
-    print(f"the codes are {old_codec.model_id}'s: its entropy models carried over (context model {ctx.id.hex()})")
+    print(f"the codes are {old.codec.model_id}'s: its entropy models carried over (context model {ctx.id.hex()})")
 
 
 def main() -> None:
@@ -103,7 +99,7 @@ def main() -> None:
     codec = Codec.load(weights)  # reload: the float16 weights are what users run
     kind = "averaged" if averaged else "live"
     print(f"wrote {weights} ({os.path.getsize(weights) / 1e6:.2f} MB, step {ck['step']}, {kind} weights, id {codec.model_id})")
-    if old is not None and codec.codes_like(old[0]):
+    if old is not None and codec.codes_like(old.codec):
         carry_over(codec, old, a.out, a.data)
         return
     audio, _ = load_split(a.data, "train")

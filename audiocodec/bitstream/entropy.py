@@ -14,10 +14,11 @@ from .packing import pack_codes, unpack_codes
 
 
 class EntropyModel:
-    """Per-stage categorical distributions: counts (n_codebooks, codebook_size)."""
+    """Per-stage categorical distributions: counts (n_codebooks, codebook_size), as counted."""
 
     def __init__(self, counts: np.ndarray, model_id: str):
-        counts = np.asarray(counts, dtype=np.float64) + 1.0  # add-one: every code stays codable
+        self.counts = np.asarray(counts)
+        counts = self.counts.astype(np.float64) + 1.0  # add-one: every code stays codable
         self.probs = counts / counts.sum(1, keepdims=True)
         self.model_id = model_id
         import constriction
