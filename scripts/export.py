@@ -14,11 +14,15 @@ under the new model id, once the context model has round-tripped 20 train clips'
 ``--refit`` fits them afresh all the same.
 
     python scripts/export.py runs/adv/ckpt.pt --pitch audiocodec/weights/default.safetensors --out runs/adv/codec
+
+``--weights-only`` writes the weights alone, a candidate for ``scripts/benchmark.py --model``: its quality is
+measured as shipped, its kbps are the nominal ones.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import numpy as np
 import torch
@@ -82,8 +86,13 @@ def main() -> None:
                    help="weights whose entropy models are carried over if the new weights make exactly their codes "
                         "(default: the shipped model)")
     p.add_argument("--refit", action="store_true", help="fit the entropy models afresh even then")
+    p.add_argument("--weights-only", action="store_true",
+                   help="write the weights alone, no entropy models: a candidate to benchmark (its files and packets "
+                        "are then coded at the fixed rate, so its kbps are the nominal ones)")
     a = p.parse_args()
-    old = None if a.refit else fitted(a.codes_from)  # read before --out may overwrite it
+    if a.weights_only and os.path.abspath(a.out) == os.path.abspath(default_weights_path()[:-len(".safetensors")]):
+        sys.exit("error: --weights-only would leave the shipped weights without their entropy models: give --out")
+    old = None if a.refit or a.weights_only else fitted(a.codes_from)  # read before --out may overwrite it
     torch.set_num_threads(max(1, torch.get_num_threads()))
     ck = load_checkpoint(a.checkpoint)
     model = Codec.from_checkpoint(ck, live=a.live)
@@ -99,6 +108,8 @@ def main() -> None:
     codec = Codec.load(weights)  # reload: the float16 weights are what users run
     kind = "averaged" if averaged else "live"
     print(f"wrote {weights} ({os.path.getsize(weights) / 1e6:.2f} MB, step {ck['step']}, {kind} weights, id {codec.model_id})")
+    if a.weights_only:
+        return
     if old is not None and codec.codes_like(old.codec):
         carry_over(codec, old, a.out, a.data)
         return

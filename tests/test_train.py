@@ -183,3 +183,49 @@ def test_a_packed_run_with_frozen_codes_trains_only_the_decoder_side(train, tmp_
     # (a run started from weights resets the EMA sums from the codebooks; the codebooks themselves stay)
     assert changed and not [k for k in changed if k.startswith(("encoder.", "quantizer.")) and not k.endswith("ema_sum")]
     assert any(k.startswith("decoder.") for k in changed)
+
+
+def test_a_fine_latent_grows_from_weights_without_one(train, tmp_path, monkeypatch):
+    """--fine-dim on weights without a fine latent: the decoder's first layer gains input channels at zero (so
+    the grown model decodes as the old one did until it learns), the top stages start afresh at the new width,
+    and with --freeze-codes only the fine branch and stages learn on the sender's side."""
+    import numpy as np
+
+    from audiocodec.model import Codec, CodecConfig
+    from audiocodec.train.pack import Pack, write_pack
+
+    cfg = CodecConfig(enc_channels=(8, 8, 16, 16, 32), enc_hidden=64, latent_dim=16, n_codebooks=24, codebook_size=256,
+                      dec_dim=32, dec_hidden=64, dec_blocks=1, pitch_source=True)
+    init = Codec(cfg)._trained(Codec(cfg).state_dict())
+    init.save(str(tmp_path / "init.safetensors"), int8=False)
+    old = Codec.load(str(tmp_path / "init.safetensors"))
+    grown = Codec(dataclasses.replace(cfg, fine_dim=8, fine_from=11))
+    state, fresh = train.fitted_to(grown, old.state_dict())
+    assert fresh == list(range(11, 24))
+    grown.load_state_dict(state, strict=False)
+    grown.quantizer.mark_trained()
+    x = torch.randn(1, 1, 320 * 10) * 0.1
+    with torch.no_grad():
+        codes = grown.encode(x, 24)
+        assert torch.equal(codes[:, :11], old.encode(x, 11))
+        torch.testing.assert_close(grown.decode(codes), old.decode(codes[:, :11]))
+
+    rng = np.random.default_rng(0)
+    n = 8 * 16000
+    write_pack(str(tmp_path / "pack.npz"), Pack(audio=(rng.standard_normal(n) * 3000).astype(np.int16), offsets=np.array([0, n // 2]),
+                                                 f0=np.full(n // 160, 150.0, np.float32), sent_f0=None,
+                                                 clips=[np.zeros(16000, np.float32)], tracker=None))
+    out = tmp_path / "run"
+    monkeypatch.setattr(sys, "argv", ["train.py", "--out", str(out), "--pack", str(tmp_path / "pack.npz"), "--init",
+                                      str(tmp_path / "init.safetensors"), "--init-step", "1", "--steps", "2", "--batch", "2",
+                                      "--eval-every", "0", "--freeze-codes", "true", "--device", "cpu", "--threads", "1",
+                                      "--dec-blocks", "1", "--voicing-bands", "1", "--warmup", "1", "--fine-dim", "8",
+                                      "--nq-weights", "0,0,0,1"])
+    train.main()
+    ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=False)
+    assert ck["config"]["fine_dim"] == 8 and ck["config"]["fine_from"] == 11
+    before = old.state_dict()
+    sender = {k for k, v in ck["model"].items() if k.startswith(("encoder.", "quantizer.")) and not k.endswith("ema_sum")}
+    changed = {k for k in sender if k not in before or not torch.equal(ck["model"][k], before[k])}
+    assert not [k for k in changed if not (k.startswith("encoder.fine.") or k.startswith("quantizer.stages."))]
+    assert not [k for k in changed if k.startswith("quantizer.stages.") and int(k.split(".")[2]) < 11]
