@@ -13,8 +13,7 @@
 # --time-budget times 20 steps, then fits the cosine schedule into what is left), on every GPU there is
 # (torch.distributed.run, DistributedDataParallel; bf16 autocast), from the shipped weights with RECIPE: adversarial
 # (the default: the decoder alone, codes frozen, against the multi-period and multi-scale STFT discriminators with
-# the loss balancer), lineage (the shipped model's last recipe) or fine (the decoder and a fine latent of its own
-# for the 12 kbps stream's top stages, the other codes frozen). Options given here override it; --resume DIR
+# the loss balancer) or lineage (the shipped model's last recipe). Options given here override it; --resume DIR
 # carries on from a returned state instead.
 # It writes to $OUT (default /tmp/gpu_out): tracks.npz (the pitch tracks, to add to the pack here), state/
 # (the run's checkpoint as state-NN.safetensors shards of at most 15 MiB: generator, weight average,
@@ -28,8 +27,7 @@ OUT=${OUT:-/tmp/gpu_out}; PACK=${PACK:-.pack/train.npz}; RUN=${RUN:-/tmp/gpu_run
 case ${RECIPE:=adversarial} in  # what the run trains, from the shipped weights (docs/training.md, "On a lent GPU")
   adversarial) RECIPE_ARGS=(--batch 128 --freeze-codes true --adv-start 1 --adv-ramp 300 --disc-width 16) ;;
   lineage) RECIPE_ARGS=(--batch 64) ;;  # the shipped lineage's last recipe, encoder and codebooks training too
-  fine) RECIPE_ARGS=(--batch 128 --freeze-codes true --fine-dim 64 --fine-from 11 --lr 2e-4 --nq-weights 2,1,2,4) ;;  # a fine latent for 12 kbps
-  *) echo "error: RECIPE is adversarial, lineage or fine, not $RECIPE" >&2; exit 2 ;;
+  *) echo "error: RECIPE is adversarial or lineage, not $RECIPE" >&2; exit 2 ;;
 esac
 mkdir -p "$OUT"
 NEED="soundfile, soxr, constriction"; [ "$TARGETS" = harvest ] && NEED="$NEED, pyworld"
@@ -48,8 +46,8 @@ TQDM_DISABLE=1 python3 -m audiocodec.train.pitch_tracks "$PACK" --device "$DEVIC
   --save "$OUT/tracks.npz" 2>&1 | tee "$OUT/train.log" || exit 1
 echo "pitch tracks: ${SECONDS} s" | tee -a "$OUT/train.log"
 "${LAUNCH[@]}" scripts/train.py --out "$RUN" --pack "$PACK" --device "$DEVICE" --time-budget $((SECS - SECONDS - 20)) \
-  --threads 8 --init audiocodec/weights/default.safetensors --init-step 1 --lr 1e-4 --warmup 100 \
+  "${RECIPE_ARGS[@]}" --threads 8 --init audiocodec/weights/default.safetensors --init-step 1 --lr 1e-4 --warmup 100 \
   --teacher-until 0 --reseed-every 0 --nq-weights 4,1,3,2 --commit-weight 1.0 --weight-ema 0.998 \
-  --sent-pitch pack --pitch-input true --eval-every 0 --save-every 500 --log-every 100 "${RECIPE_ARGS[@]}" "$@" 2>&1 \
+  --sent-pitch pack --pitch-input true --eval-every 0 --save-every 500 --log-every 100 "$@" 2>&1 \
   | grep -v "^model:" | tee -a "$OUT/train.log" || exit 1
 python3 -m audiocodec.train.state "$RUN/ckpt.pt" "$OUT/state" | tee -a "$OUT/train.log"

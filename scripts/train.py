@@ -84,11 +84,6 @@ class Settings:
     vq_gain: bool = True         # RVQ codes keep their length (quantizer.py); from unit-code --init weights the codebooks are seeded afresh
     spectral: bool = False       # the encoder's spectral branch (encoder.SpectralBranch); added at zero to --init weights without it
     spectral_join: int = 0       # ... joining the RVQ residual before this stage (3: the 1.5 kbps stages never see it); weights with a branch keep theirs
-    fine_dim: int = 0            # > 0: RVQ stages from --fine-from on quantize a latent of their own, this wide, from a new
-                                 # encoder branch that the decoder hears beside the main latent (quantizer.ResidualVQ); the
-                                 # --init weights' stages there start afresh, the decoder's map of it at zero
-    fine_from: int = 11          # ... the first such stage (11: only 12 kbps streams reach it, whose later stages refined
-                                 # the last 0.34 % of the main latent)
     pitch_input: bool = False    # the decoder backbone also hears the sent pitch (decoder.PitchInput; needs --sent-pitch; added at zero to --init weights without it)
     pitch_source: bool = True    # harmonic excitation at a predicted pitch
     f0_weight: float = 50.0      # L1 of the predicted pitch in octaves, on voiced frames
@@ -248,8 +243,6 @@ def architecture(s: Settings, ck: dict | None) -> tuple[CodecConfig, dict | None
                               voicing_bands=max(cfg.voicing_bands, s.voicing_bands), vq_gain=cfg.vq_gain or s.vq_gain,
                               pitch_input=cfg.pitch_input or s.pitch_input, enc_spectral=cfg.enc_spectral or s.spectral,
                               spectral_join=cfg.spectral_join if cfg.enc_spectral else s.spectral_join)  # a trained branch keeps its place
-    if s.fine_dim and not cfg.fine_dim:
-        cfg = dataclasses.replace(cfg, fine_dim=s.fine_dim, fine_from=s.fine_from)
     return cfg, state, step, reseed
 
 
@@ -270,59 +263,27 @@ def build(s: Settings, ck: dict | None, device: str) -> Run:
         run.step, run.best, run.ramp_from = ck["step"], ck.get("best", -1.0), ck.get("ramp_from", 0)
         print(f"resumed at step {run.step}")
     elif init_state is not None:  # carry training over from other weights
-        init_state, grown = fitted_to(model, init_state)
         missing, _ = model.load_state_dict(init_state, strict=False)
         if missing:
             print("not in the init weights, starting afresh:", ", ".join(sorted({'.'.join(k.split('.')[:3]) for k in missing})))
         model.quantizer.restart_ema(seeded=not reseed)
-        for i in grown:  # stages of another width (the fine latent's) seed themselves on their first batch
-            model.quantizer.stages[i].initialized.fill_(False)
         run.step = run.ramp_from = s.init_step or init_step
         print(f"initialised from {s.init}, schedule continues at step {run.step}")
-    if s.freeze_codes:  # nothing before the quantized latent learns, nor do the codebooks (held in eval mode: to_train),
-        model.encoder.requires_grad_(False), model.quantizer.requires_grad_(False)  # but for the fine latent's
-        for part in fine_parts(model):
-            part.requires_grad_(True)
+    if s.freeze_codes:  # nothing before the quantized latent learns, nor do the codebooks (held in eval mode: to_train)
+        model.encoder.requires_grad_(False), model.quantizer.requires_grad_(False)
     elif s.freeze_encoder:  # no gradient reaches the SEANet convolutions, so autograd skips their (costly, 16 kHz) backward
         model.encoder.requires_grad_(False)
-        for branch in (model.encoder.spectral, model.encoder.fine):
-            if branch is not None:
-                branch.requires_grad_(True)
+        if model.encoder.spectral is not None:
+            model.encoder.spectral.requires_grad_(True)
     if s.weight_ema:
         run.average = WeightAverage(model, s.weight_ema, {k: v.to(device) for k, v in (ck or {}).get("averaged", {}).items()})
     return run
-
-
-def fitted_to(model: Codec, state: dict) -> tuple[dict, list[int]]:
-    """--init weights for a model with a fine latent they lack -> (the weights, the RVQ stages to seed afresh):
-    the decoder's first layer gains input channels at zero, so it hears the new latent only as it learns to;
-    stages of another width are left out."""
-    own, state, grown = model.state_dict(), dict(state), set()
-    for k, v in list(state.items()):
-        if k not in own or own[k].shape == v.shape:
-            continue
-        if k == "decoder.embed.weight":
-            state[k] = torch.cat([v, v.new_zeros(v.shape[0], own[k].shape[1] - v.shape[1], *v.shape[2:])], 1)
-        elif k.startswith("quantizer.stages."):
-            grown.add(int(k.split(".")[2]))
-            del state[k]
-    return state, sorted(grown)
-
-
-def fine_parts(model: Codec) -> list[torch.nn.Module]:
-    """The encoder branch and RVQ stages of the fine latent (none without one)."""
-    if model.encoder.fine is None:
-        return []
-    q = model.quantizer
-    return [model.encoder.fine] + [stage for i, stage in enumerate(q.stages) if q.space(i)]
 
 
 def to_train(run: Run, s: Settings) -> None:
     run.model.train()
     if s.freeze_codes:  # the quantizer's EMA codebooks and dead-code restarts only run in train mode
         run.model.encoder.eval(), run.model.quantizer.eval()
-        for part in fine_parts(run.model):  # ... and the fine latent's learn
-            part.train()
 
 
 def share_from_lead(module: torch.nn.Module, machine: Machine) -> None:
@@ -473,8 +434,6 @@ def train_step(run: Run, nets: tuple, losses: tuple, s: Settings, batch: tuple, 
 def check(s: Settings, machine: Machine) -> None:
     if s.pitch_input and not s.sent_pitch:
         sys.exit("error: --pitch-input true needs --sent-pitch (the decoder can only hear a pitch that is sent)")
-    if s.latent_cache and s.fine_dim:
-        sys.exit("error: --latent-cache skips the encoder, whose fine branch --fine-dim trains")
     if s.latent_cache and machine.world > 1:
         sys.exit("error: --latent-cache trains one process only (its steps bypass DistributedDataParallel)")
 
@@ -526,8 +485,6 @@ def main() -> None:
     if not run.model.quantizer.seeded:  # seed the codebooks by k-means on a large batch
         with torch.no_grad():
             run.model.train()
-            for stage in run.model.quantizer.stages:  # those already seeded stay as they are
-                stage.train(not bool(stage.initialized))
             run.model(batch_of_crops(data.audio, 128, length, rng)[0].to(machine.device), torch.full((128,), run.model.cfg.n_codebooks))
     share_from_lead(run.model, machine)
     nets = (run.model, run.disc)

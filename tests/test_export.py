@@ -49,3 +49,23 @@ def test_codes_like_tells_an_encoder_change():
     state[key] = state[key] + 1e-3
     assert not Codec(shipped.cfg)._trained(state).codes_like(shipped)
     assert Codec(shipped.cfg)._trained(shipped.state_dict()).codes_like(shipped)
+
+
+def test_weights_only_writes_a_candidate_and_never_strips_the_shipped_files(tmp_path, monkeypatch):
+    shipped = Codec.load(default_weights_path())
+    state = {k: v for k, v in shipped.state_dict().items() if not k.startswith("pitch.")}
+    torch.save({"model": state, "config": {**shipped.cfg.__dict__, "pitch_coded": False}, "step": 3}, tmp_path / "ckpt.pt")
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "scripts"))
+    export = load_script("export")
+    out = str(tmp_path / "cand")
+    monkeypatch.setattr(sys, "argv", ["export.py", str(tmp_path / "ckpt.pt"), "--out", out, "--weights-only",
+                                      "--pitch", default_weights_path()])
+    export.main()
+    assert sorted(os.listdir(tmp_path)) == ["cand.safetensors", "ckpt.pt"] and Codec.load(out + ".safetensors").pitch is not None
+    monkeypatch.setattr(sys, "argv", ["export.py", str(tmp_path / "ckpt.pt"), "--weights-only"])
+    try:
+        export.main()
+    except SystemExit as exc:
+        assert "--weights-only would leave the shipped weights without their entropy models" in str(exc)
+    else:
+        raise AssertionError("export --weights-only over the shipped weights went ahead")

@@ -91,21 +91,6 @@ def test_gpu_run_adds_pitch_trains_returns_a_state_within_limits_and_resumes(pac
     assert [r["step"] for r in log] == [4, 5] and all(np.isfinite(r[k]) for r in log for k in ("d", "mel", "adv", "fm"))
 
 
-def test_gpu_run_recipes_reach_train_py(pack, tmp_path):
-    """RECIPE=fine trains a fine latent for the top stages with the other codes frozen; an unknown recipe is one line."""
-    Codec(TINY)._trained(Codec(TINY).state_dict()).save(str(tmp_path / "init.safetensors"), int8=False)
-    env = {**os.environ, "OUT": str(tmp_path / "out"), "PACK": pack, "RUN": str(tmp_path / "run"), "OMP_NUM_THREADS": "1",
-           "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"], "TARGETS": "tracker", "RECIPE": "fine"}
-    args = ["bash", "scripts/gpu_run.sh", "60", "--init", str(tmp_path / "init.safetensors"), "--time-budget", "0",
-            "--steps", "2", *SMALL]
-    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    state = load_shards(str(tmp_path / "out" / "state"))
-    assert state["config"]["fine_dim"] == 64 and state["settings"]["freeze_codes"] and state["settings"]["lr"] == 2e-4
-    done = subprocess.run(args, cwd=ROOT, env={**env, "RECIPE": "bigger"}, capture_output=True, text=True)
-    assert done.returncode == 2 and done.stderr.strip().splitlines() == ["error: RECIPE is adversarial, lineage or fine, not bigger"]
-
-
 def test_shards_round_trip_a_checkpoint_in_reduced_precision(tmp_path):
     torch.manual_seed(0)
     model = torch.nn.Linear(64, 64)

@@ -134,29 +134,3 @@ def test_training_interface_carries_the_codebooks_ema_across_a_resume():
     assert not other.seeded and all(torch.equal(st["sum"], stage.codebook) for st, stage in zip(other.ema_state(), other.stages))
     other.mark_trained()
     assert other.seeded
-
-
-def test_fine_latent_has_stages_and_a_part_of_its_own():
-    """With ``fine_dim`` the stages from ``fine_from`` on quantize the last ``fine_dim`` channels only: the earlier
-    stages' codes do not depend on them, the main part of a decoded latent is what the earlier stages give, and
-    a stream that stops before ``fine_from`` decodes the fine part as zeros."""
-    torch.manual_seed(0)
-    main, fine = _latents().T[None], _latents(dim=8, seed=1).T[None]
-    z = torch.cat([main, fine], 1)
-    rvq = ResidualVQ(latent_dim=16, n_codebooks=6, codebook_size=64, codebook_dim=4, gain=True, fine_dim=8, fine_from=3)
-    assert [s.proj_in.in_features for s in rvq.stages] == [16, 16, 16, 8, 8, 8]
-    rvq.reseed(z)
-    rvq.eval()
-    with torch.no_grad():
-        codes = rvq.encode(z, 6)
-        other = rvq.encode(torch.cat([main, fine.flip(-1)], 1), 6)
-        assert torch.equal(codes[:, :3], other[:, :3]) and not torch.equal(codes[:, 3:], other[:, 3:])
-        assert torch.equal(codes[:, :3], rvq.encode(z, 3))
-        short, full = rvq.decode(codes[:, :3]), rvq.decode(codes)
-        assert short.shape == full.shape == z.shape
-        assert torch.equal(short[:, 16:], torch.zeros_like(short[:, 16:]))
-        torch.testing.assert_close(full[:, :16], short[:, :16])
-        fine_err = lambda q: float((q[:, 16:] - fine).pow(2).sum() / fine.pow(2).sum())
-        assert fine_err(full) < 0.5 * fine_err(short)
-        out = rvq(z, torch.full((1,), 6))
-        assert torch.equal(out.codes, codes) and torch.allclose(out.z_q, full, atol=1e-5)

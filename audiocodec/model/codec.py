@@ -36,8 +36,7 @@ def _per_channel(scale: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 SENDER_FIELDS = ("sample_rate", "enc_channels", "enc_strides", "enc_blocks", "enc_hidden", "latent_dim", "n_codebooks",
-                 "codebook_size", "codebook_dim", "vq_gain", "enc_spectral", "spectral_join", "pitch_coded", "pitch_from",
-                 "fine_dim", "fine_from")
+                 "codebook_size", "codebook_dim", "vq_gain", "enc_spectral", "spectral_join", "pitch_coded", "pitch_from")
 
 
 @dataclass
@@ -64,8 +63,6 @@ class CodecConfig:
     pitch_coded: bool = False   # the sender tracks the pitch and sends it as the first row of codes (pitch.py)
     pitch_from: int = 6         # ... in streams of at least this many rows (at 1.5 kbps a stage is worth more)
     pitch_input: bool = False   # the decoder backbone also hears the sent pitch (decoder.PitchInput)
-    fine_dim: int = 0           # > 0: the RVQ stages from fine_from on quantize a latent of their own, of this width, that
-    fine_from: int = 0          # the encoder's fine branch makes and the decoder hears beside the main one (quantizer.ResidualVQ)
     postfilter: float = 1.0     # decoding only: each STFT frame's magnitudes to this power, at the frame's energy (heads.sharpen;
                                 # 1 = off; a decode call may give its own). Off since 2026-12-04: 1.1 raised PESQ-WB by
                                 # 0.05-0.07 but lowered ViSQOL by 0.12-0.16 and STOI on held-out clips (training log)
@@ -106,11 +103,11 @@ class Codec(StreamingModule):
         super().__init__()
         self.cfg = cfg
         self.encoder = Encoder(cfg.enc_channels, cfg.enc_strides, cfg.enc_blocks, cfg.enc_hidden, cfg.latent_dim,
-                               cfg.enc_spectral, cfg.n_fft, cfg.hop, cfg.fine_dim)
+                               cfg.enc_spectral, cfg.n_fft, cfg.hop)
         self.quantizer = ResidualVQ(cfg.latent_dim, cfg.n_codebooks, cfg.codebook_size, cfg.codebook_dim, cfg.vq_gain,
-                                    cfg.spectral_join, cfg.fine_dim, cfg.fine_from)
+                                    cfg.spectral_join)
         self.pitch_input = PitchInput(cfg.latent_dim) if cfg.pitch_input else None
-        self.decoder = Decoder(cfg.latent_dim, cfg.dec_dim, cfg.dec_hidden, cfg.dec_blocks, cfg.fine_dim)
+        self.decoder = Decoder(cfg.latent_dim, cfg.dec_dim, cfg.dec_hidden, cfg.dec_blocks)
         self.head = ISTFTHead(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop, postfilter=cfg.postfilter)
         self.source = HarmonicSource(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop,
                                      bands=cfg.voicing_bands) if cfg.pitch_source else None
@@ -142,8 +139,7 @@ class Codec(StreamingModule):
         if self.pitch_input is None or f0 is None:
             return z_q
         sent = torch.as_tensor(sent, device=z_q.device).expand(z_q.shape[0])
-        main, fine = z_q.split([self.cfg.latent_dim, self.cfg.fine_dim], 1)  # the pitch joins the main latent
-        return torch.cat([self.pitch_input(main, f0, sent), fine], 1)
+        return self.pitch_input(z_q, f0, sent)
 
     def synthesize(self, feats: torch.Tensor, f0: torch.Tensor | None = None, postfilter: float | None = None):
         """decoder features (B, T, dim) -> (wav (B, 1, T * 320), the source's (pitch, voicing logit) or None).

@@ -43,26 +43,19 @@ class PitchInput(nn.Module):
 
 
 class Decoder(StreamingModule):
-    """latents (B, latent_dim [+ fine_dim], T) -> features (B, T, dim); streaming, its convolutions keep their past
-    inputs.
+    """latents (B, latent_dim, T) -> features (B, T, dim); streaming, its convolutions keep their past inputs.
 
     ``runner``: None (torch), or another backend's runner of ``backbone`` (``onnx_backend.OnnxDecoder``),
     which outside training takes its place and keeps the stream's state in this module's ``stream``."""
 
     runner = None
 
-    def __init__(self, latent_dim: int = 128, dim: int = 256, hidden: int = 768, blocks: int = 8, fine_dim: int = 0):
+    def __init__(self, latent_dim: int = 128, dim: int = 256, hidden: int = 768, blocks: int = 8):
         super().__init__()
-        self.fine_dim = fine_dim
-        self.embed = CausalConv1d(latent_dim + fine_dim, dim, 3)
+        self.embed = CausalConv1d(latent_dim, dim, 3)
         self.norm_in = nn.LayerNorm(dim)
         self.blocks = nn.Sequential(*[ConvNeXtBlock(dim, hidden) for _ in range(blocks)])
         self.norm_out = nn.LayerNorm(dim)
-        # a fine latent (the last fine_dim channels of z) also reaches the output features directly, frame by frame:
-        # through the blocks alone, starting from zero, the decoder learned to use it only slowly
-        self.fine_skip = nn.Linear(fine_dim, dim) if fine_dim else None
-        if fine_dim:
-            nn.init.zeros_(self.fine_skip.weight), nn.init.zeros_(self.fine_skip.bias)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if self.runner is not None and not self.training:
@@ -70,7 +63,6 @@ class Decoder(StreamingModule):
         return self.backbone(z)
 
     def backbone(self, z: torch.Tensor) -> torch.Tensor:
-        """The layers themselves (torch): z (B, latent_dim [+ fine_dim], T) -> (B, T, dim)."""
+        """The layers themselves (torch): z (B, latent_dim, T) -> (B, T, dim)."""
         x = self.norm_in(self.embed(z).transpose(1, 2)).transpose(1, 2)
-        y = self.norm_out(self.blocks(x).transpose(1, 2))
-        return y if self.fine_skip is None else y + self.fine_skip(z[:, -self.fine_dim:].transpose(1, 2))
+        return self.norm_out(self.blocks(x).transpose(1, 2))

@@ -18,13 +18,8 @@ class Encoder(StreamingModule):
     Strided convolutions halve the work at each stage (16 kHz -> 8 k -> 2 k -> 400 -> 50 Hz) while the
     channel count grows; a few ConvNeXt blocks then mix information at the cheap frame rate."""
 
-    # the fine branch's output gain: its layers start at the usual scale (an output of about 0.3 RMS), the main
-    # latent is about 13 RMS; at its own scale the decoder's map of it learned nothing in 1,000 steps
-    FINE_GAIN = 40.0
-
     def __init__(self, channels=(16, 32, 64, 128, 256), strides=(2, 4, 5, 8), blocks: int = 2,
-                 hidden: int = 512, latent_dim: int = 128, spectral: bool = False, n_fft: int = 640, hop: int = 160,
-                 fine_dim: int = 0):
+                 hidden: int = 512, latent_dim: int = 128, spectral: bool = False, n_fft: int = 640, hop: int = 160):
         super().__init__()
         self.conv_in = CausalConv1d(1, channels[0], 7)
         stages = []
@@ -37,10 +32,6 @@ class Encoder(StreamingModule):
         self.proj = nn.Linear(channels[-1], latent_dim)
         self._init_weights()
         self.spectral = SpectralBranch(latent_dim, n_fft, hop, math.prod(strides) // hop) if spectral else None
-        self.fine = None
-        if fine_dim:  # the fine latent (ResidualVQ's fine_from): starts random, where the decoder's map of it starts at zero
-            self.fine = SpectralBranch(fine_dim, n_fft, hop, math.prod(strides) // hop)
-            nn.init.normal_(self.fine.fc2.weight, std=self.fine.fc2.in_channels ** -0.5)
 
     def _init_weights(self) -> None:
         # He-normal weights and zero biases: with PyTorch's default init the conv biases drown the
@@ -56,18 +47,14 @@ class Encoder(StreamingModule):
         return self.proj(self.norm(x.transpose(1, 2))).transpose(1, 2)
 
     def parts(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """wav (B, 1, T) -> (the SEANet latent, with the fine latent below it if there is one, (B, latent_dim
-        [+ fine_dim], T // hop); the spectral branch's or None, (B, latent_dim, T // hop)): the quantizer may
-        let the second join later (``ResidualVQ``'s ``late``)."""
-        z = self.waveform(wav)
-        if self.fine is not None:
-            z = torch.cat([z, self.FINE_GAIN * self.fine(wav)], 1)
-        return z, None if self.spectral is None else self.spectral(wav)
+        """wav (B, 1, T) -> (the SEANet latent, the spectral branch's or None), each (B, latent_dim, T // hop):
+        the quantizer may let the second join later (``ResidualVQ``'s ``late``)."""
+        return self.waveform(wav), None if self.spectral is None else self.spectral(wav)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        """wav (B, 1, T) -> the whole latent: ``parts``, the spectral branch added to the main latent."""
+        """wav (B, 1, T) -> the whole latent, the sum of ``parts``."""
         z, late = self.parts(wav)
-        return z if late is None else z + torch.nn.functional.pad(late, (0, 0, 0, z.shape[1] - late.shape[1]))
+        return z if late is None else z + late
 
 
 class SpectralBranch(StreamingModule):

@@ -150,34 +150,18 @@ class ResidualVQ(nn.Module):
     Every method takes the latent as ``z`` plus an optional ``late`` part (same shape) that joins the residual
     just before stage ``join``: the stages before it never see it. With ``join`` 3 the encoder's spectral
     branch reaches only the stages above 1.5 kbps, so the first three keep quantizing the latent they were
-    trained on (``join`` 0: ``late`` is simply added to ``z``).
-
-    A *fine* latent (``fine_dim`` > 0) gives the stages from ``fine_from`` on a space of their own: the latent
-    is then ``latent_dim + fine_dim`` channels, the stages before ``fine_from`` quantize the first
-    ``latent_dim`` and the later ones the last ``fine_dim`` (the encoder's ``fine`` branch), so the bits of
-    the top bitrate carry what the main latent does not hold instead of refining a residual that is already
-    small (after 11 stages 0.34 % of the latent's energy is left). The decoder hears both parts side by side."""
+    trained on (``join`` 0: ``late`` is simply added to ``z``)."""
 
     def __init__(self, latent_dim: int = 128, n_codebooks: int = 24, codebook_size: int = 1024, codebook_dim: int = 8,
-                 gain: bool = False, join: int = 0, fine_dim: int = 0, fine_from: int = 0):
+                 gain: bool = False, join: int = 0):
         super().__init__()
         self.n_codebooks, self.codebook_size, self.join = n_codebooks, codebook_size, join
-        self.widths = (latent_dim, fine_dim) if fine_dim else (latent_dim,)
-        self.fine_from = fine_from if fine_dim else n_codebooks
-        self.stages = nn.ModuleList(VectorQuantizer(self.widths[self.space(i)], codebook_size, codebook_dim, gain=gain)
-                                    for i in range(n_codebooks))
-
-    def space(self, i: int) -> int:
-        """Which part of the latent stage ``i`` quantizes: 0 the main latent, 1 the fine one."""
-        return int(i >= self.fine_from)
+        self.stages = nn.ModuleList(VectorQuantizer(latent_dim, codebook_size, codebook_dim, gain=gain)
+                                    for _ in range(n_codebooks))
 
     def _join(self, r: torch.Tensor, late: torch.Tensor | None, i: int) -> torch.Tensor:
         """The residual (B, T, latent_dim) before stage ``i``, with ``late`` (B, latent_dim, T) added at ``join``."""
         return r + late.transpose(1, 2) if late is not None and i == self.join else r
-
-    def _parts(self, z: torch.Tensor) -> list[torch.Tensor]:
-        """z (B, sum(widths), T) -> its parts, each (B, T, width)."""
-        return [p.transpose(1, 2) for p in z.split(self.widths, 1)]
 
     def forward(self, z: torch.Tensor, n_q: torch.Tensor, late: torch.Tensor | None = None) -> QuantizerOutput:
         """z (B, latent_dim, T); n_q (B,) number of stages kept per clip; late: see the class. In float32 also
@@ -186,24 +170,23 @@ class ResidualVQ(nn.Module):
             return self._forward(z.float(), n_q, None if late is None else late.float())
 
     def _forward(self, z: torch.Tensor, n_q: torch.Tensor, late: torch.Tensor | None) -> QuantizerOutput:
-        rs = self._parts(z)
-        b, t, _ = rs[0].shape
-        z_q = [torch.zeros_like(r) for r in rs]
+        r = z.transpose(1, 2)
+        b, t, _ = r.shape
+        z_q = torch.zeros_like(r)
         codes, commits = [], []
         for i, stage in enumerate(self.stages):
             keep = (n_q > i)
             if not bool(keep.any()):
                 break
-            s = self.space(i)
-            r = self._join(rs[s], late, i)
+            r = self._join(r, late, i)
             active = keep[:, None].expand(b, t)
             q, c, commit = stage(r, active)
             q = q * keep[:, None, None]
-            z_q[s] = z_q[s] + q
-            rs[s] = r - q
+            z_q = z_q + q
+            r = r - q
             codes.append(c)
             commits.append((commit * keep[:, None]).sum() / active.sum())
-        return QuantizerOutput(torch.cat(z_q, -1).transpose(1, 2), torch.stack(codes, 1), torch.stack(commits).mean())
+        return QuantizerOutput(z_q.transpose(1, 2), torch.stack(codes, 1), torch.stack(commits).mean())
 
     # the training interface: the codebooks' EMA state is not in the state dict (the weights ship without it)
 
@@ -243,31 +226,26 @@ class ResidualVQ(nn.Module):
         had grown to 2.8 %, and reseeding stages 4-24 brought it to 0.2 %. (Reseeding the first stages
         too cut the error after 3 stages from 11 % to 2 %, yet PESQ at 1.5 kbps fell, from 1.89 to 1.75-1.81
         over 2,000 steps: the learned projections of those stages keep what is heard, not the most energy.)"""
-        rs = self._parts(z)
+        r = z.transpose(1, 2)
         for i, stage in enumerate(self.stages):
-            s = self.space(i)
-            r = self._join(rs[s], late, i)
+            r = self._join(r, late, i)
             if i >= first:
                 stage.seed(r.reshape(-1, r.shape[-1]))
-            rs[s] = r - stage.lookup(stage.nearest(stage.project(r)))
+            r = r - stage.lookup(stage.nearest(stage.project(r)))
 
     @torch.no_grad()
     def encode(self, z: torch.Tensor, n_q: int, late: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, latent_dim, T), late: see the class -> codes (B, n_q, T)."""
-        rs = self._parts(z)
+        r = z.transpose(1, 2)
         codes = []
         for i, stage in enumerate(self.stages[:n_q]):
-            s = self.space(i)
-            r = self._join(rs[s], late, i)
+            r = self._join(r, late, i)
             c = stage.nearest(stage.project(r))
-            rs[s] = r - stage.lookup(c)
+            r = r - stage.lookup(c)
             codes.append(c)
         return torch.stack(codes, 1)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes (B, n_q, T) -> quantized latents (B, sum(widths), T); a part no stage reached is zeros."""
-        b, n, t = codes.shape
-        z_q = [codes.new_zeros(b, t, w, dtype=torch.float32) for w in self.widths]
-        for i, stage in enumerate(self.stages[:n]):
-            z_q[self.space(i)] = z_q[self.space(i)] + stage.lookup(codes[:, i])
-        return torch.cat(z_q, -1).transpose(1, 2)
+        """codes (B, n_q, T) -> quantized latents (B, latent_dim, T)."""
+        z = sum(stage.lookup(codes[:, i]) for i, stage in enumerate(self.stages[: codes.shape[1]]))
+        return z.transpose(1, 2)
