@@ -150,7 +150,7 @@ def _compress_file(src: str, dst: str, args, mode: modes.Mode, quiet: bool) -> t
     bar = _progress(source.seconds, "compressing", quiet or args.quiet)
     try:
         data = encode_blocks(_counted(source.blocks, bar), mode, engine, entropy=not args.fixed_rate,
-                             input_rate=source.rate, input_channels=source.channels)
+                             input_rate=source.rate, input_channels=source.channels, search=args.search)
     finally:
         bar.close()
     _write_output(dst, data)
@@ -166,6 +166,8 @@ def _compress_file(src: str, dst: str, args, mode: modes.Mode, quiet: bool) -> t
 
 def cmd_compress(args) -> int:
     mode = modes.mode(args.bitrate, args.hybrid)
+    if args.search and not mode.searchable:
+        raise CodecError(modes.search_scope())
     output = args.output or _default_output(args.input, ".acdc")
     if os.path.isdir(args.input):
         jobs = folders.pairs(args.input, output, AUDIO_SUFFIXES, ".acdc")
@@ -287,6 +289,19 @@ def cmd_info(args) -> int:
 
 
 # ---- the parser -------------------------------------------------------------------------------------
+MAX_SEARCH = 1000  # compress --search: more steps than this only waste time
+
+
+def _search_steps(text: str) -> int:
+    try:
+        steps = int(text)
+    except ValueError:
+        steps = -1
+    if not 0 <= steps <= MAX_SEARCH:
+        raise argparse.ArgumentTypeError(f"--search takes a whole number of steps from 0 to {MAX_SEARCH}, not {text!r}")
+    return steps
+
+
 def _modes_help() -> str:
     """The compress epilog's account of the modes, read from the mode table."""
     neural = ", ".join(f"{m.kbps:g} ({m.rows})" for m in modes.modes())
@@ -297,13 +312,19 @@ def _modes_help() -> str:
             f"--hybrid ({modes.choices(True, ' or ')} kbps): {modes.hybrid_text()}: the neural codec carries the\n"
             f"spectral envelope, and the band below {cutoffs} is sent as a waveform (MDCT, range-coded), which\n"
             "the autoencoder cannot rebuild exactly: the voice's harmonics. Far better quality per bit\n"
-            "(README: results); 20 ms more latency; file format version 2 (send --hybrid streams it).")
+            "(README: results); 20 ms more latency; file format version 2 (send --hybrid streams it).\n\n"
+            "--search STEPS (6 and 12 kbps): the encoder decodes what it would send, compares it with the input\n"
+            "(the training losses: log-mel and compressed magnitude) and moves the codes along their gradient,\n"
+            "STEPS times per 10 s chunk, keeping the best, as CELP coders choose their excitation. Same format,\n"
+            "same decoder. 30 steps: PESQ-WB +0.10-0.15 and ViSQOL +0.12-0.19 on held-out clips, 12-14 % more bits\n"
+            "(still under the nominal rate), and encoding at about real time on one thread (README: results).")
 
 
 COMPRESS_EXAMPLES = """examples:
   audiocodec compress talk.wav                      # writes talk.acdc (6 kbps)
   audiocodec compress talk.flac talk.acdc --bitrate 1.5 --fixed-rate
   audiocodec compress talk.wav talk.acdc --bitrate 6 --hybrid   # best quality per bit
+  audiocodec compress talk.wav talk.acdc --search 30   # slower encoding, better codes (see below)
   audiocodec compress recordings/ packed/ -q        # every audio file of a folder tree; exit 1 if any failed
   cat talk.wav | audiocodec compress - talk.acdc    # a file on stdin (spooled to a temp file)
   arecord -q -f S16_LE -r 48000 -c 2 -t raw | audiocodec compress - note.acdc --raw --raw-rate 48000 --raw-channels 2
@@ -340,6 +361,10 @@ def add_commands(sub) -> None:
                    help=f"store plain {CODE_BITS}-bit codes instead of entropy-coding them with the context model")
     p.add_argument("--hybrid", action="store_true",
                    help=f"{modes.choices(True, ' or ')} kbps as {modes.hybrid_text()} sent as a waveform (see below)")
+    p.add_argument("--search", type=_search_steps, default=0, metavar="STEPS",
+                   help="6 and 12 kbps: search for better codes by analysis by synthesis, STEPS decodings per 10 s "
+                        f"chunk, each moving the codes towards audio closer to the input (0-{MAX_SEARCH}; 30: about real "
+                        "time on one thread, see below); any decoder plays the result")
     p.add_argument("--raw", action="store_true", help="the input is headerless PCM (see --raw-*), read as it comes")
     p.add_argument("--raw-rate", type=int, default=SAMPLE_RATE, metavar="HZ", help="--raw: sample rate (default 16000)")
     p.add_argument("--raw-channels", type=int, default=1, metavar="N", help="--raw: interleaved channels (default 1)")

@@ -27,6 +27,7 @@ from .stream.encoder import FrameEncoder
 from .stream.engine import Engine, check_model, load_engine
 from .stream.frames import Frame, codes_of, frames_of, low_of
 from .stream.lowband import layer as low_band_layer
+from .stream.search import CodeSearch
 
 FRAMES_PER_CHUNK = 500  # 10 s per chunk
 
@@ -132,29 +133,36 @@ class _ChunkWriter:
 
 
 def encode_blocks(blocks: Iterable[np.ndarray], mode: modes.Mode, engine: Engine, entropy: bool = True,
-                  input_rate: int = SAMPLE_RATE, input_channels: int = 1) -> bytes:
+                  input_rate: int = SAMPLE_RATE, input_channels: int = 1, search: int = 0) -> bytes:
     """Audio blocks (float32, 16 kHz mono) -> a complete .acdc byte string (format version 4) in ``mode``;
     ``input_rate``/``input_channels``: the input file's own, recorded in the header (below 16 kHz the output
     gain is measured: see the module's docstring).
 
-    Memory holds one block of audio, a chunk of frames and the compressed output (1.5 kB per second at 12 kbps)."""
+    Memory holds one block of audio, a chunk of frames and the compressed output (1.5 kB per second at 12 kbps).
+    ``search``: steps of analysis by synthesis per chunk (``stream/search.py``; 0 = the encoder's codes as they are)."""
+    if search and not mode.searchable:
+        raise CodecError(modes.search_scope())
     level = _Level(engine, mode) if input_rate < SAMPLE_RATE else None
     encoder, writer = FrameEncoder(engine.codec, mode), _ChunkWriter(engine, mode, entropy, level)
+    searcher = CodeSearch(engine.codec, search) if search else None
+    add = writer.add if searcher is None else lambda frames, closing=None: writer.add(searcher.refine(frames), closing)
     pending: list[Frame] = []
     num_samples = 0
     for block in blocks:
         num_samples += len(block)
         if level:
             level.hear(block)
+        if searcher:
+            searcher.hear(block)
         pending += encoder.push(block)
         while len(pending) > FRAMES_PER_CHUNK:  # (the last chunk waits for the end: it takes the closing frame)
-            writer.add(pending[:FRAMES_PER_CHUNK])
+            add(pending[:FRAMES_PER_CHUNK])
             pending = pending[FRAMES_PER_CHUNK:]
     if num_samples == 0:
         raise CodecError("no audio to compress")
     pending += encoder.flush()
     while pending:
-        writer.add(pending[:FRAMES_PER_CHUNK], encoder.closing if len(pending) <= FRAMES_PER_CHUNK else None)
+        add(pending[:FRAMES_PER_CHUNK], encoder.closing if len(pending) <= FRAMES_PER_CHUNK else None)
         pending = pending[FRAMES_PER_CHUNK:]
     return writer.finish(num_samples, input_rate, input_channels)
 
@@ -188,10 +196,11 @@ def decode_stream(f: BinaryIO, engine: Engine, postfilter: float | None = None) 
 
 
 def compress(wav: np.ndarray, kbps: float = 6.0, engine: Engine | None = None, entropy: bool = True,
-             hybrid: bool = False) -> bytes:
-    """float32 mono 16 kHz array -> .acdc bytes at the mode of ``kbps`` (``hybrid``: its hybrid mode)."""
+             hybrid: bool = False, search: int = 0) -> bytes:
+    """float32 mono 16 kHz array -> .acdc bytes at the mode of ``kbps`` (``hybrid``: its hybrid mode; ``search``:
+    steps of analysis by synthesis, ``stream/search.py``)."""
     return encode_blocks([np.asarray(wav, dtype=np.float32)], modes.mode(kbps, hybrid), engine or load_engine(),
-                         entropy)
+                         entropy, search=search)
 
 
 def decompress(data: bytes, engine: Engine | None = None, postfilter: float | None = None) -> np.ndarray:

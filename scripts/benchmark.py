@@ -8,6 +8,7 @@
     python scripts/benchmark.py --held-out 1 --clips 200 ...  # the same on 200 clips outside the reported 60
     python scripts/benchmark.py --held-out 5 --clips 200 --partial-block ...  # the 51 unreported clips after blocks 1-4
     python scripts/benchmark.py --postfilter 1 ...            # the neural and hybrid decoders without their postfilter
+    python scripts/benchmark.py --search 30 ...               # their encoders searching their codes (compress --search)
 
 Per codec: actual kbps (payload bits of real encoder output / seconds), PESQ-WB, ViSQOL, STOI, ESTOI,
 SI-SDR, log-mel distance, and the encode+decode real-time factor on ONE thread. Writes OUT/benchmark.md,
@@ -99,6 +100,8 @@ def main() -> int:
     ap.add_argument("--against", default="hybrid,opus,codec2,pca",
                     help="other codecs, comma-separated (hybrid: this codec's hybrid modes, compress --hybrid); '' for none")
     ap.add_argument("--model", help="weights file (default: the shipped model)")
+    ap.add_argument("--search", type=int, default=0, metavar="STEPS",
+                    help="encode the neural and hybrid codecs with this many steps of analysis by synthesis (compress --search)")
     ap.add_argument("--postfilter", type=float, metavar="GAMMA",
                     help="decode the neural and hybrid codecs with this postfilter exponent (1: off; default: the model's own)")
     ap.add_argument("--out", default="reports/benchmark", help="output folder (default reports/benchmark)")
@@ -127,11 +130,13 @@ def main() -> int:
     which = parse_list(args.metrics, "--metrics", allowed=METRICS) or list(METRICS)
     codecs = make_codecs(parse_list(args.bitrates, "--bitrates", cast=float),
                          parse_list(args.against, "--against", allowed=FAMILIES[1:]), weights=args.model,
-                         warn=lambda msg: print(msg, file=sys.stderr), postfilter=args.postfilter)
+                         warn=lambda msg: print(msg, file=sys.stderr), postfilter=args.postfilter, search=args.search)
     results = evaluate(paths, codecs, which=which)
     results["model"] = model_info(args.model)
     if args.postfilter is not None:
         results["model"]["postfilter"] = args.postfilter
+    if args.search:
+        results["model"]["search"] = args.search
     results["created"] = datetime.datetime.now().isoformat(timespec="seconds")
     results["clip_set"] = desc
     os.makedirs(args.out, exist_ok=True)

@@ -13,6 +13,7 @@ import numpy as np
 from ..bitstream.container import read_chunks, read_header
 from ..compress import compress, decompress
 from ..errors import CodecError
+from ..stream import modes
 from . import baselines, product
 from .base import CodecUnderTest, Coded, fit_length
 from .pca import PcaCodec, load_pca
@@ -31,17 +32,20 @@ class NeuralCodec(CodecUnderTest):
 
     hybrid = False
 
-    def __init__(self, kbps: float, weights: str | None = None, entropy: bool = True, postfilter: float | None = None):
-        """``postfilter``: the decoder's postfilter exponent (None: the model's own, ``CodecConfig.postfilter``; 1: off)."""
+    def __init__(self, kbps: float, weights: str | None = None, entropy: bool = True, postfilter: float | None = None,
+                 search: int = 0):
+        """``postfilter``: the decoder's postfilter exponent (None: the model's own, ``CodecConfig.postfilter``; 1: off);
+        ``search``: the encoder's steps of analysis by synthesis (``compress --search``)."""
         super().__init__(kbps)
         product.check_bitrate(kbps, hybrid=self.hybrid)
         self.engine = product.engine(weights)
         self.entropy = entropy
         self.postfilter = postfilter
+        self.search = search if modes.mode(kbps, self.hybrid).searchable else 0  # (compress --search's own modes)
 
     def run(self, wav: np.ndarray) -> Coded:
         t0 = time.perf_counter()
-        data = compress(wav, self.nominal_kbps, self.engine, entropy=self.entropy, hybrid=self.hybrid)
+        data = compress(wav, self.nominal_kbps, self.engine, entropy=self.entropy, hybrid=self.hybrid, search=self.search)
         t1 = time.perf_counter()
         decoded = decompress(data, self.engine, self.postfilter)
         t2 = time.perf_counter()
@@ -59,16 +63,18 @@ class HybridCodec(NeuralCodec):
 
 
 def make_codecs(bitrates=None, against=("opus", "codec2", "pca"), weights: str | None = None,
-                opus_kbps=None, codec2_modes=None, warn=print, postfilter: float | None = None) -> list[CodecUnderTest]:
+                opus_kbps=None, codec2_modes=None, warn=print, postfilter: float | None = None,
+                search: int = 0) -> list[CodecUnderTest]:
     """The neural codec at each bitrate, then each family of ``against`` that is available here ('hybrid':
-    the hybrid modes, ``compress --hybrid``). ``postfilter``: the neural and hybrid decoders' postfilter
+    the hybrid modes, ``compress --hybrid``). ``search``: their encoders' steps of analysis by synthesis.
+    ``postfilter``: the neural and hybrid decoders' postfilter
     exponent (None: the model's own; 1: off).
 
     Opus and Codec2 need their command-line tools; when missing they are skipped with a warning."""
-    codecs: list[CodecUnderTest] = [NeuralCodec(k, weights, postfilter=postfilter) for k in (product.plain_bitrates() if bitrates is None else bitrates)]
+    codecs: list[CodecUnderTest] = [NeuralCodec(k, weights, postfilter=postfilter, search=search) for k in (product.plain_bitrates() if bitrates is None else bitrates)]
     for family in against:
         if family == "hybrid":
-            codecs += [HybridCodec(k, weights, postfilter=postfilter) for k in product.hybrid_bitrates()]
+            codecs += [HybridCodec(k, weights, postfilter=postfilter, search=search) for k in product.hybrid_bitrates()]
         elif family == "opus":
             if baselines.opus_available():
                 codecs += [baselines.OpusCodec(k) for k in (opus_kbps or baselines.OPUS_KBPS)]

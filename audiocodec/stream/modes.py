@@ -34,10 +34,18 @@ class Mode:
         """Whether the first row is the sender's pitch (the model's ``pitch_from`` decides)."""
         return codec.sends_pitch(self.rows)
 
+    @property
+    def searchable(self) -> bool:
+        """Whether ``compress --search`` searches this mode's codes (``search.py``): plain modes of SEARCH_ROWS rows
+        or more. At fewer rows 30 steps lowered PESQ-WB and STOI on held-out clips (docs/training-log.md)."""
+        return not self.hybrid and self.rows >= SEARCH_ROWS
+
     def layer(self) -> LowBand | None:
         """The low band's ``LowBand`` (shared), or None for a neural-only mode."""
         return layer(self.low_hz, float(self.low_snr_db)) if self.hybrid else None
 
+
+SEARCH_ROWS = 12  # the smallest stream whose codes the search improves (6 kbps)
 
 MODES = (
     Mode(1.5, 3),
@@ -69,6 +77,12 @@ def hybrid_text() -> str:
     """What a hybrid mode is, for help texts: 'neural 3 kbps + the low band'."""
     neural = " or ".join(sorted({f"{m.neural_kbps:g}" for m in modes(hybrid=True)}))
     return f"neural {neural} kbps + the low band"
+
+
+def search_scope() -> str:
+    """Where ``--search`` works, as its error message says."""
+    kbps = " and ".join(f"{m.kbps:g}" for m in MODES if m.searchable)
+    return f"--search works at {kbps} kbps, not in hybrid modes (at fewer rows it lowered PESQ-WB and STOI on held-out clips)"
 
 
 def mode(kbps: float, hybrid: bool = False) -> Mode:

@@ -1,0 +1,100 @@
+"""Analysis by synthesis (``compress --search STEPS``): codes searched for, not only computed.
+
+The encoder maps audio to a latent in one pass, and the quantizer codes that latent. But the latent the encoder
+gives is not the one the decoder renders best: moving the 6 kbps latent by gradient descent on the training
+losses, with the decoder fixed, lifted PESQ-WB by 0.3-0.4 on train excerpts (``research/probe_latent_headroom.py``).
+So, as CELP speech coders choose their excitation by decoding the candidates, the sender can decode, compare
+with its input and move the codes: each step decodes the codes of a moved latent, measures the training losses
+(log-mel and compressed magnitude) against the input, and moves the latent along their gradient (straight
+through the quantizer); the codes of the best step are sent. The decoder and the bitstream stay as they are, so
+any receiver decodes the result; only encoding is slower (``STEPS`` decoder passes and their gradients).
+
+Chunk by chunk (``compress.FRAMES_PER_CHUNK``): each chunk's search decodes the ``PREFIX`` frames of codes before it
+first, as the receiver's decoder will have heard them, and measures only its own samples.
+
+Only streams of ``modes.SEARCH_ROWS`` rows or more (6 and 12 kbps; ``Mode.searchable``): on held-out clips 30 steps lifted every judge
+there (PESQ-WB +0.10-0.15, ViSQOL +0.12-0.19, STOI +0.006-0.011, ESTOI +0.009-0.020), but lowered PESQ-WB and STOI at
+1.5 and 3 kbps, whose few coarse stages the straight-through gradient misleads (docs/training-log.md)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..model import Codec
+from ..model.pitch import dequantize
+from ..train.losses import CompressedMagnitudeLoss, MultiScaleMelLoss
+from .frames import Frame, codes_of
+
+PREFIX = 100         # frames before a chunk that its search decodes first: the decoder backbone hears 86 frames back
+MEL, CMAG = 30.0, 150.0  # the losses' weights, as in training (scripts/train.py)
+LEARNING_RATE = 0.05     # Adam's step on the latent (whose RMS is about 13)
+SPAN = 2048              # the fewest samples measured: the log-mel loss's longest window (shorter input is sent as encoded)
+
+
+def search_codes(codec: Codec, wav: np.ndarray, codes: np.ndarray, prefix: np.ndarray, steps: int,
+                 lr: float = LEARNING_RATE) -> np.ndarray:
+    """The codes (rows, n) of ``wav`` (n * frame_size samples, after the prefix's) improved by ``steps`` steps of
+    search, given the codes ``prefix`` (rows, p) before them and ``wav`` starting at the prefix (p + n frames of
+    samples). The pitch row is kept; the stages' codes are those of the step whose decoded audio was closest to
+    the input by the training losses, the encoder's own if no step beat them (or if there are fewer than ``SPAN``
+    samples in all)."""
+    frame, p = codec.cfg.frame_size, prefix.shape[1]
+    total = (p + codes.shape[1]) * frame
+    if steps == 0 or total < SPAN:
+        return codes
+    start = min(p * frame, total - SPAN)  # a short last chunk is measured with the end of its prefix
+    mel, cmag = MultiScaleMelLoss(), CompressedMagnitudeLoss()
+    joined = torch.from_numpy(np.concatenate([prefix, codes], 1)).long()[None]
+    symbols, stages = codec.split(joined)
+    f0 = None if symbols is None else dequantize(symbols)
+    x = torch.from_numpy(np.asarray(wav, np.float32))[None, None, start:]
+    with torch.no_grad():
+        z = codec.quantizer.decode(stages)
+    before, latent = z[..., :p], z[..., p:].clone().requires_grad_(True)
+    n_stages = stages.shape[1]
+
+    def loss_of(z_chunk: torch.Tensor) -> torch.Tensor:
+        y = codec.synthesize(codec.features(torch.cat([before, z_chunk], -1), f0), f0)[0][..., start:]
+        return MEL * mel(y, x) + CMAG * cmag(y, x)
+
+    with torch.no_grad():
+        best, best_codes = float(loss_of(latent)), stages[:, :, p:]
+    opt = torch.optim.Adam([latent], lr=lr)
+    with torch.enable_grad():
+        for _ in range(steps):
+            found = codec.quantizer.encode(latent.detach(), n_stages)
+            coded = codec.quantizer.decode(found)
+            loss = loss_of(latent + (coded - latent).detach())  # the codes' audio; the gradient straight through
+            if float(loss.detach()) < best:
+                best, best_codes = float(loss.detach()), found
+            opt.zero_grad()
+            (latent.grad,) = torch.autograd.grad(loss, [latent])
+            opt.step()
+    out = best_codes[0].numpy()
+    return out if symbols is None else np.concatenate([codes[:1], out])
+
+
+class CodeSearch:
+    """The search over a stream's chunks: ``hear`` the input audio as it comes, ``refine`` each chunk's frames
+    (in order, from the stream's first frame) into frames with searched codes (the low band kept)."""
+
+    def __init__(self, codec: Codec, steps: int):
+        self.codec, self.steps = codec, steps
+        self.audio = np.zeros(0, np.float32)   # input samples from the prefix's first frame on
+        self.prefix: np.ndarray | None = None  # the last PREFIX frames of codes sent
+
+    def hear(self, block: np.ndarray) -> None:
+        self.audio = np.concatenate([self.audio, np.asarray(block, np.float32)])
+
+    def refine(self, frames: list[Frame]) -> list[Frame]:
+        codes = codes_of(frames)
+        prefix = codes[:, :0] if self.prefix is None else self.prefix
+        frame = self.codec.cfg.frame_size
+        need = (prefix.shape[1] + codes.shape[1]) * frame
+        wav = self.audio[:need]
+        wav = np.pad(wav, (0, need - len(wav)))  # the last frame's samples past the end: zeros, as the encoder saw
+        found = search_codes(self.codec, wav, codes, prefix, self.steps)
+        self.prefix = np.concatenate([prefix, found], 1)[:, -PREFIX:]
+        drop = (prefix.shape[1] + codes.shape[1] - self.prefix.shape[1]) * frame
+        self.audio = self.audio[drop:]
+        return [Frame(c, f.low) for c, f in zip(found.T, frames)]
