@@ -19,7 +19,7 @@ from . import audio, folders, output, reference
 from .bitstream.container import MAX_SAMPLES, read_chunks, read_header
 from .constants import CODE_BITS, FRAME_RATE, SAMPLE_RATE
 from .errors import CodecError
-from .options import add_output_options, add_threads_option
+from .options import MAX_SEARCH, add_output_options, add_threads_option, search_steps
 from .stream import modes
 
 MAX_STDIN = 256 * 1024 * 1024  # a .acdc stream on stdin is read whole (audio on stdin is spooled to disk)
@@ -289,19 +289,6 @@ def cmd_info(args) -> int:
 
 
 # ---- the parser -------------------------------------------------------------------------------------
-MAX_SEARCH = 1000  # compress --search: more steps than this only waste time
-
-
-def _search_steps(text: str) -> int:
-    try:
-        steps = int(text)
-    except ValueError:
-        steps = -1
-    if not 0 <= steps <= MAX_SEARCH:
-        raise argparse.ArgumentTypeError(f"--search takes a whole number of steps from 0 to {MAX_SEARCH}, not {text!r}")
-    return steps
-
-
 def _modes_help() -> str:
     """The compress epilog's account of the modes, read from the mode table."""
     neural = ", ".join(f"{m.kbps:g} ({m.rows})" for m in modes.modes())
@@ -361,7 +348,7 @@ def add_commands(sub) -> None:
                    help=f"store plain {CODE_BITS}-bit codes instead of entropy-coding them with the context model")
     p.add_argument("--hybrid", action="store_true",
                    help=f"{modes.choices(True, ' or ')} kbps as {modes.hybrid_text()} sent as a waveform (see below)")
-    p.add_argument("--search", type=_search_steps, default=0, metavar="STEPS",
+    p.add_argument("--search", type=search_steps, default=0, metavar="STEPS",
                    help="6 and 12 kbps: search for better codes by analysis by synthesis, STEPS decodings per 10 s "
                         f"chunk, each moving the codes towards audio closer to the input (0-{MAX_SEARCH}; 30: about real "
                         "time on one thread, see below); any decoder plays the result")

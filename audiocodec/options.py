@@ -27,3 +27,17 @@ def add_threads_option(p, top: bool = False) -> None:
     the option after its name)."""
     p.add_argument("--threads", type=threads, metavar="N", default=1 if top else argparse.SUPPRESS,
                    help="CPU threads for the model (default 1; live streams always use 1)")
+
+
+MAX_SEARCH = 1000  # --search: more steps than this only waste time
+
+
+def search_steps(text: str) -> int:
+    """--search: a whole number of steps from 0 to MAX_SEARCH."""
+    try:
+        steps = int(text)
+    except ValueError:
+        steps = -1
+    if not 0 <= steps <= MAX_SEARCH:
+        raise argparse.ArgumentTypeError(f"--search takes a whole number of steps from 0 to {MAX_SEARCH}, not {text!r}")
+    return steps

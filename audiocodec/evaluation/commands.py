@@ -8,7 +8,7 @@ import sys
 from ..errors import CodecError
 from ..stream import modes
 from .metrics import METRICS
-from ..options import add_output_options
+from ..options import add_output_options, search_steps
 from .options import parse_list
 
 EVALUATE_EPILOG = """examples:
@@ -62,8 +62,11 @@ def cmd_evaluate(args) -> int:
         paths = paths[:args.limit]
     if os.path.exists(args.report) and not os.path.isdir(args.report):
         raise CodecError(f"{args.report}: exists and is not a folder")
-    codecs = make_codecs(bitrates, against, weights=args.model, warn=lambda m: print(m, file=sys.stderr))
-    results = run_report(paths, codecs, args.report, max_clips=args.show, model=product.model_info(args.model),
+    codecs = make_codecs(bitrates, against, weights=args.model, warn=lambda m: print(m, file=sys.stderr), search=args.search)
+    model = product.model_info(args.model)
+    if args.search:
+        model["search"] = args.search
+    results = run_report(paths, codecs, args.report, max_clips=args.show, model=model,
                          progress=not args.quiet, which=which, engine=product.engine(args.model))
     if not args.quiet:
         from .tables import summary_rows
@@ -109,6 +112,9 @@ def add_commands(sub) -> None:
     p.add_argument("--show", type=int, default=5, metavar="N", help="clips with players and spectrograms on the page (default 5)")
     p.add_argument("--limit", type=int, default=0, metavar="N", help="use only the first N clips")
     p.add_argument("--model", help="weights file (default: the shipped model)")
+    p.add_argument("--search", type=search_steps, default=0, metavar="STEPS",
+                   help="encode the neural codec's 6 and 12 kbps with this many steps of analysis by synthesis "
+                        "(compress --search; about real time per 30 steps)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or table")
     p.set_defaults(func=cmd_evaluate)
 

@@ -31,6 +31,8 @@ def describe_model(info: dict) -> str:
         said.append(f"trained on {info['trained_on']}")
     if info.get("postfilter") is not None:
         said.append(f"postfilter exponent {info['postfilter']:g} in place of the model's own")
+    if info.get("search"):
+        said.append(f"6 and 12 kbps encoded with {info['search']} steps of search (compress --search)")
     if info.get("context_model"):
         said.append(f"context model {info['context_model']}")
     elif "entropy_model" in info:
