@@ -78,6 +78,9 @@ class Settings:
     mel_weight: float = 30.0     # multi-scale log-mel L1 (train/losses.py MultiScaleMelLoss)
     cmag_weight: float = 150.0   # L1 of STFT magnitudes ** 0.3 (train/losses.py CompressedMagnitudeLoss): lifted PESQ by ~0.07
     freeze_encoder: bool = False  # train only the quantizer and decoder side and the encoder's spectral branch (SEANet's backward is skipped)
+    freeze_decoder: bool = False  # train only the sender's side (encoder, spectral branch, codebooks): the decoder stays, and
+                                  # the encoder learns to give the latents it renders best (compress --search finds such
+                                  # latents per file by gradient descent: docs/training-log.md, analysis by synthesis)
     latent_cache: bool = False   # ... and read its latents from one pass over the split (a further 30 % faster)
     dec_blocks: int = 12         # at least this many decoder blocks; those the --init weights lack are appended near-identity
     voicing_bands: int = 16      # at least this many voicing bands (> 1: voicing per mel band; offsets start at zero)
@@ -275,6 +278,10 @@ def build(s: Settings, ck: dict | None, device: str) -> Run:
         model.encoder.requires_grad_(False)
         if model.encoder.spectral is not None:
             model.encoder.spectral.requires_grad_(True)
+    if s.freeze_decoder:
+        for part in (model.pitch_input, model.decoder, model.head, model.source):
+            if part is not None:
+                part.requires_grad_(False)
     if s.weight_ema:
         run.average = WeightAverage(model, s.weight_ema, {k: v.to(device) for k, v in (ck or {}).get("averaged", {}).items()})
     return run
@@ -434,6 +441,8 @@ def train_step(run: Run, nets: tuple, losses: tuple, s: Settings, batch: tuple, 
 def check(s: Settings, machine: Machine) -> None:
     if s.pitch_input and not s.sent_pitch:
         sys.exit("error: --pitch-input true needs --sent-pitch (the decoder can only hear a pitch that is sent)")
+    if s.freeze_decoder and (s.freeze_codes or s.freeze_encoder):
+        sys.exit("error: --freeze-decoder trains the encoder: not with --freeze-codes or --freeze-encoder")
     if s.latent_cache and machine.world > 1:
         sys.exit("error: --latent-cache trains one process only (its steps bypass DistributedDataParallel)")
 

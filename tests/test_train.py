@@ -183,3 +183,35 @@ def test_a_packed_run_with_frozen_codes_trains_only_the_decoder_side(train, tmp_
     # (a run started from weights resets the EMA sums from the codebooks; the codebooks themselves stay)
     assert changed and not [k for k in changed if k.startswith(("encoder.", "quantizer.")) and not k.endswith("ema_sum")]
     assert any(k.startswith("decoder.") for k in changed)
+
+
+def test_a_frozen_decoder_leaves_the_receiver_as_it_was(train, tmp_path, monkeypatch):
+    """--freeze-decoder: the encoder and codebooks learn, nothing the receiver runs changes; with --freeze-codes it
+    would train nothing, which is one line."""
+    import numpy as np
+
+    from audiocodec.model import Codec, CodecConfig
+    from audiocodec.train.pack import Pack, write_pack
+
+    cfg = CodecConfig(enc_channels=(8, 8, 16, 16, 32), enc_hidden=64, latent_dim=16, n_codebooks=24, codebook_size=256,
+                      dec_dim=32, dec_hidden=64, dec_blocks=1, pitch_source=True)
+    Codec(cfg)._trained(Codec(cfg).state_dict()).save(str(tmp_path / "init.safetensors"), int8=False)
+    rng = np.random.default_rng(0)
+    n = 8 * 16000
+    write_pack(str(tmp_path / "pack.npz"), Pack(audio=(rng.standard_normal(n) * 3000).astype(np.int16), offsets=np.array([0, n // 2]),
+                                                 f0=np.full(n // 160, 150.0, np.float32), sent_f0=None,
+                                                 clips=[np.zeros(16000, np.float32)], tracker=None))
+    args = ["train.py", "--out", str(tmp_path / "run"), "--pack", str(tmp_path / "pack.npz"), "--init",
+            str(tmp_path / "init.safetensors"), "--init-step", "1", "--steps", "3", "--batch", "2", "--eval-every", "0",
+            "--freeze-decoder", "true", "--device", "cpu", "--threads", "1", "--dec-blocks", "1", "--voicing-bands", "1",
+            "--warmup", "1"]
+    monkeypatch.setattr(sys, "argv", args)
+    train.main()
+    ck = torch.load(tmp_path / "run" / "ckpt.pt", map_location="cpu", weights_only=False)
+    before = Codec.load(str(tmp_path / "init.safetensors")).state_dict()
+    changed = {k for k, v in ck["model"].items() if not torch.equal(v, before[k])}
+    assert any(k.startswith("encoder.") for k in changed)
+    assert not [k for k in changed if k.startswith(("decoder.", "head.", "source."))]
+    monkeypatch.setattr(sys, "argv", args[:2] + [str(tmp_path / "other")] + args[3:] + ["--freeze-codes", "true"])
+    with pytest.raises(SystemExit, match="--freeze-decoder trains the encoder"):
+        train.main()
