@@ -303,8 +303,9 @@ def _modes_help() -> str:
             "--search STEPS (6 and 12 kbps): the encoder decodes what it would send, compares it with the input\n"
             "(the training losses: log-mel and compressed magnitude) and moves the codes along their gradient,\n"
             "STEPS times per 10 s chunk, keeping the best, as CELP coders choose their excitation. Same format,\n"
-            "same decoder. 30 steps: PESQ-WB +0.10-0.15 and ViSQOL +0.12-0.19 on held-out clips, 12-14 % more bits\n"
-            "(still under the nominal rate), and encoding at about real time on one thread (README: results).")
+            "same decoder. 30 steps: PESQ-WB +0.08-0.15 and ViSQOL +0.12-0.21 on held-out clips, 12-14 % more bits\n"
+            "(still under the nominal rate), encoding at about real time on one thread; 100 steps: +0.22-0.24 and\n"
+            "+0.26-0.37, the whole nominal rate, about 3.5 times slower than real time (README: results).")
 
 
 COMPRESS_EXAMPLES = """examples:
