@@ -147,12 +147,13 @@ def test_compress_bad_input_and_overwrite(tmp_path, capsys):
 
 
 def test_compress_search_from_the_command_line(tmp_path, capsys):
-    """--search: a file any decoder plays, at 6 kbps; a clear one-line error where it does not apply or for a bad count."""
+    """--search: a file any decoder plays, at 6 kbps; a clear one-line error where it does not apply (1.5 kbps) or for
+    a bad count."""
     out = str(tmp_path / "s.acdc")
     assert run("compress", SAMPLE, out, "-q", "--search", "2") == 0
     assert run("decompress", out, str(tmp_path / "s.wav"), "-q") == 0
     assert run("compress", SAMPLE, str(tmp_path / "t.acdc"), "-b", "1.5", "--search", "2") == 1
-    assert "--search works at 6 and 12 kbps" in capsys.readouterr().err
+    assert "--search works at 3, 6 and 12 kbps, not at 1.5 kbps" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run("compress", SAMPLE, str(tmp_path / "t.acdc"), "--search", "-3")
     assert "--search takes a whole number of steps from 0 to 1000" in capsys.readouterr().err

@@ -96,15 +96,15 @@ def test_visqol_in_every_output(tmp_path):
 
 
 def test_evaluate_with_search_says_so_and_searches_only_where_it_helps(tmp_path):
-    """--search: 6 kbps is encoded by analysis by synthesis, 3 kbps as before, and the report names the steps."""
+    """--search: 6 kbps is encoded by analysis by synthesis, 1.5 kbps as before, and the report names the steps."""
     plain, searched = tmp_path / "p", tmp_path / "s"
     for out, extra in ((plain, []), (searched, ["--search", "8"])):
-        assert main(["evaluate", CLIPS[0], "--bitrates", "3,6", "--against", "none", "--metrics", "stoi",
+        assert main(["evaluate", CLIPS[0], "--bitrates", "1.5,6", "--against", "none", "--metrics", "stoi",
                      "--report", str(out), "-q", *extra]) == 0
     p, s = (json.loads((o / "results.json").read_text()) for o in (plain, searched))
     stoi = {(r["codec"], name): r["stoi"] for name, res in (("p", p), ("s", s)) for r in res["rows"]}
-    assert stoi[("neural-3", "p")] == stoi[("neural-3", "s")] and stoi[("neural-6", "p")] != stoi[("neural-6", "s")]
-    assert s["model"]["search"] == 8 and "8 steps of search" in (searched / "index.html").read_text()
+    assert stoi[("neural-1.5", "p")] == stoi[("neural-1.5", "s")] and stoi[("neural-6", "p")] != stoi[("neural-6", "s")]
+    assert s["model"]["search"] == 8 and "encoded with 8 steps of search" in (searched / "index.html").read_text()
 
 
 def test_progress_in_a_log_is_a_line_per_clip(tmp_path):

@@ -32,7 +32,7 @@ def describe_model(info: dict) -> str:
     if info.get("postfilter") is not None:
         said.append(f"postfilter exponent {info['postfilter']:g} in place of the model's own")
     if info.get("search"):
-        said.append(f"6 and 12 kbps encoded with {info['search']} steps of search (compress --search)")
+        said.append(f"encoded with {info['search']} steps of search where compress --search applies")
     if info.get("context_model"):
         said.append(f"context model {info['context_model']}")
     elif "entropy_model" in info:

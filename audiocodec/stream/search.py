@@ -13,10 +13,11 @@ any receiver decodes the result; only encoding is slower (``STEPS`` decoder pass
 Chunk by chunk (``compress.FRAMES_PER_CHUNK``): each chunk's search decodes the ``PREFIX`` frames of codes before it
 first, as the receiver's decoder will have heard them, and measures only its own samples.
 
-Only streams of ``modes.SEARCH_ROWS`` rows or more (6 and 12 kbps; ``Mode.searchable``): on held-out clips 30 steps
-lifted every judge there (PESQ-WB +0.10-0.15, ViSQOL +0.12-0.19, STOI +0.006-0.011, ESTOI +0.009-0.020), but lowered
-PESQ-WB and STOI at 1.5 and 3 kbps, whose few coarse stages the straight-through gradient misleads
-(docs/training-log.md)."""
+Each step codes the moved latent as the encoder's latent is coded: the stages before the spectral branch joins
+code it without the branch. (Coded greedily from the first stage with the branch inside, 3 kbps lost what 6 and
+12 kbps gained.) Only streams of ``modes.SEARCH_ROWS`` rows or more (3, 6 and 12 kbps; ``Mode.searchable``): on
+held-out clips 30 steps lifted every judge there, while at 1.5 kbps, whose three coarse stages change in jumps
+the straight-through gradient does not foresee, they lowered PESQ-WB and STOI (docs/training-log.md)."""
 from __future__ import annotations
 
 import numpy as np
@@ -49,11 +50,22 @@ def search_codes(codec: Codec, wav: np.ndarray, codes: np.ndarray, prefix: np.nd
     joined = torch.from_numpy(np.concatenate([prefix, codes], 1)).long()[None]
     symbols, stages = codec.split(joined)
     f0 = None if symbols is None else dequantize(symbols)
-    x = torch.from_numpy(np.asarray(wav, np.float32))[None, None, start:]
+    audio = torch.from_numpy(np.asarray(wav, np.float32))[None, None]
+    x = audio[..., start:]
     with torch.no_grad():
         z = codec.quantizer.decode(stages)
+        late = codec.encoder.parts(audio)[1]
     before, latent = z[..., :p], z[..., p:].clone().requires_grad_(True)
     n_stages = stages.shape[1]
+    if late is not None and n_stages > codec.quantizer.join:
+        late = late[..., p:]
+    else:
+        late = None
+
+    def coded_as_sent(target: torch.Tensor) -> torch.Tensor:
+        """The codes of a latent, the stages before the spectral branch's join coding it without the branch, as
+        they code the encoder's (coded greedily from the first stage with it, 3 kbps lost what 6 kbps gained)."""
+        return codec.quantizer.encode(target if late is None else target - late, n_stages, late)
 
     def loss_of(z_chunk: torch.Tensor) -> torch.Tensor:
         y = codec.synthesize(codec.features(torch.cat([before, z_chunk], -1), f0), f0)[0][..., start:]
@@ -64,7 +76,7 @@ def search_codes(codec: Codec, wav: np.ndarray, codes: np.ndarray, prefix: np.nd
     opt = torch.optim.Adam([latent], lr=lr)
     with torch.enable_grad():
         for _ in range(steps):
-            found = codec.quantizer.encode(latent.detach(), n_stages)
+            found = coded_as_sent(latent.detach())
             coded = codec.quantizer.decode(found)
             loss = loss_of(latent + (coded - latent).detach())  # the codes' audio; the gradient straight through
             if float(loss.detach()) < best:
