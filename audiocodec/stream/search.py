@@ -52,19 +52,15 @@ def search_codes(codec: Codec, wav: np.ndarray, codes: np.ndarray, prefix: np.nd
     f0 = None if symbols is None else dequantize(symbols)
     audio = torch.from_numpy(np.asarray(wav, np.float32))[None, None]
     x = audio[..., start:]
+    n_stages, branch = stages.shape[1], codec.encoder.spectral
     with torch.no_grad():
         z = codec.quantizer.decode(stages)
-        late = codec.encoder.parts(audio)[1]
+        # the spectral branch's part of the chunk's latent, where the stream's stages reach its join
+        late = branch(audio)[..., p:] if branch is not None and n_stages > codec.quantizer.join else None
     before, latent = z[..., :p], z[..., p:].clone().requires_grad_(True)
-    n_stages = stages.shape[1]
-    if late is not None and n_stages > codec.quantizer.join:
-        late = late[..., p:]
-    else:
-        late = None
 
     def coded_as_sent(target: torch.Tensor) -> torch.Tensor:
-        """The codes of a latent, the stages before the spectral branch's join coding it without the branch, as
-        they code the encoder's (coded greedily from the first stage with it, 3 kbps lost what 6 kbps gained)."""
+        """A latent's codes, the stages before the join coding it without the branch (see the module)."""
         return codec.quantizer.encode(target if late is None else target - late, n_stages, late)
 
     def loss_of(z_chunk: torch.Tensor) -> torch.Tensor:
