@@ -300,11 +300,12 @@ def _modes_help() -> str:
             f"spectral envelope, and the band below {cutoffs} is sent as a waveform (MDCT, range-coded), which\n"
             "the autoencoder cannot rebuild exactly: the voice's harmonics. Far better quality per bit\n"
             "(README: results); 20 ms more latency; file format version 2 (send --hybrid streams it).\n\n"
-            "--search STEPS (3, 6 and 12 kbps): the encoder decodes what it would send, compares it with the input\n"
+            "--search STEPS (3, 6, 12 kbps and --hybrid): the encoder decodes what it would send, compares it with the input\n"
             "(the training losses: log-mel and compressed magnitude) and moves the codes along their gradient,\n"
             "STEPS times per 10 s chunk, keeping the best, as CELP coders choose their excitation. Same format,\n"
             "same decoder. 30 steps on held-out clips: PESQ-WB +0.03 (3 kbps) to +0.15 (12 kbps), ViSQOL +0.06 to\n"
-            "+0.21, 4-9 % more bits (still under the nominal rate), encoding at about real time on one thread.\n"
+            "+0.21, 4-9 % more bits (still under the nominal rate), encoding at about real time on one thread;\n"
+            "--hybrid: PESQ-WB +0.06 to +0.08, ViSQOL +0.09 to +0.15 (its neural layer searched, 2 % more bits).\n"
             "More steps gain more and cost more (README: results).")
 
 
@@ -350,7 +351,7 @@ def add_commands(sub) -> None:
     p.add_argument("--hybrid", action="store_true",
                    help=f"{modes.choices(True, ' or ')} kbps as {modes.hybrid_text()} sent as a waveform (see below)")
     p.add_argument("--search", type=search_steps, default=0, metavar="STEPS",
-                   help="3, 6 and 12 kbps: search for better codes by analysis by synthesis, STEPS decodings per 10 s "
+                   help="3, 6, 12 kbps and --hybrid: search for better codes by analysis by synthesis, STEPS decodings per 10 s "
                         f"chunk, each moving the codes towards audio closer to the input (0-{MAX_SEARCH}; 30: about real "
                         "time on one thread, see below); any decoder plays the result")
     p.add_argument("--raw", action="store_true", help="the input is headerless PCM (see --raw-*), read as it comes")

@@ -144,7 +144,7 @@ def encode_blocks(blocks: Iterable[np.ndarray], mode: modes.Mode, engine: Engine
         raise CodecError(modes.search_scope())
     level = _Level(engine, mode) if input_rate < SAMPLE_RATE else None
     encoder, writer = FrameEncoder(engine.codec, mode), _ChunkWriter(engine, mode, entropy, level)
-    searcher = CodeSearch(engine.codec, search) if search else None
+    searcher = CodeSearch(engine.codec, search, mode.layer()) if search else None
     add = writer.add if searcher is None else lambda frames, closing=None: writer.add(searcher.refine(frames), closing)
     pending: list[Frame] = []
     num_samples = 0

@@ -78,8 +78,8 @@ class Settings:
     mel_weight: float = 30.0     # multi-scale log-mel L1 (train/losses.py MultiScaleMelLoss)
     cmag_weight: float = 150.0   # L1 of STFT magnitudes ** 0.3 (train/losses.py CompressedMagnitudeLoss): lifted PESQ by ~0.07
     freeze_encoder: bool = False  # train only the quantizer and decoder side and the encoder's spectral branch (SEANet's backward is skipped)
-    freeze_decoder: bool = False  # train only the sender's side (encoder, spectral branch, codebooks): the decoder stays, and
-                                  # the encoder learns to give the latents it renders best (compress --search finds such
+    freeze_decoder: bool = False  # train only the encoder (spectral branch too): the decoder and the codebooks it reads stay,
+                                  # and the encoder learns to give the latents it renders best (compress --search finds such
                                   # latents per file by gradient descent: docs/training-log.md, analysis by synthesis)
     latent_cache: bool = False   # ... and read its latents from one pass over the split (a further 30 % faster)
     dec_blocks: int = 12         # at least this many decoder blocks; those the --init weights lack are appended near-identity
@@ -278,8 +278,8 @@ def build(s: Settings, ck: dict | None, device: str) -> Run:
         model.encoder.requires_grad_(False)
         if model.encoder.spectral is not None:
             model.encoder.spectral.requires_grad_(True)
-    if s.freeze_decoder:
-        for part in (model.pitch_input, model.decoder, model.head, model.source):
+    if s.freeze_decoder:  # the codebooks too: the decoder only knows the vectors it was trained on
+        for part in (model.quantizer, model.pitch_input, model.decoder, model.head, model.source):
             if part is not None:
                 part.requires_grad_(False)
     if s.weight_ema:
@@ -291,6 +291,8 @@ def to_train(run: Run, s: Settings) -> None:
     run.model.train()
     if s.freeze_codes:  # the quantizer's EMA codebooks and dead-code restarts only run in train mode
         run.model.encoder.eval(), run.model.quantizer.eval()
+    elif s.freeze_decoder:
+        run.model.quantizer.eval()
 
 
 def share_from_lead(module: torch.nn.Module, machine: Machine) -> None:

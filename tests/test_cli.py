@@ -153,7 +153,7 @@ def test_compress_search_from_the_command_line(tmp_path, capsys):
     assert run("compress", SAMPLE, out, "-q", "--search", "2") == 0
     assert run("decompress", out, str(tmp_path / "s.wav"), "-q") == 0
     assert run("compress", SAMPLE, str(tmp_path / "t.acdc"), "-b", "1.5", "--search", "2") == 1
-    assert "--search works at 3, 6 and 12 kbps, not at 1.5 kbps" in capsys.readouterr().err
+    assert "--search works at 3, 6 and 12 kbps and in the hybrid modes, not at 1.5 kbps" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run("compress", SAMPLE, str(tmp_path / "t.acdc"), "--search", "-3")
     assert "--search takes a whole number of steps from 0 to 1000" in capsys.readouterr().err

@@ -11,7 +11,8 @@ from audiocodec import compress as compress_module
 from audiocodec.bitstream.container import read_chunks, read_header
 from audiocodec.compress import compress, decompress
 from audiocodec.errors import CodecError
-from audiocodec.stream.search import CMAG, MEL, search_codes
+from audiocodec.stream.lowband import layer
+from audiocodec.stream.search import CMAG, MEL, low_part, search_codes
 from audiocodec.train.losses import CompressedMagnitudeLoss, MultiScaleMelLoss
 
 
@@ -68,7 +69,29 @@ def _body(data: bytes) -> io.BytesIO:
     return f
 
 
-@pytest.mark.parametrize("kbps, hybrid", [(1.5, False), (6, True), (12, True)])
-def test_the_search_refuses_the_modes_it_did_not_help(engine, speech, kbps, hybrid):
-    with pytest.raises(CodecError, match="--search works at 3, 6 and 12 kbps, not at 1.5 kbps"):
-        compress(speech[:8000], kbps, engine, hybrid=hybrid, search=5)
+def test_the_search_refuses_the_mode_it_did_not_help(engine, speech):
+    with pytest.raises(CodecError, match="--search works at 3, 6 and 12 kbps and in the hybrid modes, not at 1.5 kbps"):
+        compress(speech[:8000], 1.5, engine, search=5)
+
+
+def test_the_band_a_hybrid_receiver_replaces_is_the_low_bands_own_transform():
+    low = layer(1400, 15.0)
+    y = np.random.default_rng(0).standard_normal(16000 + 123)
+    mine = low_part(low, torch.from_numpy(y.astype(np.float32))[None, None])[0, 0].numpy()
+    assert np.allclose(mine, low.imdct(low.mdct(y), len(y)), atol=1e-5)
+
+
+@pytest.mark.parametrize("kbps", [6, 12])
+def test_a_hybrid_stream_is_searched_for_what_its_receiver_plays(engine, speech, kbps):
+    """The low band is put in place of the decoder's below the cutoff, and the searched neural layer still plays
+    closer to the input than the encoder's own."""
+    wav = speech[:16000].astype(np.float32)
+    x = torch.from_numpy(wav)[None, None]
+
+    def played(data: bytes) -> float:
+        y = torch.from_numpy(decompress(data, engine))[None, None]
+        return float(MEL * MultiScaleMelLoss()(y, x) + CMAG * CompressedMagnitudeLoss()(y, x))
+
+    plain, searched = compress(wav, kbps, engine, hybrid=True), compress(wav, kbps, engine, hybrid=True, search=20)
+    assert read_header(io.BytesIO(searched)).low_band_hz == read_header(io.BytesIO(plain)).low_band_hz > 0
+    assert played(searched) < played(plain) - 0.01

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..model import Codec
 from ..model.pitch import dequantize
 from ..train.losses import CompressedMagnitudeLoss, MultiScaleMelLoss
 from .frames import Frame, codes_of
+from .lowband import HOP, LowBand, frames_for
 
 PREFIX = 100         # frames before a chunk that its search decodes first: the decoder backbone hears 86 frames back
 MEL, CMAG = 30.0, 150.0  # the losses' weights, as in training (scripts/train.py)
@@ -34,13 +36,22 @@ LEARNING_RATE = 0.05     # Adam's step on the latent (whose RMS is about 13)
 SPAN = 2048              # the fewest samples measured: the log-mel loss's longest window (shorter input is sent as encoded)
 
 
+def low_part(layer: LowBand, y: torch.Tensor) -> torch.Tensor:
+    """The band of ``y`` (1, 1, T) that a hybrid stream's low band replaces: its first ``layer.coefs`` MDCT
+    coefficients and back (``LowBand.imdct(LowBand.mdct(y))``, differentiable)."""
+    n, basis = y.shape[-1], torch.from_numpy(layer.basis.T.astype(np.float32))[:, None, :]  # (coefs, 1, 2 HOP)
+    padded = F.pad(y, (HOP, frames_for(n) * HOP - n))
+    return F.conv_transpose1d(F.conv1d(padded, basis, stride=HOP), basis, stride=HOP)[..., HOP:HOP + n]
+
+
 def search_codes(codec: Codec, wav: np.ndarray, codes: np.ndarray, prefix: np.ndarray, steps: int,
-                 lr: float = LEARNING_RATE) -> np.ndarray:
+                 lr: float = LEARNING_RATE, low: LowBand | None = None) -> np.ndarray:
     """The codes (rows, n) of ``wav`` (n * frame_size samples, after the prefix's) improved by ``steps`` steps of
     search, given the codes ``prefix`` (rows, p) before them and ``wav`` starting at the prefix (p + n frames of
     samples). The pitch row is kept; the stages' codes are those of the step whose decoded audio was closest to
     the input by the training losses, the encoder's own if no step beat them (or if there are fewer than ``SPAN``
-    samples in all)."""
+    samples in all). ``low``: a hybrid stream's low band, which the receiver puts in place of the decoder's own
+    below its cutoff; the losses then measure the decoded audio with the input's band there."""
     frame, p = codec.cfg.frame_size, prefix.shape[1]
     total = (p + codes.shape[1]) * frame
     if steps == 0 or total < SPAN:
@@ -52,6 +63,7 @@ def search_codes(codec: Codec, wav: np.ndarray, codes: np.ndarray, prefix: np.nd
     f0 = None if symbols is None else dequantize(symbols)
     audio = torch.from_numpy(np.asarray(wav, np.float32))[None, None]
     x = audio[..., start:]
+    kept = None if low is None else low_part(low, audio)
     n_stages, branch = stages.shape[1], codec.encoder.spectral
     with torch.no_grad():
         z = codec.quantizer.decode(stages)
@@ -64,7 +76,10 @@ def search_codes(codec: Codec, wav: np.ndarray, codes: np.ndarray, prefix: np.nd
         return codec.quantizer.encode(target if late is None else target - late, n_stages, late)
 
     def loss_of(z_chunk: torch.Tensor) -> torch.Tensor:
-        y = codec.synthesize(codec.features(torch.cat([before, z_chunk], -1), f0), f0)[0][..., start:]
+        y = codec.synthesize(codec.features(torch.cat([before, z_chunk], -1), f0), f0)[0]
+        if kept is not None:
+            y = y - low_part(low, y) + kept
+        y = y[..., start:]
         return MEL * mel(y, x) + CMAG * cmag(y, x)
 
     with torch.no_grad():
@@ -86,10 +101,11 @@ def search_codes(codec: Codec, wav: np.ndarray, codes: np.ndarray, prefix: np.nd
 
 class CodeSearch:
     """The search over a stream's chunks: ``hear`` the input audio as it comes, ``refine`` each chunk's frames
-    (in order, from the stream's first frame) into frames with searched codes (the low band kept)."""
+    (in order, from the stream's first frame) into frames with searched codes (the low band kept: ``low``, the
+    hybrid stream's, tells the search which band the receiver replaces)."""
 
-    def __init__(self, codec: Codec, steps: int):
-        self.codec, self.steps = codec, steps
+    def __init__(self, codec: Codec, steps: int, low: LowBand | None = None):
+        self.codec, self.steps, self.low = codec, steps, low
         self.audio = np.zeros(0, np.float32)   # input samples from the prefix's first frame on
         self.prefix: np.ndarray | None = None  # the last PREFIX frames of codes sent
 
@@ -103,7 +119,7 @@ class CodeSearch:
         need = (prefix.shape[1] + codes.shape[1]) * frame
         wav = self.audio[:need]
         wav = np.pad(wav, (0, need - len(wav)))  # the last frame's samples past the end: zeros, as the encoder saw
-        found = search_codes(self.codec, wav, codes, prefix, self.steps)
+        found = search_codes(self.codec, wav, codes, prefix, self.steps, low=self.low)
         self.prefix = np.concatenate([prefix, found], 1)[:, -PREFIX:]
         drop = (prefix.shape[1] + codes.shape[1] - self.prefix.shape[1]) * frame
         self.audio = self.audio[drop:]
