@@ -303,10 +303,10 @@ def _modes_help() -> str:
             "--search STEPS (3, 6, 12 kbps and --hybrid): the encoder decodes what it would send, compares it with the input\n"
             "(the training losses: log-mel and compressed magnitude) and moves the codes along their gradient,\n"
             "STEPS times per 10 s chunk, keeping the best, as CELP coders choose their excitation. Same format,\n"
-            "same decoder. 30 steps on held-out clips: PESQ-WB +0.03 (3 kbps) to +0.15 (12 kbps), ViSQOL +0.06 to\n"
-            "+0.21, 4-9 % more bits (still under the nominal rate), encoding at about real time on one thread;\n"
-            "--hybrid: PESQ-WB +0.06 to +0.08, ViSQOL +0.09 to +0.15 (its neural layer searched, 2 % more bits).\n"
-            "More steps gain more and cost more (README: results).")
+            "same decoder. 30 steps on held-out clips: PESQ-WB +0.25 (3 kbps) to +0.32 (12 kbps), ViSQOL +0.29 to\n"
+            "+0.49; --hybrid +0.21 to +0.31 and +0.43 to +0.56. The codes cost about 18 % more bits (never more\n"
+            "than the nominal rate); encoding runs at about real time on one thread. More steps gain more and\n"
+            "cost more (README: results).")
 
 
 COMPRESS_EXAMPLES = """examples:

@@ -176,7 +176,7 @@ def decode_stream(f: BinaryIO, engine: Engine, postfilter: float | None = None) 
 
     gain = gain_factor(header)
 
-    def blocks() -> Iterator[np.ndarray]:
+    def decoded() -> Iterator[np.ndarray]:
         audio = _ChunkAudio(engine, layer, header.num_samples, postfilter)
         for n_frames, payload, marker, low in read_chunks(f, header):
             if marker == CHUNK_CONTEXT:
@@ -185,14 +185,10 @@ def decode_stream(f: BinaryIO, engine: Engine, postfilter: float | None = None) 
                 codes = engine.entropy.decode(payload, engine.codec.row_tables(header.n_q), n_frames)
             else:
                 codes = decode_fixed(payload, header.n_q, n_frames, header.bits)
-            out = audio.chunk(codes, low[1] if low else None, low[0] if low else 0)
-            if len(out):
-                yield out * gain if gain != 1 else out
-        tail = audio.flush()
-        if len(tail):
-            yield tail * gain if gain != 1 else tail
+            yield audio.chunk(codes, low[1] if low else None, low[0] if low else 0)
+        yield audio.flush()
 
-    return header, blocks()
+    return header, (out * gain if gain != 1 else out for out in decoded() if len(out))
 
 
 def compress(wav: np.ndarray, kbps: float = 6.0, engine: Engine | None = None, entropy: bool = True,

@@ -220,12 +220,14 @@ class Run:
     step: int = 0
     best: float = -1.0
     ramp_from: int = 0
-    balancer: Balancer | None = None  # the adversarial losses' gradient scales (not checkpointed: its averages restart)
+    balancer: Balancer | None = None  # the adversarial losses' gradient scales (their running averages are checkpointed)
 
     def checkpoint(self, s: Settings) -> dict:
         state = {"model": self.model.state_dict(), "config": dataclasses.asdict(self.model.cfg), "disc": self.disc.state_dict(),
                  "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "ema": self.model.quantizer.ema_state(),
                  "step": self.step, "best": self.best, "ramp_from": self.ramp_from, "settings": dataclasses.asdict(s)}
+        if self.balancer is not None:
+            state["balancer"] = self.balancer.state_dict()
         if self.average is not None:  # what export.py ships by default
             state["averaged"] = self.average.state_dict()
         return state
@@ -264,6 +266,7 @@ def build(s: Settings, ck: dict | None, device: str) -> Run:
             print("discriminator in the checkpoint has another shape: starting it afresh")
         model.quantizer.load_ema_state([{k: v.to(device) for k, v in st.items()} for st in ck["ema"]])
         run.step, run.best, run.ramp_from = ck["step"], ck.get("best", -1.0), ck.get("ramp_from", 0)
+        run.balancer.load_state_dict(ck.get("balancer", {}))
         print(f"resumed at step {run.step}")
     elif init_state is not None:  # carry training over from other weights
         missing, _ = model.load_state_dict(init_state, strict=False)

@@ -87,6 +87,7 @@ def test_gpu_run_adds_pitch_trains_returns_a_state_within_limits_and_resumes(pac
     train.main()
     ck = torch.load(tmp_path / "next" / "ckpt.pt", map_location="cpu", weights_only=False)
     assert ck["step"] == 5 and ck["settings"]["pack"] == pack and ck["settings"]["pitch_input"]
+    assert ck["balancer"]["weight"] > 1 and set(ck["balancer"]["sums"]) >= {"base", "adv"}  # its averages go on from here
     log = [json.loads(line) for line in open(tmp_path / "next" / "log.jsonl")]
     assert [r["step"] for r in log] == [4, 5] and all(np.isfinite(r[k]) for r in log for k in ("d", "mel", "adv", "fm"))
 
@@ -98,11 +99,13 @@ def test_shards_round_trip_a_checkpoint_in_reduced_precision(tmp_path):
     model(torch.randn(3, 64)).sum().backward()
     opt.step()
     ck = {"model": model.state_dict(), "averaged": model.state_dict(), "opt_g": opt.state_dict(), "opt_d": opt.state_dict(),
-          "ema": [{"sum": torch.ones(4, 2), "count": torch.ones(4)}], "step": 7, "best": -1.0, "config": {}, "settings": {"lr": 1e-4}}
+          "ema": [{"sum": torch.ones(4, 2), "count": torch.ones(4)}], "step": 7, "best": -1.0, "config": {}, "settings": {"lr": 1e-4},
+          "balancer": {"sums": {"base": 2.5, "adv": 0.25}, "weight": 3.0}}
     paths = save_shards(ck, str(tmp_path / "state"), shard_bytes=10_000)
     assert len(paths) > 2
     back = load_shards(str(tmp_path / "state"))
     assert back["step"] == 7 and back["settings"] == {"lr": 1e-4} and torch.equal(back["model"]["weight"], model.weight)
+    assert back["balancer"] == ck["balancer"]
     assert back["averaged"]["weight"].dtype == torch.float32
     assert torch.allclose(back["averaged"]["weight"], model.weight, rtol=1e-3, atol=1e-7)     # float16 on the way
     assert torch.equal(back["opt_d"]["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])

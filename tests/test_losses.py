@@ -64,3 +64,14 @@ def test_balancer_scales_each_gradient_to_its_ratio_of_the_base_norm():
     base = ((out - target) ** 2).sum()
     grad, _ = Balancer({"loud": 0.0}).gradient(base, {"loud": 1e4 * out.sin().sum()}, out)
     assert torch.allclose(grad, g_base)
+
+
+def test_a_balancer_resumes_its_running_averages():
+    out = torch.linspace(-1, 1, 50).reshape(1, 1, 50).requires_grad_()
+    first = Balancer({"adv": 0.5})
+    for k in (1.0, 3.0):
+        first.gradient((k * out ** 2).sum(), {"adv": out.sin().sum()}, out)
+    again = Balancer({"adv": 0.5})
+    again.load_state_dict(first.state_dict())
+    step = lambda b: b.gradient((2.0 * out ** 2).sum(), {"adv": out.sin().sum()}, out)[1]
+    assert step(again) == step(first) != step(Balancer({"adv": 0.5}))

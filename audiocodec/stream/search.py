@@ -15,9 +15,11 @@ first, as the receiver's decoder will have heard them, and measures only its own
 
 Each step codes the moved latent as the encoder's latent is coded: the stages before the spectral branch joins
 code it without the branch. (Coded greedily from the first stage with the branch inside, 3 kbps lost what 6 and
-12 kbps gained.) Only streams of ``modes.SEARCH_ROWS`` rows or more (3, 6 and 12 kbps; ``Mode.searchable``): on
-held-out clips 30 steps lifted every judge there, while at 1.5 kbps, whose three coarse stages change in jumps
-the straight-through gradient does not foresee, they lowered PESQ-WB and STOI (docs/training-log.md)."""
+12 kbps gained.) Only streams of ``modes.SEARCH_ROWS`` rows or more (3, 6 and 12 kbps and the hybrid modes'
+neural layer; ``Mode.searchable``): on held-out clips 30 steps lifted every judge there, while at 1.5 kbps, whose
+three coarse stages change in jumps the straight-through gradient does not foresee, they lowered PESQ-WB and
+STOI (docs/training-log.md). In a hybrid stream the losses measure the decoded audio with the input's own band
+below the cutoff in place, as the receiver puts the sent low band there (``low_part``)."""
 from __future__ import annotations
 
 import numpy as np

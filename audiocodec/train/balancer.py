@@ -32,6 +32,13 @@ class Balancer:
             self.sums[k] = self.decay * self.sums.get(k, 0.0) + v
         return {k: self.sums[k] / self.weight for k in names}
 
+    def state_dict(self) -> dict:
+        """The running averages, for a checkpoint (a resumed run goes on with them)."""
+        return {"sums": dict(self.sums), "weight": self.weight}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sums, self.weight = {k: float(v) for k, v in state.get("sums", {}).items()}, float(state.get("weight", 0.0))
+
     def gradient(self, base: torch.Tensor, losses: dict[str, torch.Tensor], output: torch.Tensor,
                  scale: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
         """The gradient to send back from ``output``: d base / d output plus, for each loss, its gradient

@@ -89,6 +89,8 @@ def _flatten(ck: dict) -> tuple[dict[str, torch.Tensor], dict]:
     """A checkpoint -> (tensors by flat name, everything else as JSON-able metadata)."""
     tensors, meta = {}, {k: v for k, v in ck.items() if not isinstance(v, (dict, list))}
     meta.update(config=ck.get("config", {}), settings=ck.get("settings", {}))
+    if "balancer" in ck:  # the loss balancer's running averages (floats)
+        meta["balancer"] = ck["balancer"]
     for part in ("model", "averaged", "disc"):
         for k, v in ck.get(part, {}).items():
             tensors[f"{part}/{k}"] = v
