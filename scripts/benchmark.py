@@ -84,6 +84,12 @@ def markdown(results: dict, clip_desc: str) -> str:
     return "\n".join(lines)
 
 
+def _searched(results: dict) -> str:
+    """How a run encoded, for the R-D plot's legend: 'plain encoder' or 'search 30'."""
+    steps = results.get("model", {}).get("search", 0)
+    return f"search {steps}" if steps else "plain encoder"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("inputs", nargs="*", help="clips or folders (default: --clips fixed clips of the test split)")
@@ -141,7 +147,12 @@ def main() -> int:
     results["clip_set"] = desc
     os.makedirs(args.out, exist_ok=True)
     write_json(results, os.path.join(args.out, "results.json"))
-    rd_plot(results["summary"], os.path.join(args.out, "rd.png"), metrics=rd_panels(which))
+    old = None
+    if args.compare:
+        with open(args.compare) as f:
+            old = json.load(f)
+    rd_plot(results["summary"], os.path.join(args.out, "rd.png"), metrics=rd_panels(which),
+            before=old and old.get("summary"), labels=(_searched(results), f"{_searched(old)} (--compare)" if old else ""))
     text = markdown(results, desc)
     judges = [m for m in PAIRED_METRICS if m in which]
     tables = [("Head to head, clip by clip (the codec's mean, and its lead over the other ± standard error)",
@@ -150,9 +161,7 @@ def main() -> int:
     for title, rows in tables:
         if len(rows) > 1 and len(rows[0]) > 2:
             text += "\n".join([f"## {title}", "", *md_table(rows)]) + "\n\n"
-    if args.compare:
-        with open(args.compare) as f:
-            old = json.load(f)
+    if old is not None:
         rows = paired_rows(old, results, judges)
         before = old.get("model", {}).get("model_id", "?")
         text += "\n".join(["", f"## Against an earlier run (`{args.compare}`, model `{before}`), clip by clip", "",

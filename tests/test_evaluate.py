@@ -162,6 +162,22 @@ def test_benchmark_script(tmp_path):
                     "--against", "", "--out", str(again), "--compare", str(out / "results.json")],
                    check=True, env=env, capture_output=True)
     assert re.search(r"\| neural-3 \| 1 \| [0-9.]+ \(\+0\.000 ± nan\)", (again / "benchmark.md").read_text())
+    assert (again / "rd.png").stat().st_size > 1000
+
+
+def test_the_rd_plot_draws_an_earlier_run_of_this_codec_beside(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from audiocodec.evaluation.plots import rd_plot
+
+    drawn = []
+    real = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda self, *a, **k: drawn.append((k["label"], k.get("ls", "-"))) or real(self, *a, **k))
+    now = [{"family": "neural", "kbps": 5.6, "pesq_wb": 2.6}, {"family": "opus", "kbps": 5.1, "pesq_wb": 2.3}]
+    then = [{"family": "neural", "kbps": 4.7, "pesq_wb": 2.3}, {"family": "opus", "kbps": 5.1, "pesq_wb": 2.3}]
+    rd_plot(now, str(tmp_path / "rd.png"), metrics=("pesq_wb",), before=then, labels=("search 30", "plain encoder"))
+    assert sorted(drawn) == [("Opus", "-"), ("neural (this codec), plain encoder", "--"), ("neural (this codec), search 30", "-")]
+    assert (tmp_path / "rd.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("extra, message", [([CLIPS[0]], "give it no clips"), (["--seed", "3"], "--seed does not apply")])

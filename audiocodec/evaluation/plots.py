@@ -26,18 +26,34 @@ def _plt():
     return plt
 
 
-def rd_plot(summary: list[dict], path: str, metrics=("pesq_wb", "stoi"), title: str | None = None, dpi: int = 90) -> None:
-    """One panel per metric: metric vs actual kbps (payload), one line per codec family."""
+OWN = ("neural", "hybrid")  # this codec's families: an earlier run's are drawn beside them (``rd_plot``'s ``before``)
+
+
+def _points(summary: list[dict], family: str, metric: str) -> list[tuple[float, float]]:
+    return sorted((s["kbps"], s[metric]) for s in summary
+                  if s["family"] == family and s.get(metric) is not None and math.isfinite(s[metric]))
+
+
+def rd_plot(summary: list[dict], path: str, metrics=("pesq_wb", "stoi"), title: str | None = None, dpi: int = 90,
+            before: list[dict] | None = None, labels: tuple[str, str] = ("this run", "earlier run")) -> None:
+    """One panel per metric: metric vs actual kbps (payload), one line per codec family; with ``before`` (an
+    earlier run's summary, e.g. ``benchmark.py --compare``'s) this codec's lines of that run too, dashed, and
+    ``labels`` telling the two runs apart in the legend."""
     plt = _plt()
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.6), squeeze=False)
     families = [f for f in STYLE if any(s["family"] == f for s in summary)]
     for ax, m in zip(axes[0], metrics):
+        for fam in [f for f in OWN if f in families] if before else []:
+            if pts := _points(before, fam, m):
+                color, marker, label = STYLE[fam]
+                ax.plot(*zip(*pts), marker=marker, color=color, label=f"{label}, {labels[1]}", lw=1.2, ms=4,
+                        ls="--", alpha=0.5, mfc="none")
         for fam in families:
-            pts = sorted((s["kbps"], s[m]) for s in summary
-                         if s["family"] == fam and s.get(m) is not None and math.isfinite(s[m]))
+            pts = _points(summary, fam, m)
             if not pts:
                 continue
             color, marker, label = STYLE[fam]
+            label = f"{label}, {labels[0]}" if before and fam in OWN else label
             ax.plot(*zip(*pts), marker=marker, color=color, label=label, lw=1.5, ms=5)
         ax.set_xscale("log")
         ticks = [1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24]
