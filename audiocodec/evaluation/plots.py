@@ -63,11 +63,18 @@ def rd_plot(summary: list[dict], path: str, metrics=("pesq_wb", "stoi"), title: 
         ax.set_xlabel("actual bitrate (kbps, payload)")
         ax.set_ylabel(M.LABELS[m] + ("" if M.HIGHER_IS_BETTER[m] else " (lower is better)"))
         ax.grid(alpha=0.3)
-    if axes[0][0].get_legend_handles_labels()[0]:
+    handles, names = axes[0][0].get_legend_handles_labels()
+    below = 0.0
+    if len(names) > 4:  # too many to sit inside a panel: one legend under them all
+        rows = math.ceil(len(names) / 2)
+        fig.set_figheight(fig.get_figheight() + 0.22 * rows)
+        below = 0.22 * rows / fig.get_figheight()
+        fig.legend(handles, names, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    elif names:
         axes[0][0].legend(fontsize=8, loc="best")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, below, 1, 1))
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
 
