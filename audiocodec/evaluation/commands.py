@@ -113,8 +113,8 @@ def add_commands(sub) -> None:
     p.add_argument("--limit", type=int, default=0, metavar="N", help="use only the first N clips")
     p.add_argument("--model", help="weights file (default: the shipped model)")
     p.add_argument("--search", type=search_steps, default=0, metavar="STEPS",
-                   help="encode the neural codec's 3, 6 and 12 kbps with this many steps of analysis by synthesis "
-                        "(compress --search; about real time per 30 steps)")
+                   help="encode the neural codec's 3, 6 and 12 kbps and its hybrid modes with this many steps of "
+                        "analysis by synthesis (compress --search; about real time per 30 steps)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or table")
     p.set_defaults(func=cmd_evaluate)
 
