@@ -12,7 +12,7 @@ from audiocodec.bitstream.container import read_chunks, read_header
 from audiocodec.compress import compress, decompress
 from audiocodec.errors import CodecError
 from audiocodec.stream.lowband import layer
-from audiocodec.stream.search import CMAG, MEL, low_part, search_codes
+from audiocodec.stream.search import CMAG, MEL, AdamStep, low_part, search_codes
 from audiocodec.train.losses import CompressedMagnitudeLoss, MultiScaleMelLoss
 
 
@@ -95,3 +95,16 @@ def test_a_hybrid_stream_is_searched_for_what_its_receiver_plays(engine, speech,
     plain, searched = compress(wav, kbps, engine, hybrid=True), compress(wav, kbps, engine, hybrid=True, search=20)
     assert read_header(io.BytesIO(searched)).low_band_hz == read_header(io.BytesIO(plain)).low_band_hz > 0
     assert played(searched) < played(plain) - 0.01
+
+
+def test_adam_step_matches_torch_adam():
+    torch.manual_seed(0)
+    a = torch.randn(1, 8, 20)
+    b = a.clone().requires_grad_(True)
+    ref, mine = torch.optim.Adam([b], lr=0.8), AdamStep(a, 0.8)
+    for _ in range(5):
+        g = torch.randn_like(a)
+        b.grad = g.clone()
+        ref.step()
+        mine(g)
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-6)

@@ -46,6 +46,24 @@ def low_part(layer: LowBand, y: torch.Tensor) -> torch.Tensor:
     return F.conv_transpose1d(F.conv1d(padded, basis, stride=HOP), basis, stride=HOP)[..., HOP:HOP + n]
 
 
+class AdamStep:
+    """Adam (Kingma & Ba, torch.optim.Adam's defaults) on one tensor, in place: ``step(grad)``. Written out
+    because ``torch.optim``'s first optimizer imports ``torch._dynamo``, which costs about a second per process,
+    a fifth of searching a 5 s file (a test holds it equal to ``torch.optim.Adam``)."""
+
+    def __init__(self, param: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.param, self.lr, self.betas, self.eps, self.t = param, lr, betas, eps, 0
+        self.m, self.v = torch.zeros_like(param), torch.zeros_like(param)
+
+    @torch.no_grad()
+    def __call__(self, grad: torch.Tensor) -> None:
+        (b1, b2), self.t = self.betas, self.t + 1
+        self.m.lerp_(grad, 1 - b1)
+        self.v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        denom = (self.v.sqrt() / (1 - b2 ** self.t) ** 0.5).add_(self.eps)
+        self.param.addcdiv_(self.m, denom, value=-self.lr / (1 - b1 ** self.t))
+
+
 def search_codes(codec: Codec, wav: np.ndarray, codes: np.ndarray, prefix: np.ndarray, steps: int,
                  lr: float = LEARNING_RATE, low: LowBand | None = None) -> np.ndarray:
     """The codes (rows, n) of ``wav`` (n * frame_size samples, after the prefix's) improved by ``steps`` steps of
@@ -86,7 +104,7 @@ def search_codes(codec: Codec, wav: np.ndarray, codes: np.ndarray, prefix: np.nd
 
     with torch.no_grad():
         best, best_codes = float(loss_of(latent)), stages[:, :, p:]
-    opt = torch.optim.Adam([latent], lr=lr)
+    step = AdamStep(latent, lr)
     with torch.enable_grad():
         for _ in range(steps):
             found = coded_as_sent(latent.detach())
@@ -94,9 +112,7 @@ def search_codes(codec: Codec, wav: np.ndarray, codes: np.ndarray, prefix: np.nd
             loss = loss_of(latent + (coded - latent).detach())  # the codes' audio; the gradient straight through
             if float(loss.detach()) < best:
                 best, best_codes = float(loss.detach()), found
-            opt.zero_grad()
-            (latent.grad,) = torch.autograd.grad(loss, [latent])
-            opt.step()
+            step(*torch.autograd.grad(loss, [latent]))
     out = best_codes[0].numpy()
     return out if symbols is None else np.concatenate([codes[:1], out])
 
