@@ -1,0 +1,93 @@
+"""A judge that hears the decoded audio alone: DNSMOS P.835 (Microsoft's non-intrusive MOS predictor, the
+``speechmos`` package's ONNX models), which nothing in this project trains on or was chosen by. It asks
+whether what the panel's reference-based judges reward also sounds more natural on its own.
+
+Two steps, since DNSMOS needs librosa and onnxruntime and the codec needs torch (two environments are fine):
+
+    python research/dnsmos_check.py decode --out /tmp/dns              # this repo's venv: writes OUT/VARIANT/CLIP.wav
+    python research/dnsmos_check.py score --out /tmp/dns               # a venv with speechmos, onnxruntime, librosa
+
+``decode`` codes the 60 reported test clips (``--clips``: another list, one path a line) with the neural modes,
+with and without ``--search`` steps, the hybrid modes, Opus and Codec2. ``score`` prints, per variant, the mean
+SIG / BAK / OVRL / P.808 MOS, and each searched variant's change against the same mode unsearched, clip by
+clip (mean ± standard error). DNSMOS scores 9 s windows, so short clips are repeated to fill one."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import soundfile as sf
+
+SR = 16000
+MODES = [("neural-3", 3.0, False), ("neural-6", 6.0, False), ("neural-12", 12.0, False),
+         ("hybrid-6", 6.0, True), ("hybrid-12", 12.0, True)]
+
+
+def decode(a) -> None:
+    import torch
+
+    from audiocodec import audio
+    from audiocodec.compress import compress, decompress
+    from audiocodec.evaluation.baselines import Codec2Codec, OpusCodec, codec2_available, opus_available
+    from audiocodec.evaluation.runner import fixed_test_clips
+    from audiocodec.stream.engine import load_engine
+
+    torch.set_num_threads(1)
+    engine = load_engine()
+    paths = open(a.clips).read().split() if a.clips else fixed_test_clips(60)
+    others = ([(f"opus-{k}", OpusCodec(k)) for k in (6, 8, 12)] if opus_available() else []) + \
+             ([("codec2-3.2", Codec2Codec(3200))] if codec2_available() else [])
+    for i, path in enumerate(paths):
+        name = os.path.splitext(os.path.basename(path))[0]
+        x = audio.load(path)
+        out = {"original": x}
+        for label, kbps, hybrid in MODES:
+            out[label] = decompress(compress(x, kbps, engine, hybrid=hybrid), engine)
+            out[f"{label}-s{a.search}"] = decompress(compress(x, kbps, engine, hybrid=hybrid, search=a.search), engine)
+        for label, codec in others:
+            out[label] = codec.run(x).decoded
+        for label, y in out.items():
+            os.makedirs(os.path.join(a.out, label), exist_ok=True)
+            sf.write(os.path.join(a.out, label, f"{name}.wav"), np.clip(y, -1, 1), SR, subtype="FLOAT")
+        print(f"decoded {i + 1}/{len(paths)}: {name}", file=sys.stderr, flush=True)
+
+
+def score(a) -> None:
+    from speechmos import dnsmos
+
+    keys = ("sig_mos", "bak_mos", "ovrl_mos", "p808_mos")
+    variants = sorted(os.listdir(a.out))
+    scores = {}
+    for v in variants:
+        files = sorted(os.listdir(os.path.join(a.out, v)))
+        scores[v] = {f: [float(dnsmos.run(sf.read(os.path.join(a.out, v, f), dtype="float32")[0], SR)[k]) for k in keys]
+                     for f in files}
+    print("variant          SIG    BAK    OVRL   P.808")
+    for v in variants:
+        m = np.mean(list(scores[v].values()), 0)
+        print(f"{v:15s} " + "  ".join(f"{s:.3f}" for s in m))
+    for v in variants:
+        base = v.rsplit("-s", 1)[0]
+        if base == v or base not in scores:
+            continue
+        common = sorted(set(scores[v]) & set(scores[base]))
+        d = np.array([np.subtract(scores[v][f], scores[base][f]) for f in common])
+        se = d.std(0, ddof=1) / np.sqrt(len(d))
+        print(f"{v} against {base}: " + "  ".join(f"{k.split('_')[0].upper()} {m:+.3f} ± {s:.3f}"
+                                                for k, m, s in zip(keys, d.mean(0), se)))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("step", choices=("decode", "score"))
+    p.add_argument("--out", default="/tmp/dnsmos", help="folder of decoded audio, one subfolder per variant")
+    p.add_argument("--clips", help="decode: a file listing clips, one path a line (default: the 60 reported clips)")
+    p.add_argument("--search", type=int, default=30, help="decode: steps of the searched variants")
+    a = p.parse_args()
+    decode(a) if a.step == "decode" else score(a)
+
+
+if __name__ == "__main__":
+    main()
