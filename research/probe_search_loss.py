@@ -4,7 +4,7 @@ Train excerpts only, so nothing here is chosen on test clips.
 
     python research/probe_search_loss.py --clips 12 --kbps 6,12 --runs 30:150:0,30:150:30,30:150:75
 
-A run is MEL:CMAG:COMPLEX, the weights of the log-mel loss, the compressed-magnitude loss (the search's own:
+A run is ``plain`` (the encoder's codes, no search) or MEL:CMAG:COMPLEX, the weights of the log-mel loss, the compressed-magnitude loss (the search's own:
 30 and 150) and an added term, the L1 distance of loudness-compressed complex STFTs, |S|^0.3 e^(i arg S), at
 windows of 256 and 512 samples (magnitude and phase together). Prints, per run and bitrate, the panel
 (PESQ-WB, ViSQOL, STOI, ESTOI) of the searched codes' audio, then each run's change against the first, clip
@@ -19,7 +19,7 @@ import torch
 
 from audiocodec.compress import compress, decompress
 from audiocodec.evaluation.metrics import estoi, pesq_wb, stoi, visqol
-from audiocodec.stream import search
+from audiocodec.stream import modes, search
 from audiocodec.stream.engine import load_engine
 from audiocodec.train.dataset import DEFAULT_ROOT, excerpts
 from audiocodec.train.losses import CompressedMagnitudeLoss
@@ -59,6 +59,7 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(1)
     engine = load_engine()
+    modes.Mode.searchable = property(lambda m: True)  # 1.5 kbps too, which compress refuses
     clips = excerpts(a.data, "train", a.clips, seconds=a.seconds)
     weights = a.runs.split(",")
     judges = (("PESQ-WB", pesq_wb), ("ViSQOL", visqol), ("STOI", stoi), ("ESTOI", estoi))
@@ -66,8 +67,10 @@ def main() -> None:
         runs = {}
         for w in weights:
             t0 = time.perf_counter()
-            use_weights(*(float(v) for v in w.split(":")))
-            outs = [decompress(compress(x, kbps, engine, hybrid=a.hybrid, search=a.steps), engine) for x in clips]
+            steps = 0 if w == "plain" else a.steps
+            if steps:
+                use_weights(*(float(v) for v in w.split(":")))
+            outs = [decompress(compress(x, kbps, engine, hybrid=a.hybrid, search=steps), engine) for x in clips]
             runs[w] = np.array([[f(x, y) for _, f in judges] for x, y in zip(clips, outs)])
             m = np.nanmean(runs[w], 0)
             line = "  ".join(f"{name} {v:.3f}" for (name, _), v in zip(judges, m))
