@@ -55,15 +55,25 @@ def decode(a) -> None:
 
 
 def score(a) -> None:
+    import onnxruntime as ort
     from speechmos import dnsmos
+
+    class OneThread(ort.InferenceSession):  # DNSMOS's sessions on one thread, like everything measured here
+        def __init__(self, path, *args, **kw):
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+            super().__init__(path, opts, *args, **kw)
+
+    dnsmos.ort.InferenceSession = OneThread
 
     keys = ("sig_mos", "bak_mos", "ovrl_mos", "p808_mos")
     variants = sorted(os.listdir(a.out))
     scores = {}
     for v in variants:
         files = sorted(os.listdir(os.path.join(a.out, v)))
-        scores[v] = {f: [float(dnsmos.run(sf.read(os.path.join(a.out, v, f), dtype="float32")[0], SR)[k]) for k in keys]
-                     for f in files}
+        runs = {f: dnsmos.run(sf.read(os.path.join(a.out, v, f), dtype="float32")[0], SR) for f in files}
+        scores[v] = {f: [float(r[k]) for k in keys] for f, r in runs.items()}
+        print(f"scored {v}", file=sys.stderr, flush=True)
     print("variant          SIG    BAK    OVRL   P.808")
     for v in variants:
         m = np.mean(list(scores[v].values()), 0)

@@ -6,7 +6,7 @@ import pytest
 
 from audiocodec.bitstream.container import FormatError
 from audiocodec.stream.lowband import HOP, LowBand, LowBandDecoder, LowBandEncoder, frames_for
-from audiocodec.stream.modes import bitrates, mode
+from audiocodec.stream.modes import EARLIER, bitrates, mode
 
 
 def _snr(ref: np.ndarray, test: np.ndarray) -> float:
@@ -93,6 +93,26 @@ def test_hybrid_file_carries_the_low_band(engine, speech, kbps):
     plain = decompress(compress(speech, neural, engine), engine)
     offline = layer.replace(plain, layer.sent(speech))
     assert np.abs(y - offline).max() < 1e-4
+
+
+@pytest.mark.parametrize("old", EARLIER)
+def test_files_of_earlier_hybrid_settings_still_decode_and_are_named(engine, speech, old, monkeypatch):
+    """A file names its low band's cutoff and SNR, so one made with a hybrid mode's earlier setting decodes as
+    it was made, and ``info`` still calls it by its nominal bitrate."""
+    from audiocodec.compress import compress, decompress
+    from audiocodec.info import read_info
+    from audiocodec.stream import modes
+
+    assert old not in modes.MODES
+    monkeypatch.setattr(modes, "MODES", tuple(old if m.hybrid and m.kbps == old.kbps else m for m in modes.MODES))
+    data = compress(speech, old.kbps, engine, hybrid=True)
+    monkeypatch.undo()
+    info = read_info(io.BytesIO(data))
+    assert (info["low_band_hz"], info["low_band_snr_db"], info["bitrate_kbps"]) == (old.low_hz, old.low_snr_db, old.kbps)
+    y = decompress(data, engine)
+    layer = LowBand(old.low_hz, old.low_snr_db)
+    plain = decompress(compress(speech, old.neural_kbps, engine), engine)
+    assert np.abs(y - layer.replace(plain, layer.sent(speech))).max() < 1e-4
 
 
 def test_hybrid_needs_a_hybrid_bitrate(engine, speech):
