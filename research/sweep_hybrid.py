@@ -4,8 +4,8 @@
 
 The hybrid modes were chosen on PESQ-WB alone when their 3 kbps neural layer cost 2.77 kbps; the context model
 has since made it cheaper, which leaves part of the nominal rate unused. Each setting (``CUTOFF:SNR``, the
-first being the shipped one) goes through the real ``compress`` / ``decompress`` (``stream/modes.py``'s table
-patched for the run). Prints per setting the actual kbps (payload, as ``benchmark.py`` counts it), the panel
+first the baseline, as a rule the shipped one) goes through the real ``compress`` / ``decompress``
+(``stream/modes.py``'s table patched for the run). Prints per setting the actual kbps (payload, as ``benchmark.py`` counts it), the panel
 (PESQ-WB, ViSQOL, STOI, ESTOI) and each judge's change against the first setting, clip by clip (mean ±
 standard error). ``--search``: also the first setting with that many steps of search, for the rate it adds
 (the search moves only the neural layer, so it adds about the same to every setting)."""
@@ -41,7 +41,7 @@ def run(kbps: float, clips: list[np.ndarray], search: int = 0) -> tuple[float, n
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kbps", type=float, default=12.0, help="the hybrid mode (6 or 12)")
-    p.add_argument("--settings", default="1400:15,1400:16,1400:17,1600:15,1600:16", help="CUTOFF:SNR, comma-separated")
+    p.add_argument("--settings", default="1400:16,1400:17,1600:14,1600:15", help="CUTOFF:SNR, comma-separated (the first: the baseline)")
     p.add_argument("--clips", type=int, default=30)
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--search", type=int, default=0, help="also the first setting with this many search steps")
