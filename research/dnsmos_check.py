@@ -30,13 +30,22 @@ def decode(a) -> None:
 
     from audiocodec import audio
     from audiocodec.compress import compress, decompress
-    from audiocodec.evaluation.baselines import Codec2Codec, OpusCodec, codec2_available, opus_available
+    from audiocodec.evaluation.baselines import (
+        Codec2Codec,
+        OpusCodec,
+        codec2_available,
+        opus_available,
+    )
     from audiocodec.evaluation.runner import fixed_test_clips
     from audiocodec.stream.engine import load_engine
 
     torch.set_num_threads(1)
     engine = load_engine()
-    paths = open(a.clips).read().split() if a.clips else fixed_test_clips(60)
+    if a.clips:
+        with open(a.clips) as f:
+            paths = f.read().split()
+    else:
+        paths = fixed_test_clips(60)
     others = ([(f"opus-{k}", OpusCodec(k)) for k in (6, 8, 12)] if opus_available() else []) + \
              ([("codec2-3.2", Codec2Codec(3200))] if codec2_available() else [])
     for i, path in enumerate(paths):
