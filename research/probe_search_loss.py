@@ -8,7 +8,7 @@ A run is ``plain`` (the encoder's codes, no search) or MEL:CMAG:COMPLEX, the wei
 30 and 150) and an added term, the L1 distance of loudness-compressed complex STFTs, |S|^0.3 e^(i arg S), at
 windows of 256 and 512 samples (magnitude and phase together). Prints, per run and bitrate, the panel
 (PESQ-WB, ViSQOL, STOI, ESTOI) of the searched codes' audio, then each run's change against the first, clip
-by clip (mean ± standard error)."""
+by clip (its mean, and the change ± standard error)."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +19,7 @@ import torch
 
 from audiocodec.compress import compress, decompress
 from audiocodec.evaluation.metrics import estoi, pesq_wb, stoi, visqol
+from audiocodec.evaluation.tables import paired
 from audiocodec.stream import modes, search
 from audiocodec.stream.engine import load_engine
 from audiocodec.train.dataset import DEFAULT_ROOT, excerpts
@@ -77,11 +78,7 @@ def main() -> None:
             print(f"kbps {kbps:4g}{' hybrid' if a.hybrid else ''}  run {w}  {line}  ({time.perf_counter() - t0:.0f} s)",
                   flush=True)
         for w in weights[1:]:
-            d = runs[w] - runs[weights[0]]
-            parts = []
-            for j, (name, _) in enumerate(judges):
-                col = d[:, j][~np.isnan(d[:, j])]
-                parts.append(f"{name} {col.mean():+.3f} ± {col.std(ddof=1) / np.sqrt(len(col)):.3f}")
+            parts = [f"{name} {paired(runs[weights[0]][:, j], runs[w][:, j])}" for j, (name, _) in enumerate(judges)]
             print(f"kbps {kbps:4g}  {w} against {weights[0]}:  " + "  ".join(parts), flush=True)
 
 

@@ -6,8 +6,8 @@ The hybrid modes were chosen on PESQ-WB alone when their 3 kbps neural layer cos
 has since made it cheaper, which leaves part of the nominal rate unused. Each setting (``CUTOFF:SNR``, the
 first the baseline, as a rule the shipped one) goes through the real ``compress`` / ``decompress``
 (``stream/modes.py``'s table patched for the run). Prints per setting the actual kbps (payload, as ``benchmark.py`` counts it), the panel
-(PESQ-WB, ViSQOL, STOI, ESTOI) and each judge's change against the first setting, clip by clip (mean ±
-standard error). ``--search``: also the first setting with that many steps of search, for the rate it adds
+(PESQ-WB, ViSQOL, STOI, ESTOI) and each judge's change against the first setting, clip by clip (its mean, and the change ± standard
+error). ``--search``: also the first setting with that many steps of search, for the rate it adds
 (the search moves only the neural layer, so it adds about the same to every setting)."""
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import torch
 
 from audiocodec.evaluation.codecs import HybridCodec
 from audiocodec.evaluation.metrics import estoi, pesq_wb, stoi, visqol
+from audiocodec.evaluation.tables import paired
 from audiocodec.stream import modes
 from audiocodec.train.dataset import DEFAULT_ROOT, excerpts
 
@@ -60,11 +61,8 @@ def main() -> None:
         line = "  ".join(f"{name} {v:.3f}" for (name, _), v in zip(JUDGES, m))
         print(f"hybrid {a.kbps:g}  < {cutoff} Hz at {snr} dB  {rate:.2f} kbps  {line}", flush=True)
         if (cutoff, snr) != settings[0]:
-            d = scores - results[settings[0]][1]
-            parts = []
-            for j, (name, _) in enumerate(JUDGES):
-                col = d[:, j][~np.isnan(d[:, j])]
-                parts.append(f"{name} {col.mean():+.3f} ± {col.std(ddof=1) / np.sqrt(len(col)):.3f}")
+            first = results[settings[0]][1]
+            parts = [f"{name} {paired(first[:, j], scores[:, j])}" for j, (name, _) in enumerate(JUDGES)]
             print("    against the first: " + "  ".join(parts), flush=True)
     if a.search:
         modes.MODES = shipped

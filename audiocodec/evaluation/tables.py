@@ -53,7 +53,7 @@ def summary_rows(summary: list[dict], metrics=M.METRICS) -> list[list[str]]:
     return [head] + body
 
 
-def _paired(a: np.ndarray, b: np.ndarray) -> str:
+def paired(a: np.ndarray, b: np.ndarray) -> str:
     """'mean of b (mean of b - a +- standard error)' over the entries both have."""
     ok = np.isfinite(a) & np.isfinite(b)
     d = b[ok] - a[ok]
@@ -77,7 +77,7 @@ def paired_rows(old: dict, new: dict, metrics=PAIRED_METRICS) -> list[list[str]]
         pairs = [(before[(r["clip"], codec)], r) for r in new["rows"] if r["codec"] == codec and (r["clip"], codec) in before]
         if pairs:
             was, now = [p[0] for p in pairs], [p[1] for p in pairs]
-            out.append([codec, str(len(pairs))] + [_paired(_scores(was, m), _scores(now, m)) for m in metrics])
+            out.append([codec, str(len(pairs))] + [paired(_scores(was, m), _scores(now, m)) for m in metrics])
     return out
 
 
@@ -91,7 +91,7 @@ def versus_rows(results: dict, pairs: list[tuple[str, str]], metrics=PAIRED_METR
         both = [c for c in clips if (c, codec) in by and (c, ref) in by]
         if both:
             theirs, ours = [by[(c, ref)] for c in both], [by[(c, codec)] for c in both]
-            out.append([codec, ref] + [_paired(_scores(theirs, m), _scores(ours, m)) for m in metrics])
+            out.append([codec, ref] + [paired(_scores(theirs, m), _scores(ours, m)) for m in metrics])
     return out
 
 
