@@ -291,11 +291,14 @@ def cmd_info(args) -> int:
 # ---- the parser -------------------------------------------------------------------------------------
 def _modes_help() -> str:
     """The compress epilog's account of the modes, read from the mode table."""
-    neural = ", ".join(f"{m.kbps:g} ({m.rows})" for m in modes.modes())
+    fixed = ", ".join(f"{m.kbps:g} ({m.coded(False).rows})" for m in modes.modes())
+    more = [m for m in modes.modes() if m.fixed_rows]
     hybrid = modes.modes(hybrid=True)
     cutoffs = " or ".join(f"{m.low_hz} Hz ({m.kbps:g})" for m in hybrid)
-    return (f"bitrate = codebooks x {CODE_BITS} bits x {FRAME_RATE} frames/s: {neural} kbps;\n"
-            "the context model's entropy coding then saves 16-35 % (README; `audiocodec info` shows a file's).\n\n"
+    return (f"bitrate = codebooks x {CODE_BITS} bits x {FRAME_RATE} frames/s: {fixed} kbps with --fixed-rate;\n"
+            "the context model's entropy coding (the default) then saves 16-35 % (README; `audiocodec info` shows\n"
+            "a file's), and " + ", ".join(f"at {m.kbps:g} kbps pays for {m.rows} codebooks" for m in more) +
+            " (1.46 kbps on the benchmark's clips).\n\n"
             f"--hybrid ({modes.choices(True, ' or ')} kbps): {modes.hybrid_text()}: the neural codec carries the\n"
             f"spectral envelope, and the band below {cutoffs} is sent as a waveform (MDCT, range-coded), which\n"
             "the autoencoder cannot rebuild exactly: the voice's harmonics. Far better quality per bit\n"
@@ -349,7 +352,8 @@ def add_commands(sub) -> None:
                    help=".acdc file, a folder (for a folder input), or - for stdout (default: INPUT with .acdc)")
     p.add_argument("-b", "--bitrate", type=float, default=6.0, help=f"{modes.choices(last=' or ')} kbps (default 6)")
     p.add_argument("--fixed-rate", action="store_true",
-                   help=f"store plain {CODE_BITS}-bit codes instead of entropy-coding them with the context model")
+                   help=f"store plain {CODE_BITS}-bit codes instead of entropy-coding them with the context model "
+                        "(at 1.5 kbps three codebooks, not four: see below)")
     p.add_argument("--hybrid", action="store_true",
                    help=f"{modes.choices(True, ' or ')} kbps as {modes.hybrid_text()} sent as a waveform (see below)")
     p.add_argument("--search", type=search_steps, default=0, metavar="STEPS",

@@ -139,7 +139,9 @@ def encode_blocks(blocks: Iterable[np.ndarray], mode: modes.Mode, engine: Engine
     gain is measured: see the module's docstring).
 
     Memory holds one block of audio, a chunk of frames and the compressed output (1.5 kB per second at 12 kbps).
-    ``search``: steps of analysis by synthesis per chunk (``stream/search.py``; 0 = the encoder's codes as they are)."""
+    ``search``: steps of analysis by synthesis per chunk (``stream/search.py``; 0 = the encoder's codes as they are).
+    Without the context model (``entropy`` off, or none installed) the mode sends its fixed-rate rows (``Mode.coded``)."""
+    mode = mode.coded(entropy and engine.context is not None)
     if search and not mode.searchable:
         raise CodecError(modes.search_scope())
     level = _Level(engine, mode) if input_rate < SAMPLE_RATE else None

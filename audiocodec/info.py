@@ -32,13 +32,15 @@ def read_info(f: BinaryIO) -> dict:
     header = read_header(f)
     chunks = [(len(p), r, len(low[1]) if low else None) for _, p, r, low in read_chunks(f, header)]
     low_bytes = [n for _, _, n in chunks if n is not None]
+    fixed_kbps = header.n_q * header.bits * header.sample_rate / header.frame_size / 1000
+    mode = modes.find(header.n_q, header.low_band_hz, header.low_band_snr)  # (1.5 kbps: 4 rows coded, 3 fixed-rate)
     payload = sum(n + CHUNK_OVERHEAD for n, _, _ in chunks) + sum(n + CHUNK_OVERHEAD for n in low_bytes)
     size = header.size + payload + (END_SIZE if header.chained else 0)
     info = {
         "format_version": header.version,
         "model": header.model_id.hex(),
         "codebooks": header.n_q,
-        "bitrate_kbps": header.n_q * header.bits * header.sample_rate / header.frame_size / 1000,
+        "bitrate_kbps": mode.kbps if mode else fixed_kbps,
         "entropy_coded": header.entropy_coded or header.context_coded,
         "entropy_model": ("context " + header.context_id.hex() if header.context_coded else
                           "per-stage tables" if header.entropy_coded else "none (fixed-rate)"),
@@ -47,9 +49,7 @@ def read_info(f: BinaryIO) -> dict:
         "range_coded_chunks": sum(m == CHUNK_RANGE for _, m, _ in chunks),
     }
     if header.low_band_hz:  # a hybrid stream: its bitrate is the hybrid mode's (the neural layer's is kept apart)
-        mode = modes.find(header.n_q, header.low_band_hz, header.low_band_snr)
-        info.update(neural_kbps=info["bitrate_kbps"], hybrid=True,
-                    bitrate_kbps=mode.kbps if mode else info["bitrate_kbps"],
+        info.update(neural_kbps=fixed_kbps, hybrid=True,
                     low_band_hz=header.low_band_hz, low_band_snr_db=header.low_band_snr,
                     low_band_kbps=8 * sum(low_bytes) / header.duration / 1000)
     return info | {

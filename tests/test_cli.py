@@ -27,16 +27,19 @@ def test_round_trip_every_bitrate(tmp_path, kbps, capsys):
     x, _ = sf.read(SAMPLE)
     y, sr = sf.read(out, dtype="int16")
     assert sr == 16000 and len(y) == len(x) and y.dtype == np.int16
-    rows = {"1.5": "3 codebooks", "3": "pitch + 5 codebooks", "6": "pitch + 11 codebooks", "12": "pitch + 23 codebooks"}
+    rows = {"1.5": "4 codebooks", "3": "pitch + 5 codebooks", "6": "pitch + 11 codebooks", "12": "pitch + 23 codebooks"}
     assert f"({rows[kbps]}" in capsys.readouterr().err  # the shipped model sends the pitch from 3 kbps up
     assert run("info", acdc) == 0
     text = capsys.readouterr().out
     assert f"{float(kbps):g} kbps mode" in text and "format version  4" in text
-    # the codes never take more than the fixed-rate budget; the rest is the header, chunk and end framing
+    # the codes never take more than their fixed-rate budget, and on speech fit the nominal rate (1.5 kbps: four
+    # codebooks, context-coded); the rest is the header, chunk and end framing
     from audiocodec.bitstream import container
+    from audiocodec.stream.modes import mode
 
     framing = container.HEADER_SIZE_V4 + container.CHUNK_OVERHEAD + container.END_SIZE
-    assert (os.path.getsize(acdc) - framing) * 8 <= float(kbps) * 1000 * -(-len(x) // 320) / 50
+    bits, frames = (os.path.getsize(acdc) - framing) * 8, -(-len(x) // 320)
+    assert bits <= mode(float(kbps)).neural_kbps * 1000 * frames / 50 and bits <= float(kbps) * 1000 * frames / 50
 
 
 def test_entropy_coding_never_costs_bytes(tmp_path, engine):
@@ -49,6 +52,28 @@ def test_entropy_coding_never_costs_bytes(tmp_path, engine):
     ya, yb = str(tmp_path / "a.wav"), str(tmp_path / "b.wav")
     assert run("decompress", a, ya) == 0 and run("decompress", b, yb) == 0
     assert np.array_equal(sf.read(ya)[0], sf.read(yb)[0])  # same codes, same audio
+
+
+def test_1_5_kbps_sends_four_codebooks_coded_and_three_fixed_rate(tmp_path, engine, speech):
+    """Context-coded, four codebooks fit 1.5 kbps; fixed-rate, three do (10 bits each). Files of three
+    context-coded rows (the 1.5 kbps stream before 2026-12-05) still decode and are named 1.5 kbps."""
+    import io
+
+    import torch
+
+    from audiocodec.bitstream.container import read_header
+    from audiocodec.compress import compress, decompress, encode_blocks
+    from audiocodec.info import read_info
+    from audiocodec.stream.modes import Mode, find, mode
+
+    coded, fixed = compress(speech, 1.5, engine), compress(speech, 1.5, engine, entropy=False)
+    assert [read_header(io.BytesIO(d)).n_q for d in (coded, fixed)] == [4, 3]
+    assert read_info(io.BytesIO(fixed))["bitrate_kbps"] == 1.5 and find(3) == mode(1.5).coded(context=False)
+    old = encode_blocks([speech], Mode(1.5, 3), engine)  # the earlier 1.5 kbps stream, context-coded
+    head, info = read_header(io.BytesIO(old)), read_info(io.BytesIO(old))
+    assert head.n_q == 3 and head.context_coded and info["bitrate_kbps"] == 1.5
+    ref = engine.codec.decode(engine.codec.encode(torch.from_numpy(speech), 3))[0, 0, :len(speech)].numpy()
+    assert np.abs(decompress(old, engine) - ref).max() < 1e-4 and np.abs(decompress(fixed, engine) - ref).max() < 1e-4
 
 
 def test_chunk_boundaries_match_one_shot(tmp_path, engine, speech):

@@ -17,8 +17,10 @@ def test_round_trip_shapes_and_codes(engine, speech, kbps):
     frames = -(-len(speech) // 320)
     assert codes.shape == (1, n_q, frames) and codes.dtype == torch.int64
     assert int(codes.min()) >= 0 and int(codes.max()) < 1024
-    # bits per second = codebooks x 10 bits x 50 frames/s
-    assert n_q * np.log2(codec.cfg.codebook_size) * codec.cfg.frame_rate == kbps * 1000
+    # fixed-rate, bits per second = codebooks x 10 bits x 50 frames/s (context-coded, 1.5 kbps fits one more)
+    fixed = mode(kbps).coded(context=False).rows
+    assert fixed * np.log2(codec.cfg.codebook_size) * codec.cfg.frame_rate == kbps * 1000
+    assert n_q == fixed + (kbps == 1.5)
     wav = codec.decode(codes)
     assert wav.shape == (1, 1, frames * 320) and wav.dtype == torch.float32
     assert torch.isfinite(wav).all()

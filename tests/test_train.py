@@ -116,7 +116,7 @@ def test_validation_sends_the_pitch_of_the_tracker_beside_the_track(train, tmp_p
     calls, encode = [], Codec.encode
     monkeypatch.setattr(Codec, "encode", lambda self, wav, n_q: calls.append((n_q, self.sends_pitch(n_q))) or encode(self, wav, n_q))
     res = train.evaluate(model, [clip], tracker)
-    assert calls[1:] == [(3, False), (12, True), (24, True)]  # after the code-usage pass: 1.5, 6, 12 kbps
+    assert calls[1:] == [(4, False), (12, True), (24, True)]  # after the code-usage pass: 1.5, 6, 12 kbps
     assert {"pesq@1.5", "pesq@6", "stoi@12"} <= set(res) and model.training  # the model itself trains on
     assert model.pitch is None  # the tracker went into a copy
 

@@ -381,7 +381,7 @@ def test_paced_receiver_waits_without_spinning_when_the_buffer_runs_dry(codec):
 
 
 def test_look_ahead_encoder_gets_every_frame_to_its_place(codec, clip):
-    n_q = 3  # a stream without the pitch, made to hand each frame over one frame late, as one with it does
+    n_q = mode(1.5).rows  # a stream without the pitch, made to hand each frame over one frame late, as one with it does
     # the receiver decodes frame by frame, so its output is exactly that of a frame-by-frame FrameDecoder
     # (one-shot decoding differs from it by float32 rounding that the predicted pitch's phase integrates)
     codes = codec.encode(torch.from_numpy(clip), n_q)[0].numpy()

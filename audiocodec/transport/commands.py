@@ -88,7 +88,7 @@ def _encoder(args):
     """The sender's frame encoder for the options' model and mode."""
     from ..stream.encoder import FrameEncoder
 
-    mode = modes.mode(args.bitrate, args.hybrid)
+    mode = modes.mode(args.bitrate, args.hybrid).coded(_context(args) is not None)  # fixed-rate: its fixed rows
     return FrameEncoder(_engine(args).codec, mode)
 
 
