@@ -4,9 +4,10 @@
 
 Sizes: test clips through the streaming encoder (``FrameEncoder``, as ``send`` runs it) at every bitrate (and
 the hybrid ones), cut into packets of 1, 2, 5 and 10 frames and built fixed-rate and with the context model
-(``packets.build_audio``: each packet the smaller of the two). Per cell: the payload's bits per frame (codes
-and, hybrid, the low band; no headers) and the wire rate in kbps with the 24-byte header and IPv4/UDP's 28
-bytes; and the share of packets context-coded. ``model bits``: the context model's cross-entropy of the
+(``packets.build_audio``: each packet the smaller of the two). Packets carry a mode's fixed-rate rows
+(``Mode.in_packets``: three at 1.5 kbps); the four that 1.5 kbps files send are measured too. Per cell: the
+payload's bits per frame (codes and, hybrid, the low band; no headers) and the wire rate in kbps with the
+24-byte header and IPv4/UDP's 28 bytes; and the share of packets context-coded. ``model bits``: the context model's cross-entropy of the
 codes with the context restarting every packet, what the payload would be without whole 32-bit words.
 
 Loss (``--loss PCT``): a ``run_simulation`` per clip at ``--loss-bitrate`` fixed-rate and context-coded under
@@ -65,11 +66,13 @@ def packet_sizes(frames: list, layer, fpp: int, context: ContextModel | None, ta
 
 def size_table(codec, clips, context: ContextModel, fpps: list[int], tag: int) -> list[dict]:
     rows = []
-    for mode in modes(False) + modes(True):
+    sent = [m.in_packets for m in modes(False) + modes(True)]  # what send sends
+    files = [m for m in modes(False) if m.fixed_rows]  # and the rows files send where they differ, for comparison
+    for mode in sent + files:
         per_clip = [stream_frames(codec, mode, wav) for _, wav in clips]
         n = sum(len(f) for f, _ in per_clip)
         for fpp in fpps:
-            row = dict(kbps=mode.kbps, hybrid=mode.hybrid, rows=mode.rows, fpp=fpp, frames=n)
+            row = dict(kbps=mode.kbps, hybrid=mode.hybrid, rows=mode.rows, fpp=fpp, frames=n, as_in_files=mode in files)
             for name, ctx in (("fixed", None), ("context", context)):
                 tot = {k: sum(packet_sizes(f, lb, fpp, ctx, tag)[k] for f, lb in per_clip)
                        for k in ("payload", "wire", "packets", "context", "model_bits")}
@@ -108,7 +111,7 @@ def sizes(engine, clips, context: ContextModel, fpps: list[int]) -> list[dict]:
     print("|---|---:|---|---|---:|---:|---:|")
     for r in rows:
         f, c = r["fixed"], r["context"]
-        name = f"{r['kbps']:g} kbps{' hybrid' if r['hybrid'] else ''} ({r['rows']} rows)"
+        name = f"{r['kbps']:g} kbps{' hybrid' if r['hybrid'] else ''} ({r['rows']} rows{', as files send it' if r['as_in_files'] else ''})"
         print(f"| {name} | {r['fpp']} | {f['bits_per_frame']:.0f} · {f['wire_kbps']:.2f} | {c['bits_per_frame']:.0f} · "
               f"{c['wire_kbps']:.2f} | {100 * (1 - c['wire_kbps'] / f['wire_kbps']):.1f}% | "
               f"{100 * c['context_share']:.0f}% | {c['model_bits']:.0f} |")

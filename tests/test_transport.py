@@ -299,6 +299,16 @@ def test_cli_simulate_reports_quality(tmp_path, capsys):
     assert len(sf.read(str(out))[0]) == len(sf.read(SPEECH)[0])
 
 
+def test_packets_carry_the_fixed_rate_rows_at_1_5_kbps(tmp_path, capsys):
+    """Files fit four stages in 1.5 kbps with the context model; a packet restarts it and would not, so send and
+    simulate send the three fixed-rate stages (30 bits, 4 bytes a frame), context-coded or not."""
+    from audiocodec.stream.modes import mode
+
+    assert (mode(1.5).rows, mode(1.5).in_packets.rows, mode(6.0).in_packets) == (4, 3, mode(6.0))
+    assert main(["simulate", SPEECH, str(tmp_path / "sim.wav"), "-b", "1.5", "--fixed-rate", "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["stats"]["payload_bits_per_frame"] == 32
+
+
 def test_help_teaches(capsys):
     for cmd in ("send", "receive", "simulate", "keygen"):
         with pytest.raises(SystemExit):

@@ -85,11 +85,10 @@ def _engine(args):
 
 
 def _encoder(args):
-    """The sender's frame encoder for the options' model and mode."""
+    """The sender's frame encoder for the options' model and mode (as packets carry it: ``Mode.in_packets``)."""
     from ..stream.encoder import FrameEncoder
 
-    mode = modes.mode(args.bitrate, args.hybrid).coded(_context(args) is not None)  # fixed-rate: its fixed rows
-    return FrameEncoder(_engine(args).codec, mode)
+    return FrameEncoder(_engine(args).codec, modes.mode(args.bitrate, args.hybrid).in_packets)
 
 
 def _context(args):
