@@ -49,7 +49,7 @@ class Mode:
     def in_packets(self) -> "Mode":
         """The mode as packets carry it: its fixed-rate rows. A packet restarts the context model (it may follow a
         lost one), which then saves too little for the rows a file fits: at 1.5 kbps four stages cost 39 bits a
-        frame in packets of one frame and 31 in packets of five, three fixed-rate 32 and 30
+        frame in packets of one frame and 31 in packets of five, over the rate's 30; three cost 29 and 21
         (``scripts/bench_packets.py``)."""
         return self.coded(context=False)
 
