@@ -8,9 +8,11 @@ Two steps, since DNSMOS needs librosa and onnxruntime and the codec needs torch 
     python research/dnsmos_check.py score --out /tmp/dns               # a venv with speechmos, onnxruntime, librosa
 
 ``decode`` codes the 60 reported test clips (``--clips``: another list, one path a line) with the neural modes,
-with and without ``--search`` steps, the hybrid modes, Opus and Codec2. ``score`` prints, per variant, the mean
-SIG / BAK / OVRL / P.808 MOS, and each searched variant's change against the same mode unsearched, clip by
-clip (mean ± standard error). DNSMOS scores 9 s windows, so short clips are repeated to fill one."""
+with and without ``--search`` steps (1.5 kbps: unsearched, as sent and ``--fixed-rate``, i.e. four stages and
+three), the hybrid modes, Opus and Codec2; variants already decoded in OUT are kept. ``score`` prints, per
+variant, the mean SIG / BAK / OVRL / P.808 MOS, and each searched variant's change against the same mode
+unsearched, and 1.5 kbps's against its fixed-rate form, clip by clip (mean ± standard error). DNSMOS scores
+9 s windows, so short clips are repeated to fill one."""
 from __future__ import annotations
 
 import argparse
@@ -48,15 +50,25 @@ def decode(a) -> None:
         paths = fixed_test_clips(60)
     others = ([(f"opus-{k}", OpusCodec(k)) for k in (6, 8, 12)] if opus_available() else []) + \
              ([("codec2-3.2", Codec2Codec(3200))] if codec2_available() else [])
+    # (label, kbps and compress's options) for this codec, (label, codec) for the others, ("original", None)
+    runs = [("original", None), ("neural-1.5", (1.5, {})), ("neural-1.5-fixed-rate", (1.5, {"entropy": False}))]
+    for label, kbps, hybrid in MODES:
+        runs += [(label, (kbps, {"hybrid": hybrid})), (f"{label}-s{a.search}", (kbps, {"hybrid": hybrid, "search": a.search}))]
+    runs += others
+    have = set(os.listdir(a.out)) if os.path.isdir(a.out) else set()
     for i, path in enumerate(paths):
         name = os.path.splitext(os.path.basename(path))[0]
         x = audio.load(path)
-        out = {"original": x}
-        for label, kbps, hybrid in MODES:
-            out[label] = decompress(compress(x, kbps, engine, hybrid=hybrid), engine)
-            out[f"{label}-s{a.search}"] = decompress(compress(x, kbps, engine, hybrid=hybrid, search=a.search), engine)
-        for label, codec in others:
-            out[label] = codec.run(x).decoded
+        out = {}
+        for label, what in runs:
+            if label in have:
+                continue
+            if what is None:
+                out[label] = x
+            elif isinstance(what, tuple):
+                out[label] = decompress(compress(x, what[0], engine, **what[1]), engine)
+            else:
+                out[label] = what.run(x).decoded
         for label, y in out.items():
             os.makedirs(os.path.join(a.out, label), exist_ok=True)
             sf.write(os.path.join(a.out, label, f"{name}.wav"), np.clip(y, -1, 1), SR, subtype="FLOAT")
@@ -88,7 +100,7 @@ def score(a) -> None:
         m = np.mean(list(scores[v].values()), 0)
         print(f"{v:15s} " + "  ".join(f"{s:.3f}" for s in m))
     for v in variants:
-        base = v.rsplit("-s", 1)[0]
+        base = v.rsplit("-s", 1)[0] if f"{v}-fixed-rate" not in scores else f"{v}-fixed-rate"
         if base == v or base not in scores:
             continue
         common = sorted(set(scores[v]) & set(scores[base]))
