@@ -273,6 +273,9 @@ def cmd_info(args) -> int:
         print(json.dumps(i, indent=2))
         return 0
     rows = f"{i['codebooks']} codebooks x {CODE_BITS} bits x {FRAME_RATE} frames/s"
+    fixed_kbps = i["codebooks"] * CODE_BITS * FRAME_RATE / 1000
+    if not i.get("hybrid") and fixed_kbps > i["bitrate_kbps"]:  # 1.5 kbps: four codebooks fit it context-coded
+        rows = f"{i['codebooks']} codebooks, {fixed_kbps:g} kbps fixed-rate, context-coded to fit"
     mode = (f"{i['bitrate_kbps']:g} kbps hybrid mode: neural {i['neural_kbps']:g} kbps ({rows}) + low band "
             f"< {i['low_band_hz']} Hz at {i['low_band_snr_db']} dB SNR ({i['low_band_kbps']:.2f} kbps)"
             if i.get("hybrid") else f"{i['bitrate_kbps']:g} kbps mode ({rows})")
