@@ -7,8 +7,9 @@ the hybrid ones), cut into packets of 1, 2, 5 and 10 frames and built fixed-rate
 (``packets.build_audio``: each packet the smaller of the two). Packets carry a mode's fixed-rate rows
 (``Mode.in_packets``: three at 1.5 kbps); the four that 1.5 kbps files send are measured too. Per cell: the
 payload's bits per frame (codes and, hybrid, the low band; no headers) and the wire rate in kbps with the
-24-byte header and IPv4/UDP's 28 bytes; and the share of packets context-coded. ``model bits``: the context model's cross-entropy of the
-codes with the context restarting every packet, what the payload would be without whole 32-bit words.
+24-byte header and IPv4/UDP's 28 bytes; and the share of packets context-coded. ``model bits``: the context
+model's cross-entropy of the codes with the context restarting every packet, what the payload would be
+without whole 32-bit words.
 
 Loss (``--loss PCT``): a ``run_simulation`` per clip at ``--loss-bitrate`` fixed-rate and context-coded under
 the same seeded random loss; PESQ-WB and STOI of both (equal: the codes, and so the audio, are the same).

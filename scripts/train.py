@@ -98,7 +98,7 @@ class Settings:
                                  # 8-bit code); validation sends the pitch of the tracker saved beside the track, if one is
     nq_weights: str = ",".join("1" for _ in modes())  # quantizer dropout: relative odds of keeping each neural mode's rows (1.5, 3, 6, 12 kbps: 4, 6, 12, 24; the shipped lineage trained 3 for 1.5 kbps)
     reseed_every: int = 0        # every this many steps, seed the RVQ stages afresh on 256 new crops (0: never)
-    reseed_from: int = 3         # ... from this stage on (0-based): the first three (1.5 kbps) keep what they learned
+    reseed_from: int = 3         # ... from this stage on (0-based): the first three (before the spectral branch joins) keep what they learned
     eval_every: int = 500        # validate (PESQ-WB, STOI at 1.5/6/12 kbps) and checkpoint this often; best.pt keeps the best at 6 kbps
                                  # (0: never, e.g. where pesq is not installed)
     keep_every: int = 0          # also keep a copy of the checkpoint every this many steps (stepN.pt; 0: none)
