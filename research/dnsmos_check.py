@@ -53,7 +53,8 @@ def decode(a) -> None:
     # (label, kbps and compress's options) for this codec, (label, codec) for the others, ("original", None)
     runs = [("original", None), ("neural-1.5", (1.5, {})), ("neural-1.5-fixed-rate", (1.5, {"entropy": False}))]
     for label, kbps, hybrid in MODES:
-        runs += [(label, (kbps, {"hybrid": hybrid})), (f"{label}-s{a.search}", (kbps, {"hybrid": hybrid, "search": a.search}))]
+        runs += [(label, (kbps, {"hybrid": hybrid})),
+                 (f"{label}-s{a.search}", (kbps, {"hybrid": hybrid, "search": a.search}))]
     runs += others
     have = set(os.listdir(a.out)) if os.path.isdir(a.out) else set()
     for i, path in enumerate(paths):

@@ -2,7 +2,7 @@
 
     python research/probe_rows.py --kbps 1.5 --rows 3,4,5 --clips 30
     python research/probe_rows.py --kbps 1.5 --rows 3,4,5 --pitch-from 4     # the pitch in the first row from 4 rows
-    python research/probe_rows.py --kbps 1.5 --rows 4 --stream-vector 3      # the 4-row stream's context as the 3-row one's
+    python research/probe_rows.py --kbps 1.5 --rows 4 --stream-vector 3      # the 3-row stream's context embedding
 
 The mode of ``--kbps`` is re-tabled with each row count in turn and goes through the real ``compress`` /
 ``decompress`` with the shipped context model, on train excerpts (nothing chosen on test clips). Prints per row

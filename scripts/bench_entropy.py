@@ -85,7 +85,7 @@ def main() -> None:
     ctx = engine.context
     all_clips = [codes[:, s:e] for s, e in zip(offsets[:-1], offsets[1:])]
     results = []
-    forms = [f for m in modes() for f in ([m, m.coded(context=False)] if m.fixed_rows else [m])]  # (1.5 kbps: 4, 3 rows)
+    forms = [f for m in modes() for f in ([m, m.coded(context=False)] if m.fixed_rows else [m])]  # 1.5 kbps: 4, 3
     for m in tqdm(forms, desc="modes"):
         rows = ctx.rows(m.rows)
         clips = [c[rows].astype(np.int64) for c in all_clips]
@@ -93,8 +93,8 @@ def main() -> None:
         file_bits, enc_ms, dec_ms = coded(ctx, clips)
         per5 = context_bits(ctx, clips[:a.packet_clips], 5)
         fixed = 10 * m.rows
-        results.append(dict(kbps=m.kbps, rows=m.rows, form="" if m in modes() else f" as {m.rows} stages (its fixed-rate form)",
-                            fixed=fixed, tables=float(b["tables"].sum()), context=file_bits,
+        form = "" if m in modes() else f" as {m.rows} stages (its fixed-rate form)"
+        results.append(dict(kbps=m.kbps, rows=m.rows, form=form, fixed=fixed, tables=float(b["tables"].sum()), context=file_bits,
                             context_entropy=float(b["context"].sum()), packets_5=float(per5.sum()),
                             packets_1=float(b["start"].sum()), encode_ms=enc_ms, decode_ms=dec_ms,
                             by_row={k: v.tolist() for k, v in b.items()}))

@@ -112,7 +112,8 @@ def sizes(engine, clips, context: ContextModel, fpps: list[int]) -> list[dict]:
     print("|---|---:|---|---|---:|---:|---:|")
     for r in rows:
         f, c = r["fixed"], r["context"]
-        name = f"{r['kbps']:g} kbps{' hybrid' if r['hybrid'] else ''} ({r['rows']} rows{', as files send it' if r['as_in_files'] else ''})"
+        files = ", as files send it" if r["as_in_files"] else ""
+        name = f"{r['kbps']:g} kbps{' hybrid' if r['hybrid'] else ''} ({r['rows']} rows{files})"
         print(f"| {name} | {r['fpp']} | {f['bits_per_frame']:.0f} · {f['wire_kbps']:.2f} | {c['bits_per_frame']:.0f} · "
               f"{c['wire_kbps']:.2f} | {100 * (1 - c['wire_kbps'] / f['wire_kbps']):.1f}% | "
               f"{100 * c['context_share']:.0f}% | {c['model_bits']:.0f} |")

@@ -157,7 +157,8 @@ def test_the_shipped_context_model_fits_the_shipped_weights(engine, speech):
 
     assert engine.context is not None and engine.context.model_id == engine.codec.model_id
     for kbps in (1.5, 3.0, 6.0, 12.0):  # (fixed-rate, the same rows: 1.5 kbps would send one fewer)
-        coded, fixed = compress(speech, kbps, engine), encode_blocks([speech], Mode(kbps, mode(kbps).rows), engine, entropy=False)
+        coded = compress(speech, kbps, engine)
+        fixed = encode_blocks([speech], Mode(kbps, mode(kbps).rows), engine, entropy=False)
         info = read_info(io.BytesIO(coded))
         assert info["context_coded_chunks"] == info["chunks"] and info["entropy_model"].endswith(engine.context.id.hex())
         assert len(coded) < 0.95 * len(fixed), kbps
