@@ -20,23 +20,14 @@ import dataclasses
 
 import numpy as np
 import torch
+from sweep_hybrid import JUDGES, panel  # (a sibling module of this script)
 
 from audiocodec.bitstream.context import ContextModel, Weights, stream_key
 from audiocodec.evaluation import product
 from audiocodec.evaluation.codecs import NeuralCodec
-from audiocodec.evaluation.metrics import estoi, pesq_wb, stoi, visqol
 from audiocodec.evaluation.tables import paired
 from audiocodec.stream import modes
 from audiocodec.train.dataset import DEFAULT_ROOT, excerpts
-
-JUDGES = (("PESQ-WB", pesq_wb), ("ViSQOL", visqol), ("STOI", stoi), ("ESTOI", estoi))
-
-
-def run(kbps: float, clips: list[np.ndarray]) -> tuple[float, np.ndarray]:
-    codec = NeuralCodec(kbps)
-    coded = [codec.run(x) for x in clips]
-    rate = 8 * sum(c.payload_bytes for c in coded) / (sum(map(len, clips)) / 16000) / 1000
-    return rate, np.array([[f(x, c.decoded) for _, f in JUDGES] for x, c in zip(clips, coded)])
 
 
 def borrowed_stream(ctx: ContextModel, rows: int, pitch: bool, source: int) -> ContextModel:
@@ -68,7 +59,7 @@ def main() -> None:
                             for m in shipped)
         if a.stream_vector:
             engine.context = borrowed_stream(context, rows, engine.codec.sends_pitch(rows), a.stream_vector)
-        results[rows] = rate, scores = run(a.kbps, clips)
+        results[rows] = rate, scores = panel(NeuralCodec(a.kbps), clips)
         line = "  ".join(f"{name} {v:.3f}" for (name, _), v in zip(JUDGES, np.nanmean(scores, 0)))
         pitch = " (pitch + stages)" if engine.codec.sends_pitch(rows) else ""
         print(f"{a.kbps:g} kbps as {rows} rows{pitch}: {rate:.2f} kbps  {line}", flush=True)

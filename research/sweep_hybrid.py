@@ -32,11 +32,15 @@ def with_setting(kbps: float, cutoff: int, snr: int) -> None:
                         for m in modes.MODES)
 
 
-def run(kbps: float, clips: list[np.ndarray], search: int = 0) -> tuple[float, np.ndarray]:
-    codec = HybridCodec(kbps, search=search)
+def panel(codec, clips: list[np.ndarray]) -> tuple[float, np.ndarray]:
+    """A codec under test (``evaluation.codecs``) on the clips: its payload kbps, and the judges' scores (clips, 4)."""
     coded = [codec.run(x) for x in clips]
     rate = 8 * sum(c.payload_bytes for c in coded) / (sum(map(len, clips)) / 16000) / 1000
     return rate, np.array([[f(x, c.decoded) for _, f in JUDGES] for x, c in zip(clips, coded)])
+
+
+def run(kbps: float, clips: list[np.ndarray], search: int = 0) -> tuple[float, np.ndarray]:
+    return panel(HybridCodec(kbps, search=search), clips)
 
 
 def main() -> None:
