@@ -18,14 +18,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-import numpy as np
 import torch
-from sweep_hybrid import JUDGES, panel  # (a sibling module of this script)
+from sweep_hybrid import panel, report  # (a sibling module of this script)
 
 from audiocodec.bitstream.context import ContextModel, Weights, stream_key
 from audiocodec.evaluation import product
 from audiocodec.evaluation.codecs import NeuralCodec
-from audiocodec.evaluation.tables import paired
 from audiocodec.stream import modes
 from audiocodec.train.dataset import DEFAULT_ROOT, excerpts
 
@@ -53,20 +51,16 @@ def main() -> None:
     engine = product.engine(None)
     if a.pitch_from:
         engine.codec.cfg.pitch_from = engine.context.pitch_from = a.pitch_from
-    shipped, context, results = modes.MODES, engine.context, {}
+    shipped, context, first = modes.MODES, engine.context, None
     for rows in [int(v) for v in a.rows.split(",")]:
         modes.MODES = tuple(dataclasses.replace(m, rows=rows, fixed_rows=0) if not m.hybrid and m.kbps == a.kbps else m
                             for m in shipped)
         if a.stream_vector:
             engine.context = borrowed_stream(context, rows, engine.codec.sends_pitch(rows), a.stream_vector)
-        results[rows] = rate, scores = panel(NeuralCodec(a.kbps), clips)
-        line = "  ".join(f"{name} {v:.3f}" for (name, _), v in zip(JUDGES, np.nanmean(scores, 0)))
+        rate, scores = panel(NeuralCodec(a.kbps), clips)
         pitch = " (pitch + stages)" if engine.codec.sends_pitch(rows) else ""
-        print(f"{a.kbps:g} kbps as {rows} rows{pitch}: {rate:.2f} kbps  {line}", flush=True)
-        first = next(iter(results.values()))[1]
-        if scores is not first:
-            print("    against the first: " + "  ".join(f"{name} {paired(first[:, j], scores[:, j])}"
-                                                     for j, (name, _) in enumerate(JUDGES)), flush=True)
+        report(f"{a.kbps:g} kbps as {rows} rows{pitch}:", rate, scores, first)
+        first = scores if first is None else first
     modes.MODES, engine.context = shipped, context
 
 

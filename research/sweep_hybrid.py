@@ -39,6 +39,16 @@ def panel(codec, clips: list[np.ndarray]) -> tuple[float, np.ndarray]:
     return rate, np.array([[f(x, c.decoded) for _, f in JUDGES] for x, c in zip(clips, coded)])
 
 
+def report(label: str, rate: float, scores: np.ndarray, first: np.ndarray | None = None) -> None:
+    """Print a run's rate and panel, and with ``first`` (the baseline's scores) each judge's change against it,
+    clip by clip."""
+    line = "  ".join(f"{name} {v:.3f}" for (name, _), v in zip(JUDGES, np.nanmean(scores, 0)))
+    print(f"{label}  {rate:.2f} kbps  {line}", flush=True)
+    if first is not None:
+        parts = [f"{name} {paired(first[:, j], scores[:, j])}" for j, (name, _) in enumerate(JUDGES)]
+        print("    against the first: " + "  ".join(parts), flush=True)
+
+
 def run(kbps: float, clips: list[np.ndarray], search: int = 0) -> tuple[float, np.ndarray]:
     return panel(HybridCodec(kbps, search=search), clips)
 
@@ -61,13 +71,8 @@ def main() -> None:
         modes.MODES = shipped
         with_setting(a.kbps, cutoff, snr)
         results[(cutoff, snr)] = rate, scores = run(a.kbps, clips)
-        m = np.nanmean(scores, 0)
-        line = "  ".join(f"{name} {v:.3f}" for (name, _), v in zip(JUDGES, m))
-        print(f"hybrid {a.kbps:g}  < {cutoff} Hz at {snr} dB  {rate:.2f} kbps  {line}", flush=True)
-        if (cutoff, snr) != settings[0]:
-            first = results[settings[0]][1]
-            parts = [f"{name} {paired(first[:, j], scores[:, j])}" for j, (name, _) in enumerate(JUDGES)]
-            print("    against the first: " + "  ".join(parts), flush=True)
+        first = results[settings[0]][1] if (cutoff, snr) != settings[0] else None
+        report(f"hybrid {a.kbps:g}  < {cutoff} Hz at {snr} dB", rate, scores, first)
     if a.search:
         modes.MODES = shipped
         with_setting(a.kbps, *settings[0])
