@@ -10,8 +10,9 @@ the context model that codes new files and packets (``scripts/fit_context.py``: 
 ``--context-minutes``, shipped only if it round-trips). New weights that make exactly the codes of
 ``--codes-from`` (the shipped model by default: the same encoder, codebooks and pitch tracker, as a
 ``train.py --freeze-codes`` fine-tune of the decoder leaves them) take its entropy models over instead,
-under the new model id, once the context model has round-tripped 20 train clips' codes (seconds, not an hour);
-``--refit`` fits them afresh all the same.
+under the new model id, once the context model has round-tripped 20 train clips' codes (seconds, not an hour),
+and the weights name the earlier models whose codes they make (``same_codes_as``), so that the files those made
+still decode; ``--refit`` fits them afresh all the same.
 
     python scripts/export.py runs/adv/ckpt.pt --pitch audiocodec/weights/default.safetensors --out runs/adv/codec
 
@@ -33,6 +34,7 @@ from fit_context import ship_context
 from audiocodec.bitstream.context import ContextModel
 from audiocodec.bitstream.entropy import EntropyModel
 from audiocodec.model import Codec, default_weights_path
+from audiocodec.model.codec import SAME_CODES
 from audiocodec.stream.engine import Engine, load_engine
 from audiocodec.train.context import round_trip, split_codes
 from audiocodec.train.dataset import DEFAULT_ROOT, load_split
@@ -102,15 +104,19 @@ def main() -> None:
         model = model.with_pitch_tracker(tracker)
     averaged = "averaged" in ck and not a.live
     weights = a.out + ".safetensors"
-    model.save(weights, {"steps": ck["step"], "trained_on": "shared/data/speech train split",
-                         "weights": ("average of checkpoints" if "mixed_from" in ck
-                                     else "moving average" if averaged else "live")})
+    meta = {"steps": ck["step"], "trained_on": "shared/data/speech train split",
+            "weights": "average of checkpoints" if "mixed_from" in ck else "moving average" if averaged else "live"}
+    model.save(weights, meta)
     codec = Codec.load(weights)  # reload: the float16 weights are what users run
+    same = old is not None and codec.codes_like(old.codec)
+    if same:  # the earlier model's files decode with these weights too (stream/engine.py, Engine.reads)
+        model.save(weights, {**meta, SAME_CODES: ",".join((old.codec.model_id, *old.codec.same_codes_as))})
+        codec = Codec.load(weights)
     kind = "averaged" if averaged else "live"
     print(f"wrote {weights} ({os.path.getsize(weights) / 1e6:.2f} MB, step {ck['step']}, {kind} weights, id {codec.model_id})")
     if a.weights_only:
         return
-    if old is not None and codec.codes_like(old.codec):
+    if same:
         carry_over(codec, old, a.out, a.data)
         return
     audio, _ = load_split(a.data, "train")

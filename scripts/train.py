@@ -96,7 +96,7 @@ class Settings:
                                  # with --pack: the pack's): clips of at least pitch_from rows are decoded as a pitch-coded
                                  # stream, one stage fewer, the excitation at that pitch as the stream sends it (model/pitch.py's
                                  # 8-bit code); validation sends the pitch of the tracker saved beside the track, if one is
-    nq_weights: str = ",".join("1" for _ in modes())  # quantizer dropout: relative odds of keeping each neural mode's rows (1.5, 3, 6, 12 kbps: 4, 6, 12, 24; the shipped lineage trained 3 for 1.5 kbps)
+    nq_weights: str = ",".join("1" for _ in modes())  # quantizer dropout: relative odds of keeping each neural mode's rows (1.5, 3, 6, 12 kbps: 4 and fixed-rate 3, 6, 12, 24; the lineage up to 1b53dc931200f56b trained 3 alone for 1.5 kbps)
     reseed_every: int = 0        # every this many steps, seed the RVQ stages afresh on 256 new crops (0: never)
     reseed_from: int = 3         # ... from this stage on (0-based): the first three (before the spectral branch joins) keep what they learned
     eval_every: int = 500        # validate (PESQ-WB, STOI at 1.5/6/12 kbps) and checkpoint this often; best.pt keeps the best at 6 kbps
@@ -335,15 +335,22 @@ def load_data(s: Settings) -> Data:
 
 
 def dropout_odds(nq_weights: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """--nq-weights -> (the stage counts of the bitrates, their odds)."""
-    choices = torch.tensor(sorted(m.rows for m in modes()))
+    """--nq-weights -> (the stage counts the streams send, their odds). A bitrate that sends fewer rows fixed-rate
+    (and in packets) than context-coded shares its odds evenly between the two forms."""
+    ms = sorted(modes(), key=lambda m: m.rows)
     try:
-        odds = torch.tensor([float(w) for w in nq_weights.split(",")])
+        odds = [float(w) for w in nq_weights.split(",")]
     except ValueError:
-        odds = torch.tensor([])
-    if len(odds) != len(choices) or (odds < 0).any() or odds.sum() <= 0:
-        sys.exit(f"--nq-weights needs {len(choices)} non-negative numbers separated by commas, one per bitrate")
-    return choices, odds
+        odds = []
+    if len(odds) != len(ms) or min(odds) < 0 or sum(odds) <= 0:
+        sys.exit(f"--nq-weights needs {len(ms)} non-negative numbers separated by commas, one per bitrate")
+    share: dict[int, float] = {}
+    for m, w in zip(ms, odds):
+        forms = {m.rows, m.coded(context=False).rows}
+        for rows in forms:
+            share[rows] = share.get(rows, 0.0) + w / len(forms)
+    rows = sorted(share)
+    return torch.tensor(rows), torch.tensor([share[r] for r in rows])
 
 
 # ---- one step ------------------------------------------------------------------------------------------------

@@ -205,3 +205,20 @@ def test_pitch_input_starts_silent_and_hears_only_a_sent_pitch(engine, speech):
     heard.pitch_input.proj.weight.data.normal_(std=0.05)
     assert not torch.allclose(heard.decode(with_pitch), base.decode(with_pitch), atol=1e-3)
     assert torch.equal(heard.decode(without), base.decode(without))
+
+
+def test_files_of_an_earlier_model_with_the_same_codes_decode(engine, speech):
+    """A decoder-only update (export.py names the earlier models in ``same_codes_as``) still plays their files."""
+    import copy
+
+    from audiocodec.bitstream.container import FormatError
+    from audiocodec.compress import compress, decompress
+    from audiocodec.stream.engine import Engine
+
+    data = compress(speech[:16000], 6.0, engine)
+    newer = Engine(copy.copy(engine.codec), engine.entropy, engine.context)
+    newer.codec.model_id = "ab" * 8
+    with pytest.raises(FormatError, match=f"file was made with model {engine.codec.model_id}"):
+        decompress(data, newer)
+    newer.codec.same_codes_as = (engine.codec.model_id,)
+    assert np.array_equal(decompress(data, newer), decompress(data, engine))

@@ -36,6 +36,7 @@ def test_a_decoder_fine_tune_takes_the_entropy_models_over(tmp_path, speech, mon
     export.main()
     new = Codec.load(out + ".safetensors")
     assert new.model_id != shipped.model_id and new.codes_like(shipped)
+    assert new.same_codes_as[0] == shipped.model_id  # so the shipped model's files still decode (Engine.reads)
     ctx, old_ctx = ContextModel.load(out + ".context.npz"), ContextModel.load(default_weights_path().replace(".safetensors", ".context.npz"))
     assert ctx.model_id == new.model_id and ctx.id == old_ctx.id  # the same network, named for the new weights
     with np.load(out + ".entropy.npz") as d, np.load(default_weights_path().replace(".safetensors", ".entropy.npz")) as old:

@@ -28,6 +28,7 @@ from .quantizer import ResidualVQ
 BACKENDS = ("torch", "onnx")          # what runs the decoder backbone (Codec.use_backend)
 BACKEND_VARIABLE = "AUDIOCODEC_BACKEND"  # the environment variable that names the backend of loaded models
 INT8_SCALE = ".int8_scale"  # suffix of the per-channel scales of weights stored as int8 (Codec.save)
+SAME_CODES = "same_codes_as"  # metadata: ids of earlier models whose codes these weights make exactly (their files decode)
 
 
 def _per_channel(scale: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -115,6 +116,7 @@ class Codec(StreamingModule):
             raise ValueError(f"a pitch-coded model needs the pitch source and codes of at least {CODE_BITS} bits")
         self.pitch = PitchTracker() if cfg.pitch_coded else None
         self.model_id = "untrained"
+        self.same_codes_as: tuple[str, ...] = ()  # earlier models that make exactly these codes (load; export.py)
 
     # ---- training path -------------------------------------------------------------------------
     def forward(self, wav: torch.Tensor, n_q: torch.Tensor, f0: torch.Tensor | None = None,
@@ -286,8 +288,10 @@ class Codec(StreamingModule):
                     if scale.numel() != state[k].shape[0]:
                         raise ValueError(f"{path}: {k} has {scale.numel()} scales for {state[k].shape[0]} channels")
                     state[k] = state[k] * _per_channel(scale, state[k])
+            same = f.metadata().get(SAME_CODES, "")
         codec = Codec(cfg)._trained(state)
         codec.model_id = digest[:16]
+        codec.same_codes_as = tuple(i for i in same.split(",") if i)
         return codec.use_backend(os.environ.get(BACKEND_VARIABLE, "torch"))
 
     @staticmethod

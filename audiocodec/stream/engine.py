@@ -33,6 +33,11 @@ class Engine:
         """The 8 bytes a .acdc header names the model by."""
         return bytes.fromhex(self.codec.model_id)[:8] if self.codec.model_id != "untrained" else b"\0" * 8
 
+    def reads(self, model_id: bytes) -> bool:
+        """Whether files that name ``model_id`` decode here: this model's, or an earlier one's that made the same
+        codes (a decoder-only update, ``Codec.same_codes_as``), whose files the newer decoder renders."""
+        return model_id == self.model_id or model_id.hex() in self.codec.same_codes_as
+
 
 @functools.lru_cache(maxsize=4)
 def load_engine(weights: str | None = None) -> Engine:
@@ -58,7 +63,7 @@ def load_engine(weights: str | None = None) -> Engine:
 def check_model(header: Header, engine: Engine) -> None:
     """FormatError unless ``engine`` can decode the .acdc stream of ``header``."""
     cfg = engine.codec.cfg
-    if header.model_id != engine.model_id:
+    if not engine.reads(header.model_id):
         raise FormatError(f"file was made with model {header.model_id.hex()}, this is model {engine.model_id.hex()}")
     if header.n_q > engine.codec.max_rows or header.bits != cfg.bits_per_code or header.frame_size != cfg.frame_size:
         raise FormatError("file's codebook layout does not match the model")
