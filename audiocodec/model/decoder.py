@@ -39,7 +39,7 @@ class PitchInput(nn.Module):
         return torch.cat([flag, per.reshape(b, j // 2, -1)], -1) * sent.float().view(b, 1, 1)
 
     def forward(self, z: torch.Tensor, f0: torch.Tensor, sent: torch.Tensor) -> torch.Tensor:
-        return z + self.proj(self.features(f0, sent)).transpose(1, 2)
+        return z + self.proj(self.features(f0, sent).to(z.dtype)).transpose(1, 2)
 
 
 class Decoder(StreamingModule):

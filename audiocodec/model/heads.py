@@ -24,6 +24,11 @@ from torch.nn import functional as F
 from .layers import StreamingModule
 
 
+def _real(dtype: torch.dtype) -> torch.dtype:
+    """float64 for a model run in float64 (tests of exactness), else float32 (also under bf16 autocast)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def sharpen(spec: torch.Tensor, gamma: float) -> torch.Tensor:
     """The decoder's postfilter: each frame's magnitudes (..., bins) raised to ``gamma``, then scaled back to
     the frame's energy, phases kept. With ``gamma`` > 1 spectral peaks (formants, harmonics) stand out more
@@ -83,7 +88,7 @@ class ISTFTHead(StreamingModule):
         total = torch.remainder(start[:, None] + torch.cumsum(advance, 1) - advance, 2 * math.pi)
         if self.stream is not None:  # the phase after the last frame (B, bins) float64
             self.stream["phase"] = torch.remainder(total[:, -1] + advance[:, -1], 2 * math.pi)
-        spec = torch.polar(mag, total.float() + y[:, :, 2])
+        spec = torch.polar(mag, total.to(_real(mag.dtype)) + y[:, :, 2])
         if source is not None:
             v = voicing[..., None] if voicing.dim() == 2 else voicing
             spec = spec * (1 - v) + mag * source * v
@@ -182,7 +187,7 @@ class HarmonicSource(StreamingModule):
         half = torch.sin(phi / 2)
         small = half.abs() < 1e-6
         wav = torch.sin(n * phi / 2) * torch.sin((n + 1) * phi / 2) / torch.where(small, torch.ones_like(half), half)
-        return torch.where(small, torch.zeros_like(wav), wav).float(), phi[:, -1:]
+        return torch.where(small, torch.zeros_like(wav), wav).to(_real(f0.dtype)), phi[:, -1:]
 
     def forward(self, x: torch.Tensor, f0_target: torch.Tensor | None = None):
         """features (B, T, dim) -> (source spectrum (B, J, bins) complex, voicing in 0..1 (B, J), or

@@ -27,6 +27,10 @@ from .layers import CausalConv1d, StreamingModule
 F0_MIN, F0_MAX = 60.0, 500.0
 CODE_BITS = 8
 _LEVELS = (1 << CODE_BITS) - 1  # voiced symbols 1 .. 255
+# each symbol's pitch in Hz (0: unvoiced), computed once in float64: a float32 pow rounds differently in
+# vectorised and scalar code, so a stream decoded in chunks would hear pitches an ulp off the offline ones
+_HZ = torch.cat([torch.zeros(1, dtype=torch.float64),
+                 F0_MIN * (F0_MAX / F0_MIN) ** (torch.arange(_LEVELS, dtype=torch.float64) / (_LEVELS - 1))]).float()
 
 
 class PitchTracker(StreamingModule):
@@ -106,9 +110,7 @@ def quantize(f0: torch.Tensor) -> torch.Tensor:
 
 def to_hz(symbols: torch.Tensor) -> torch.Tensor:
     """Inverse of ``quantize`` (symbols in [0, 256); 0 -> 0 Hz)."""
-    s = symbols.long().clamp(0, _LEVELS)
-    hz = F0_MIN * torch.pow(F0_MAX / F0_MIN, (s - 1).clamp(min=0).float() / (_LEVELS - 1))
-    return torch.where(s > 0, hz, torch.zeros_like(hz))
+    return _HZ.to(symbols.device)[symbols.long().clamp(0, _LEVELS)]
 
 
 def frame_symbols(f0: torch.Tensor) -> torch.Tensor:
