@@ -5,7 +5,7 @@ import torch
 
 from audiocodec.model import load_default
 from audiocodec.model.layers import CausalConv1d
-from audiocodec.model.streaming import FRAME, LATENCY_MS, StreamingDecoder, StreamingEncoder
+from audiocodec.model.streaming import FRAME, StreamingDecoder, StreamingEncoder, latency_ms
 
 N_Q = 12
 SECONDS = 2.0
@@ -91,7 +91,29 @@ def test_decoder_accepts_several_frames_and_latents(codec, offline):
 
 def test_latency_is_frame_plus_overlap_tail(codec):
     head = codec.head
-    assert LATENCY_MS == 1000 * (FRAME + head.n_fft - head.hop) / 16000 == 50.0
+    assert latency_ms(codec, 3) == 1000 * (FRAME + head.n_fft - head.hop) / 16000 == 50.0
+
+
+def test_a_shorter_head_window_streams_with_less_latency(codec, offline):
+    """A decoder whose head has a 30 ms window (``head_fft`` 480; research/head_window.py makes one from the
+    shipped weights) reads the same codes with 40 ms of latency: its samples come one push earlier, its tail
+    is 320 samples, and its stream equals its offline output (float64, as above; its read-out untrained)."""
+    from dataclasses import replace
+
+    from audiocodec.model import Codec
+
+    short = Codec(replace(codec.cfg, head_fft=480))
+    state = {k: v for k, v in codec.state_dict().items() if not k.startswith("head.out.")}
+    short = short._trained({**short.state_dict(), **state}).double()
+    assert short.head.n_fft == short.source.n_fft == 480 and latency_ms(short, 3) == 40.0
+    codes = offline[0]
+    ref = short.decode(torch.from_numpy(codes)[None])[0, 0].numpy()
+    dec = StreamingDecoder(short)
+    parts = [dec.push(codes[:, k]) for k in range(codes.shape[1])]
+    assert [len(p) for p in parts[:3]] == [0, 320, 320]
+    y = np.concatenate(parts + [dec.flush()])
+    assert len(y) == len(ref) == codes.shape[1] * FRAME
+    assert np.abs(y - ref).max() < 1e-8 * np.abs(ref).max()
 
 
 def test_causal_conv_ignores_the_future():

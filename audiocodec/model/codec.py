@@ -54,8 +54,9 @@ class CodecConfig:
     dec_dim: int = 256
     dec_hidden: int = 768
     dec_blocks: int = 6
-    n_fft: int = 640
+    n_fft: int = 640            # the encoder's spectral branch reads windows of this length every ``hop``
     hop: int = 160
+    head_fft: int = 0           # the decoder's iSTFT window (0: ``n_fft``); its overlap tail, head_fft - hop, sets the latency
     pitch_source: bool = False  # harmonic excitation at a predicted pitch for the iSTFT head (HarmonicSource)
     voicing_bands: int = 1      # > 1: the source's voicing varies over this many mel-spaced bands
     vq_gain: bool = True        # codes keep their length, so each RVQ stage refines the last (False: unit codes, as in weights saved without this field)
@@ -109,8 +110,9 @@ class Codec(StreamingModule):
                                     cfg.spectral_join)
         self.pitch_input = PitchInput(cfg.latent_dim) if cfg.pitch_input else None
         self.decoder = Decoder(cfg.latent_dim, cfg.dec_dim, cfg.dec_hidden, cfg.dec_blocks)
-        self.head = ISTFTHead(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop, postfilter=cfg.postfilter)
-        self.source = HarmonicSource(cfg.dec_dim, cfg.n_fft, cfg.hop, cfg.frame_size // cfg.hop,
+        head_fft = cfg.head_fft or cfg.n_fft
+        self.head = ISTFTHead(cfg.dec_dim, head_fft, cfg.hop, cfg.frame_size // cfg.hop, postfilter=cfg.postfilter)
+        self.source = HarmonicSource(cfg.dec_dim, head_fft, cfg.hop, cfg.frame_size // cfg.hop,
                                      bands=cfg.voicing_bands) if cfg.pitch_source else None
         if cfg.pitch_coded and (not cfg.pitch_source or cfg.bits_per_code < CODE_BITS):
             raise ValueError(f"a pitch-coded model needs the pitch source and codes of at least {CODE_BITS} bits")

@@ -9,7 +9,8 @@ the weights (``layers.stream_copy``), so the model itself never streams: offline
 it (a sender's encoder and a receiver's decoder, in two threads) are untouched, whatever happens in a stream.
 The caller feeds whole 20 ms frames (320 samples).
 
-Algorithmic latency: 20 ms to fill a frame + 30 ms overlap-add tail in the decoder = 50 ms; a stream that
+Algorithmic latency: 20 ms to fill a frame + 30 ms overlap-add tail in the decoder = 50 ms (the tail is the
+head's window less its hop, ``CodecConfig.head_fft``); a stream that
 sends the pitch (model/pitch.py) waits 20 ms more, for its tracker to hear past the frame (``latency_ms``).
 """
 from __future__ import annotations
@@ -22,14 +23,12 @@ from .codec import Codec
 from .layers import stream_copy
 from .pitch import dequantize, frame_symbols, quantize
 
-LATENCY_MS = 50.0    # frame (20 ms) + iSTFT overlap tail (30 ms)
-
-
 def latency_ms(codec: Codec, n_q: int) -> float:
-    """Algorithmic latency of an ``n_q``-row stream: ``LATENCY_MS``, plus the pitch tracker's lookahead when
-    the stream sends the pitch."""
+    """Algorithmic latency of an ``n_q``-row stream: a frame (20 ms) and the decoder head's overlap tail
+    (window - hop: 30 ms in the shipped model), plus the pitch tracker's lookahead when the stream sends the
+    pitch."""
     ahead = codec.pitch.LOOKAHEAD * codec.pitch.HOP if codec.sends_pitch(n_q) else 0
-    return LATENCY_MS + 1000 * ahead / codec.cfg.sample_rate
+    return 1000 * (FRAME + codec.head.n_fft - codec.head.hop + ahead) / codec.cfg.sample_rate
 
 
 class StreamingEncoder:
