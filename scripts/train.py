@@ -46,7 +46,7 @@ from audiocodec.train.discriminators import Discriminators, discriminator_loss, 
 from audiocodec.train.losses import CompressedMagnitudeLoss, MultiScaleMelLoss
 from audiocodec.train.pack import read_pack
 from audiocodec.train.state import (WeightAverage, averaged_copy, initial_weights, load_checkpoint,
-                                    save_checkpoint)
+                                    save_checkpoint, with_head_window)
 from audiocodec.train.validate import evaluate, tracker_beside
 
 
@@ -83,6 +83,9 @@ class Settings:
                                   # latents per file by gradient descent: docs/training-log.md, analysis by synthesis)
     latent_cache: bool = False   # ... and read its latents from one pass over the split (a further 30 % faster)
     dec_blocks: int = 12         # at least this many decoder blocks; those the --init weights lack are appended near-identity
+    head_fft: int = 0            # the decoder head's iSTFT window in samples (0: the --init weights' own; a shorter window is
+                                 # less latency, 480: 40 ms instead of 50); its read-out is carried over by frequency and
+                                 # the codes stay (train/state.py with_head_window): use with --freeze-codes
     voicing_bands: int = 16      # at least this many voicing bands (> 1: voicing per mel band; offsets start at zero)
     vq_gain: bool = True         # RVQ codes keep their length (quantizer.py); from unit-code --init weights the codebooks are seeded afresh
     spectral: bool = False       # the encoder's spectral branch (encoder.SpectralBranch); added at zero to --init weights without it
@@ -243,6 +246,10 @@ def architecture(s: Settings, ck: dict | None) -> tuple[CodecConfig, dict | None
     state, step = None, 0
     if s.init:
         cfg, state, step = initial_weights(s.init)
+        if s.head_fft:
+            cfg, state = with_head_window(cfg, state, s.head_fft)
+    elif s.head_fft:
+        cfg = dataclasses.replace(cfg, head_fft=s.head_fft)
     reseed = s.vq_gain and not cfg.vq_gain  # unit codes mean nothing to a gain quantizer
     cfg = dataclasses.replace(cfg, dec_blocks=max(cfg.dec_blocks, s.dec_blocks),
                               voicing_bands=max(cfg.voicing_bands, s.voicing_bands), vq_gain=cfg.vq_gain or s.vq_gain,

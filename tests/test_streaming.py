@@ -95,7 +95,7 @@ def test_latency_is_frame_plus_overlap_tail(codec):
 
 
 def test_a_shorter_head_window_streams_with_less_latency(codec, offline):
-    """A decoder whose head has a 30 ms window (``head_fft`` 480; research/head_window.py makes one from the
+    """A decoder whose head has a 30 ms window (``head_fft`` 480; ``train.py --head-fft 480`` makes one from the
     shipped weights) reads the same codes with 40 ms of latency: its samples come one push earlier, its tail
     is 320 samples, and its stream equals its offline output (float64, as above; its read-out untrained)."""
     from dataclasses import replace

@@ -1,6 +1,7 @@
 """The training script's schedule, weight average and pitch-coded clips (scripts/train.py; a few steps of a tiny model)."""
 import dataclasses
 import importlib.util
+import math
 import os
 import sys
 
@@ -140,6 +141,26 @@ def test_init_from_a_shipped_codec_leaves_its_pitch_tracker_to_train_pitch(train
     Codec(plain_cfg)._trained(Codec(plain_cfg).state_dict()).save(plain)
     with pytest.raises(SystemExit, match="holds no pitch tracker"):
         train_pitch.initial_tracker(plain)
+
+
+def test_head_fft_carries_the_read_out_over_by_frequency(train):
+    """--head-fft: the same weights with another head window; each read-out row lands on the bin of its frequency,
+    the codes' side untouched, and a window that Hann x Hann cannot overlap-add flat is refused."""
+    from audiocodec.model import Codec, CodecConfig
+
+    cfg = CodecConfig(enc_channels=(8, 8, 16, 16, 32), enc_hidden=64, latent_dim=16, n_codebooks=4, codebook_size=256,
+                      dec_dim=32, dec_hidden=64, dec_blocks=1, pitch_source=True)
+    state = Codec(cfg).state_dict()
+    assert train.with_head_window(cfg, state, 640) == (cfg, state)
+    short_cfg, short = train.with_head_window(cfg, state, 480)
+    model = Codec(short_cfg)
+    model.load_state_dict(short, strict=True)
+    assert model.head.n_fft == model.source.n_fft == 480 and short_cfg.n_fft == 640  # the encoder's windows stay
+    old, new = state["head.out.bias"].view(3, 321), short["head.out.bias"].view(3, 241)
+    assert torch.allclose(new[0, 3], old[0, 4] + math.log(0.75)) and torch.allclose(new[1, 3], old[1, 4])  # 100 Hz
+    assert all(torch.equal(short[k], v) for k, v in state.items() if not k.startswith("head.out."))
+    with pytest.raises(ValueError, match="three hops"):
+        train.with_head_window(cfg, state, 320)
 
 
 def test_average_checkpoints_mixes_weights_and_refuses_other_architectures():

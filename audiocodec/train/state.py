@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 
 import torch
@@ -70,6 +71,32 @@ def initial_weights(path: str, device: str = "cpu") -> tuple[CodecConfig, dict, 
     init = Codec.load(path)
     state = {k: v for k, v in init.state_dict().items() if not k.startswith("pitch.")}
     return dataclasses.replace(init.cfg, pitch_coded=False), state, int(Codec.metadata(path).get("steps", 0))
+
+
+def with_head_window(cfg: CodecConfig, state: dict, window: int) -> tuple[CodecConfig, dict]:
+    """``--head-fft``: weights whose decoder head (``ISTFTHead``, and the harmonic source framed like it) has another
+    iSTFT window, so another latency (the window less the hop). The head's read-out rows (log-magnitude, phase
+    advance, phase offset, one per bin) are carried over by frequency, linearly between the old bins, and the
+    log-magnitudes shifted by log(new / old window), a steady tone's level in the new frame; the rest is unchanged,
+    the codes too. The window must keep Hann x Hann summing to a constant: three or more windows over each sample."""
+    old = cfg.head_fft or cfg.n_fft
+    if window == old:
+        return cfg, state
+    if window % cfg.hop or window < 3 * cfg.hop:
+        raise ValueError(f"a head window of {window} samples: it must be a multiple of the hop ({cfg.hop}) and cover "
+                         f"at least three hops")
+    ob, nb = old // 2 + 1, window // 2 + 1
+    pos = torch.arange(nb, dtype=torch.float64) * (ob - 1) / (nb - 1)
+    lo = pos.floor().long().clamp(max=ob - 2)
+    state = dict(state)
+    for name in ("head.out.weight", "head.out.bias"):
+        rows = state[name].float().view(3, ob, *state[name].shape[1:])
+        w = (pos - lo).float().view(1, -1, *[1] * (rows.dim() - 2))
+        rows = rows[:, lo] * (1 - w) + rows[:, lo + 1] * w
+        if name.endswith("bias"):
+            rows[0] += math.log(window / old)
+        state[name] = rows.reshape(3 * nb, *rows.shape[2:])
+    return dataclasses.replace(cfg, head_fft=window), state
 
 
 def save_checkpoint(state: dict, path: str) -> None:
