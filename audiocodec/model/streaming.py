@@ -93,7 +93,9 @@ class StreamingDecoder:
     by k, so where the stream has no sent pitch the difference grows slowly along it (1e-4 of a 0.26 peak
     after 4 s, 70 dB down). Run in float64 the two agree to 1e-8 of the peak (the streaming logic is exact).
     The same pushes in the same grouping give the same samples bit for bit.
-    The first push returns nothing, the second 160 samples, then 320 per push; flush returns 480.
+    With the shipped head (a 640-sample window) the first push returns nothing, the second 160 samples, then
+    320 per push, and flush returns 480; a head with a 480-sample window (``CodecConfig.head_fft``) gives 320
+    from the second push on and 320 at the flush.
     ``postfilter``: None = the model's configured one, 1.0 = off (``Codec.decode``).
     """
 
