@@ -70,6 +70,11 @@ class CodecConfig:
                                 # 0.05-0.07 but lowered ViSQOL by 0.12-0.16 and STOI on held-out clips (training log)
 
     @property
+    def head_window(self) -> int:
+        """The decoder head's iSTFT window in samples (``head_fft``, or ``n_fft`` where that is 0)."""
+        return self.head_fft or self.n_fft
+
+    @property
     def frame_size(self) -> int:
         return math.prod(self.enc_strides)
 
@@ -110,9 +115,8 @@ class Codec(StreamingModule):
                                     cfg.spectral_join)
         self.pitch_input = PitchInput(cfg.latent_dim) if cfg.pitch_input else None
         self.decoder = Decoder(cfg.latent_dim, cfg.dec_dim, cfg.dec_hidden, cfg.dec_blocks)
-        head_fft = cfg.head_fft or cfg.n_fft
-        self.head = ISTFTHead(cfg.dec_dim, head_fft, cfg.hop, cfg.frame_size // cfg.hop, postfilter=cfg.postfilter)
-        self.source = HarmonicSource(cfg.dec_dim, head_fft, cfg.hop, cfg.frame_size // cfg.hop,
+        self.head = ISTFTHead(cfg.dec_dim, cfg.head_window, cfg.hop, cfg.frame_size // cfg.hop, postfilter=cfg.postfilter)
+        self.source = HarmonicSource(cfg.dec_dim, cfg.head_window, cfg.hop, cfg.frame_size // cfg.hop,
                                      bands=cfg.voicing_bands) if cfg.pitch_source else None
         if cfg.pitch_coded and (not cfg.pitch_source or cfg.bits_per_code < CODE_BITS):
             raise ValueError(f"a pitch-coded model needs the pitch source and codes of at least {CODE_BITS} bits")

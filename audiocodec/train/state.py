@@ -79,7 +79,7 @@ def with_head_window(cfg: CodecConfig, state: dict, window: int) -> tuple[CodecC
     advance, phase offset, one per bin) are carried over by frequency, linearly between the old bins, and the
     log-magnitudes shifted by log(new / old window), a steady tone's level in the new frame; the rest is unchanged,
     the codes too. The window must keep Hann x Hann summing to a constant: three or more windows over each sample."""
-    old = cfg.head_fft or cfg.n_fft
+    old = cfg.head_window
     if window == old:
         return cfg, state
     if window % cfg.hop or window < 3 * cfg.hop:
