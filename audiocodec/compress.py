@@ -89,9 +89,11 @@ class _ChunkWriter:
     coded with the context model (``bitstream/context.py``; the per-stage tables where a model has only
     those), or fixed-rate where that is not smaller."""
 
-    def __init__(self, engine: Engine, mode: modes.Mode, entropy: bool, level: _Level | None = None):
+    def __init__(self, engine: Engine, mode: modes.Mode, entropy: bool, level: _Level | None = None,
+                 searched: bool = False):
         self.engine, self.mode, self.layer, self.level = engine, mode, mode.layer(), level
-        self.context = engine.context if entropy and mode.rows >= 2 else None
+        context = (engine.searched or engine.context) if searched else engine.context  # (``Engine.searched``)
+        self.context = context if entropy and mode.rows >= 2 else None
         self.tables = engine.entropy if entropy and self.context is None else None
         self.writer = Writer()
         self.chunks: list[bytes] = []
@@ -145,7 +147,7 @@ def encode_blocks(blocks: Iterable[np.ndarray], mode: modes.Mode, engine: Engine
     if search and not mode.searchable:
         raise CodecError(modes.search_scope())
     level = _Level(engine, mode) if input_rate < SAMPLE_RATE else None
-    encoder, writer = FrameEncoder(engine.codec, mode), _ChunkWriter(engine, mode, entropy, level)
+    encoder, writer = FrameEncoder(engine.codec, mode), _ChunkWriter(engine, mode, entropy, level, searched=bool(search))
     searcher = CodeSearch(engine.codec, search, mode.layer()) if search else None
     add = writer.add if searcher is None else lambda frames, closing=None: writer.add(searcher.refine(frames), closing)
     pending: list[Frame] = []
@@ -177,12 +179,13 @@ def decode_stream(f: BinaryIO, engine: Engine, postfilter: float | None = None) 
     layer = low_band_layer(header.low_band_hz, float(header.low_band_snr)) if header.low_band_hz else None
 
     gain = gain_factor(header)
+    context = engine.context_for(header.context_id)
 
     def decoded() -> Iterator[np.ndarray]:
         audio = _ChunkAudio(engine, layer, header.num_samples, postfilter)
         for n_frames, payload, marker, low in read_chunks(f, header):
             if marker == CHUNK_CONTEXT:
-                codes = engine.context.decode(payload, header.n_q, n_frames)
+                codes = context.decode(payload, header.n_q, n_frames)
             elif marker == CHUNK_RANGE:
                 codes = engine.entropy.decode(payload, engine.codec.row_tables(header.n_q), n_frames)
             else:

@@ -35,7 +35,7 @@ from audiocodec.bitstream.context import ContextModel
 from audiocodec.bitstream.entropy import EntropyModel
 from audiocodec.model import Codec, default_weights_path
 from audiocodec.model.codec import SAME_CODES
-from audiocodec.stream.engine import Engine, load_engine
+from audiocodec.stream.engine import Engine, load_engine, save_searched
 from audiocodec.train.context import round_trip, split_codes
 from audiocodec.train.dataset import DEFAULT_ROOT, load_split
 from audiocodec.train.state import load_checkpoint
@@ -69,6 +69,8 @@ def carry_over(codec: Codec, old: Engine, out: str, data: str) -> None:
     codes, offsets = split_codes(codec, data, "train", limit=20)
     round_trip(ctx, codec, codes, offsets, range(len(offsets) - 1))
     ctx.save(out + ".context.npz")
+    if old.searched is not None:  # (fitted on the earlier decoder's searched codes: refit with fit_context.py --searched)
+        save_searched(old.searched, ctx, out + ".searched.npz")
     print(f"the codes are {old.codec.model_id}'s: its entropy models carried over (context model {ctx.id.hex()})")
 
 
@@ -128,6 +130,8 @@ def main() -> None:
         print(f"entropy bits per pitch symbol: {bits[-1]:.2f}")
     torch.set_num_threads(1)
     ship_context(codec, weights, a.data, a.context_minutes)
+    print(f"next, the searched codes' context model (about an hour): python scripts/fit_context.py --weights {weights} "
+          "--searched 160")
 
 
 if __name__ == "__main__":

@@ -180,3 +180,74 @@ def test_fitting_checks_the_round_trip(engine, rng):
     ctx, bits = fit_for(engine.codec, codes, offsets, minutes=0.02, log=lambda *_: None)
     assert ctx.model_id == engine.codec.model_id and ctx.pitch_from == engine.codec.cfg.pitch_from
     assert sorted(bits) == [4, 6, 12, 24] and all(len(b) == n for n, b in bits.items())
+
+
+def test_a_tempered_model_is_a_model_of_its_own(model, rng):
+    """``tempered`` flattens rows' frequencies (the searched codes' model): it round-trips like any model, is
+    named by an id of its own, and refuses multipliers that are not positive integers of the model's shape."""
+    flat = model.tempered(np.maximum(model.w.out_mul // 2, 1))
+    assert flat.id != model.id and flat.model_id == model.model_id
+    codes = _codes(rng, 12, 40)
+    assert np.array_equal(flat.decode(flat.encode(codes), 12, 40), codes)
+    p, q = model.probabilities(codes), flat.probabilities(codes)
+    assert (q.max(2) < p.max(2)).all()  # flatter everywhere
+    for bad in (model.w.out_mul[:-1], model.w.out_mul * 0, model.w.out_mul.astype(float), model.w.out_mul * 100):
+        with pytest.raises(Exception, match="bad row multipliers"):
+            model.tempered(bad)
+
+
+def test_fitting_the_searched_model_never_costs_bits(model, rng, tmp_path):
+    """``fit_searched`` picks each row's factor on the even clips and measures it on the odd ones: on codes
+    as unpredictable as uniform ones the flatter model is cheaper. What it writes, ``searched_model`` reads
+    back for that base model only."""
+    from audiocodec.stream.engine import save_searched, searched_model
+    from audiocodec.train.context import fit_searched
+
+    sets = {"3": (rng.integers(0, SIZE, (6, 80)), np.array([0, 20, 40, 60, 80])),
+            "6": (_codes(rng, 12, 60, repeat=0.2), np.array([0, 30, 60]))}
+    tempered, bits = fit_searched(model, sets, chunk=25, grid=np.array([0.5, 1.0]), log=lambda *_: None)
+    assert set(bits) == {"3", "6"}
+    assert bits["3"][1] < bits["3"][0]  # uniform codes: the flatter model codes them cheaper
+    path = str(tmp_path / "m.searched.npz")
+    save_searched(tempered, model, path)
+    assert searched_model(model, path).id == tempered.id
+    assert searched_model(tiny_model(seed=1), path) is None  # fitted for another context model
+    with open(path, "wb") as f:
+        f.write(b"not npz")
+    with pytest.raises(Exception, match="cannot read the searched codes' context model"):
+        searched_model(model, path)
+
+
+def test_searched_files_are_coded_with_the_searched_model(engine, speech):
+    """``compress --search`` codes its chunks with ``Engine.searched`` where one is installed; the file names
+    it, decodes to what the same codes decode to fixed-rate, and an install without it refuses the file by
+    name. Plain files keep the context model."""
+    from audiocodec.compress import compress, decompress, encode_blocks
+    from audiocodec.info import read_info
+    from audiocodec.stream.engine import Engine
+    from audiocodec.stream.modes import mode
+
+    clip = speech[:16000 * 2]
+    flat = engine.context.tempered(np.maximum(engine.context.w.out_mul * 3 // 4, 1))
+    both = Engine(engine.codec, engine.entropy, engine.context, flat)
+    searched = compress(clip, 6, both, search=2)
+    assert read_info(io.BytesIO(searched))["entropy_model"].endswith(flat.id.hex())
+    fixed = encode_blocks([clip], mode(6.0), both, entropy=False, search=2)
+    assert np.array_equal(decompress(searched, both), decompress(fixed, both))
+    with pytest.raises(FormatError, match=f"coded with context model {flat.id.hex()}"):
+        decompress(searched, Engine(engine.codec, engine.entropy, engine.context))
+    plain = compress(clip, 6, both)
+    assert read_info(io.BytesIO(plain))["entropy_model"].endswith(engine.context.id.hex())
+
+
+def test_the_shipped_searched_model_codes_searched_files_smaller(engine, speech):
+    """The shipped model for searched codes is fitted for the shipped context model: the same searched codes
+    take fewer bytes with it than with the context model the encoder's codes were fitted on."""
+    from audiocodec.compress import compress
+    from audiocodec.stream.engine import Engine
+
+    assert engine.searched is not None and engine.searched.id != engine.context.id
+    clip = speech[:16000 * 3]
+    with_it = compress(clip, 12, engine, search=30)
+    without = compress(clip, 12, Engine(engine.codec, engine.entropy, engine.context), search=30)
+    assert len(with_it) < 0.97 * len(without)

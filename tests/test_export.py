@@ -8,6 +8,7 @@ import torch
 
 from audiocodec.bitstream.context import ContextModel
 from audiocodec.model import Codec, default_weights_path
+from audiocodec.stream.engine import load_engine
 from tests.conftest import ROOT
 from tests.test_train import load_script
 
@@ -41,6 +42,7 @@ def test_a_decoder_fine_tune_takes_the_entropy_models_over(tmp_path, speech, mon
     assert ctx.model_id == new.model_id and ctx.id == old_ctx.id  # the same network, named for the new weights
     with np.load(out + ".entropy.npz") as d, np.load(default_weights_path().replace(".safetensors", ".entropy.npz")) as old:
         assert str(d["model_id"]) == new.model_id and np.array_equal(d["counts"], old["counts"])
+    assert load_engine(out + ".safetensors").searched.id == load_engine().searched.id  # the searched codes' model too
 
 
 def test_codes_like_tells_an_encoder_change():

@@ -18,7 +18,7 @@ No torch."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -155,6 +155,16 @@ class ContextModel:
         if not 2 <= n_q <= self.w.rows - (0 if pitch else 1):
             raise CodecError(f"the context model codes streams of 2..{self.w.rows - 1} rows, not {n_q}")
         return list(range(n_q)) if pitch else list(range(1, n_q + 1))
+
+    def tempered(self, out_mul: np.ndarray) -> "ContextModel":
+        """The same network with each row's logit multiplier replaced (``out_mul``, (rows,) integers): the
+        model for codes less predictable than those it was fitted on (``compress --search``'s; a smaller
+        multiplier is a higher temperature, flatter frequencies). A model of its own, with its own id."""
+        out_mul = np.asarray(out_mul)
+        if out_mul.shape != self.w.out_mul.shape or out_mul.dtype.kind not in "iu" or out_mul.min() < 1 \
+                or out_mul.max() > self.w.out_mul.max() * 4:
+            raise CodecError("context model: bad row multipliers for a tempered model")
+        return ContextModel(replace(self.w, out_mul=out_mul.astype(np.int64)), self.model_id, self.pitch_from)
 
     # --- the network -------------------------------------------------------------------------------------
     def _mlp(self, h: np.ndarray) -> np.ndarray:

@@ -50,5 +50,6 @@ def model_info(weights: str | None = None) -> dict:
     step = meta.get("steps")
     return {"weights": os.path.relpath(path), "model_id": eng.codec.model_id, "entropy_model": eng.entropy is not None,
             "context_model": eng.context.id.hex() if eng.context is not None else None,
+            "searched_context_model": eng.searched.id.hex() if eng.searched is not None else None,
             "export_step": int(step) if step is not None and str(step).isdigit() else None,
             "averaging": meta.get("weights"), "trained_on": meta.get("trained_on")}

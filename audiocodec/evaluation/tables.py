@@ -35,6 +35,8 @@ def describe_model(info: dict) -> str:
         said.append(f"encoded with {info['search']} steps of search where compress --search applies")
     if info.get("context_model"):
         said.append(f"context model {info['context_model']}")
+        if info.get("search") and info.get("searched_context_model"):
+            said.append(f"searched codes' context model {info['searched_context_model']}")
     elif "entropy_model" in info:
         said.append(f"entropy model {'on' if info['entropy_model'] else 'off'}")
     return f"model {info.get('model_id', '?')} ({'; '.join(said)})"

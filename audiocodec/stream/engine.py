@@ -6,6 +6,8 @@ import os
 import zlib
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..bitstream.container import FormatError, Header
 from ..bitstream.context import ContextModel
 from ..bitstream.entropy import EntropyModel
@@ -22,11 +24,18 @@ def model_tag(model_id: str) -> int:
 @dataclass
 class Engine:
     """A codec and the entropy models fitted for it: the context model (``bitstream/context.py``, what new
-    files and packets are coded with) and the per-stage tables (``bitstream/entropy.py``, for files of
-    format version 3 and before). None: not installed."""
+    files and packets are coded with), its tempered twin for the codes ``compress --search`` sends
+    (``searched``: flatter frequencies, fitted on searched codes; ``scripts/fit_context.py --searched``) and
+    the per-stage tables (``bitstream/entropy.py``, for files of format version 3 and before). None: not
+    installed."""
     codec: Codec
     entropy: EntropyModel | None
     context: ContextModel | None = None
+    searched: ContextModel | None = None
+
+    def context_for(self, context_id: bytes) -> ContextModel | None:
+        """The installed context model a file names by ``context_id``, or None."""
+        return next((c for c in (self.context, self.searched) if c is not None and c.id == context_id), None)
 
     @property
     def model_id(self) -> bytes:
@@ -57,7 +66,26 @@ def load_engine(weights: str | None = None) -> Engine:
     context = ContextModel.load(ctx_path) if os.path.isfile(ctx_path) else None
     if context is not None and (context.model_id != codec.model_id or context.w.rows < codec.max_rows):
         context = None
-    return Engine(codec, entropy, context)
+    searched = searched_model(context, path.replace(".safetensors", ".searched.npz")) if context else None
+    return Engine(codec, entropy, context, searched)
+
+
+def searched_model(context: ContextModel, path: str) -> ContextModel | None:
+    """The tempered context model for searched codes (``ContextModel.tempered``) whose row multipliers the .npz
+    at ``path`` holds, if it is there and was fitted for ``context``."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            base, out_mul = bytes.fromhex(str(d["context_id"])), np.asarray(d["out_mul"])
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise CodecError(f"{path}: cannot read the searched codes' context model ({exc})") from None
+    return context.tempered(out_mul) if base == context.id else None
+
+
+def save_searched(searched: ContextModel, base: ContextModel, path: str) -> None:
+    """Write what ``searched_model`` reads: the base model's id and the tempered model's row multipliers."""
+    np.savez(path, context_id=np.array(base.id.hex()), out_mul=searched.w.out_mul)
 
 
 def check_model(header: Header, engine: Engine) -> None:
@@ -69,6 +97,7 @@ def check_model(header: Header, engine: Engine) -> None:
         raise FormatError("file's codebook layout does not match the model")
     if header.entropy_coded and engine.entropy is None:
         raise FormatError("file is entropy-coded but no entropy model is installed for this model")
-    if header.context_coded and (engine.context is None or engine.context.id != header.context_id):
-        have = f"this install has {engine.context.id.hex()}" if engine.context else "none is installed"
+    if header.context_coded and engine.context_for(header.context_id) is None:
+        have = (f"this install has {engine.context.id.hex()}" + (f" and {engine.searched.id.hex()} (searched codes)"
+                if engine.searched else "")) if engine.context else "none is installed"
         raise FormatError(f"file was coded with context model {header.context_id.hex()}, {have}")

@@ -254,3 +254,93 @@ def round_trip(ctx, codec, codes: np.ndarray, offsets: np.ndarray, clips) -> dic
             total, frames = total + ctx.bits(clip) * clip.shape[1], frames + clip.shape[1]
         bits[n_q] = total / frames
     return bits
+
+
+# --- the searched streams' model (``compress --search``) ----------------------------------------------------
+SEARCH_GRID = np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])  # factors on each row's multiplier
+
+
+def searched_codes(engine, wav: np.ndarray, mode, steps: int) -> np.ndarray:
+    """The codes (rows, frames) int16 that ``compress --search steps`` sends for ``wav`` in ``mode``: the
+    file it writes (fixed-rate, so that no entropy model is involved), read back."""
+    import io
+
+    from ..bitstream.container import read_chunks, read_header
+    from ..bitstream.entropy import decode_fixed
+    from ..compress import encode_blocks
+
+    f = io.BytesIO(encode_blocks([np.asarray(wav, np.float32)], mode, engine, entropy=False, search=steps))
+    h = read_header(f)
+    return np.concatenate([decode_fixed(p, h.n_q, n, h.bits) for n, p, _, _ in read_chunks(f, h)], 1).astype(np.int16)
+
+
+def searched_split_codes(engine, root: str, split: str, clips: int, steps: int, seed: int = 0,
+                         cache: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``clips`` random clips of a split through ``compress --search steps`` in every searchable mode ->
+    {mode name: (codes (rows, frames) int16, offsets)}; kept in (or read back from) the .npz ``cache``."""
+    import os
+
+    from tqdm import tqdm
+
+    from ..audio import load
+    from ..evaluation.corpus import list_clips
+    from ..stream.modes import MODES
+
+    key = f"{engine.codec.model_id}:{split}:{clips}:{steps}:{seed}"
+    if cache and os.path.isfile(cache):
+        with np.load(cache) as d:
+            if str(d["key"]) == key:
+                return {k[:-6]: (d[k], d[k[:-6] + ":offsets"]) for k in d.files if k.endswith(":codes")}
+    paths = list_clips(root, split)
+    pick = np.sort(np.random.default_rng(seed).choice(len(paths), min(clips, len(paths)), replace=False))
+    wavs = [load(paths[i]).astype(np.float32) for i in pick]
+    out = {}
+    for m in (m for m in MODES if m.searchable):
+        name = f"{m.kbps:g}" + (" hybrid" if m.hybrid else "")
+        parts = [searched_codes(engine, w, m, steps) for w in tqdm(wavs, desc=f"searching {name} kbps")]
+        out[name] = (np.concatenate(parts, 1), np.cumsum([0] + [p.shape[1] for p in parts]))
+    if cache:
+        np.savez(cache, key=np.array(key), **{f"{k}:codes": c for k, (c, _) in out.items()},
+                 **{f"{k}:offsets": o for k, (_, o) in out.items()})
+    return out
+
+
+def chunk_bits(ctx, codes: np.ndarray, offsets: np.ndarray, chunk: int) -> np.ndarray:
+    """Bits by row of coding each clip of ``codes`` (n, frames) as a file does, chunk by chunk (the context
+    restarting at each) -> (n,) summed over every frame."""
+    total = np.zeros(len(codes))
+    for a, b in zip(offsets[:-1], offsets[1:]):
+        for s in range(a, b, chunk):
+            part = codes[:, s:min(s + chunk, b)]
+            total += ctx.bits(part) * part.shape[1]
+    return total
+
+
+def clips_of(codes: np.ndarray, offsets: np.ndarray, part: int, parts: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Every ``parts``-th clip of ``codes`` from clip ``part`` on -> (codes, offsets)."""
+    keep = range(part, len(offsets) - 1, parts)
+    pieces = [codes[:, offsets[k]:offsets[k + 1]] for k in keep]
+    return np.concatenate(pieces, 1), np.cumsum([0] + [p.shape[1] for p in pieces])
+
+
+def fit_searched(ctx, sets: dict, chunk: int, grid=SEARCH_GRID, log=print):
+    """The context model for searched codes: each row's multiplier scaled by the factor of ``grid`` that codes
+    the searched streams ``sets`` ({name: (codes, offsets)}, as ``searched_split_codes``) in the fewest bits,
+    all streams that use the row together (a row's frequencies depend on its multiplier alone). The factors
+    are fitted on the even clips; the odd ones, unseen, measure them. -> (the tempered ContextModel, {name:
+    (bits per frame of the odd clips with ``ctx``, with the tempered model)})."""
+    bits = np.zeros((len(grid), ctx.w.rows))
+    for name, (codes, offsets) in sets.items():
+        codes, offsets = clips_of(codes.astype(np.int64), offsets, 0)
+        rows = ctx.rows(len(codes))
+        mine = np.stack([chunk_bits(ctx.tempered(np.maximum(np.round(ctx.w.out_mul * f), 1).astype(np.int64)), codes,
+                                    offsets, chunk) for f in grid])
+        bits[:, rows] += mine
+        log(f"{name}: bits per frame with every row's factor at {' / '.join(f'{f:g}' for f in grid)}: "
+            f"{' / '.join(f'{b:.1f}' for b in mine.sum(1) / codes.shape[1])}")
+    best = np.where(bits.any(0), grid[bits.argmin(0)], 1.0)
+    tempered = ctx.tempered(np.maximum(np.round(ctx.w.out_mul * best), 1).astype(np.int64))
+    log("factors by row: " + " ".join(f"{f:.2f}" for f in best))
+    held = {name: clips_of(c.astype(np.int64), o, 1) for name, (c, o) in sets.items()}
+    return tempered, {name: (chunk_bits(ctx, c, o, chunk).sum() / c.shape[1], chunk_bits(tempered, c, o, chunk).sum() / c.shape[1])
+                      for name, (c, o) in held.items()}
