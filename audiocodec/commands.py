@@ -310,11 +310,11 @@ def _modes_help() -> str:
             "(the training losses: log-mel and compressed magnitude) and moves the codes along their gradient,\n"
             "STEPS times per 10 s chunk, keeping the best, as CELP coders choose their excitation. Same format,\n"
             "same decoder. 30 steps on held-out clips: PESQ-WB +0.25 (3 kbps) to +0.32 (12 kbps), ViSQOL +0.29 to\n"
-            "+0.49; --hybrid +0.21 to +0.31 and +0.43 to +0.56. The codes cost about 18 % more bits (never more\n"
-            "than the nominal rate); encoding runs at about real time on one thread. With 10 steps encoding and\n"
-            "decoding run 2.5 times faster than real time and keep about two thirds of the gain (PESQ-WB +0.15\n"
-            "to +0.23); 100 steps gain a little more (+0.01 to +0.03) and encode 3.5 times slower than real\n"
-            "time (README: results).")
+            "+0.49; --hybrid +0.21 to +0.31 and +0.43 to +0.56. The codes cost 11-13 % more bits (coded with a\n"
+            "context model fitted on searched codes; never more than the nominal rate); encoding runs at about\n"
+            "real time on one thread. With 10 steps encoding and decoding run 2.5 times faster than real time\n"
+            "and keep about two thirds of the gain (PESQ-WB +0.15 to +0.23); 100 steps gain a little more\n"
+            "(+0.01 to +0.03) and encode 3.5 times slower than real time (README: results).")
 
 
 COMPRESS_EXAMPLES = """examples:

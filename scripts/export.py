@@ -69,7 +69,7 @@ def carry_over(codec: Codec, old: Engine, out: str, data: str) -> None:
     codes, offsets = split_codes(codec, data, "train", limit=20)
     round_trip(ctx, codec, codes, offsets, range(len(offsets) - 1))
     ctx.save(out + ".context.npz")
-    if old.searched is not None:  # (fitted on the earlier decoder's searched codes: refit with fit_context.py --searched)
+    if old.searched is not None:  # (fitted on the earlier decoder's searched codes; fit_context.py --searched refits)
         save_searched(old.searched, ctx, out + ".searched.npz")
     print(f"the codes are {old.codec.model_id}'s: its entropy models carried over (context model {ctx.id.hex()})")
 

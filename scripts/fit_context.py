@@ -57,7 +57,8 @@ def ship_searched(weights: str, data: str, clips: int, steps: int, cache: str | 
     save_searched(searched, engine.context, out)
     print(f"wrote {out} (context model {searched.id.hex()} for searched codes, from {engine.context.id.hex()})")
     for name, (before, after) in bits.items():
-        print(f"{name} kbps searched: {before:6.1f} -> {after:6.1f} bits per frame ({100 * (1 - after / before):.1f} % fewer)")
+        print(f"{name} kbps searched: {before:6.1f} -> {after:6.1f} bits per frame "
+              f"({100 * (1 - after / before):.1f} % fewer)")
     return out
 
 

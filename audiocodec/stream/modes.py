@@ -61,7 +61,7 @@ class Mode:
     def searchable(self) -> bool:
         """Whether ``compress --search`` searches this mode's codes (``search.py``): streams of SEARCH_ROWS rows or
         more, the hybrid modes' 3 kbps neural layer included. At 1.5 kbps 30 steps lowered STOI on held-out clips
-        (as three stages), and the 18 % more bits searched codes cost would not fit the four stages in its rate
+        (as three stages), and the 21 % more bits searched codes cost there would not fit the four stages in its rate
         (docs/training-log.md)."""
         return self.rows >= SEARCH_ROWS
 

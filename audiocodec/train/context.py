@@ -257,7 +257,7 @@ def round_trip(ctx, codec, codes: np.ndarray, offsets: np.ndarray, clips) -> dic
 
 
 # --- the searched streams' model (``compress --search``) ----------------------------------------------------
-SEARCH_GRID = np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])  # factors on each row's multiplier
+SEARCH_GRID = np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])  # factors on a row's multiplier
 
 
 def searched_codes(engine, wav: np.ndarray, mode, steps: int) -> np.ndarray:
@@ -342,5 +342,5 @@ def fit_searched(ctx, sets: dict, chunk: int, grid=SEARCH_GRID, log=print):
     tempered = ctx.tempered(np.maximum(np.round(ctx.w.out_mul * best), 1).astype(np.int64))
     log("factors by row: " + " ".join(f"{f:.2f}" for f in best))
     held = {name: clips_of(c.astype(np.int64), o, 1) for name, (c, o) in sets.items()}
-    return tempered, {name: (chunk_bits(ctx, c, o, chunk).sum() / c.shape[1], chunk_bits(tempered, c, o, chunk).sum() / c.shape[1])
-                      for name, (c, o) in held.items()}
+    per_frame = lambda model, c, o: chunk_bits(model, c, o, chunk).sum() / c.shape[1]  # noqa: E731
+    return tempered, {name: (per_frame(ctx, c, o), per_frame(tempered, c, o)) for name, (c, o) in held.items()}
