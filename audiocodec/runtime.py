@@ -4,7 +4,11 @@ Torch's default, one thread per core, oversubscribes a machine that is doing any
 2-core host a 10-minute file took 147 s to compress with the default and 18.7 s with one thread, for the
 same bytes. So every command runs the model on a deliberate number of threads: one unless told otherwise
 (``--threads``), and always one for live streams, whose frames are too small to split
-(``scripts/bench_threads.py`` measures both on a loaded machine).
+(``scripts/bench_threads.py`` measures both on a loaded machine). numpy's BLAS, which runs the entropy coder's
+context model (``bitstream/context.py``, small matrix products), gets the same number: left to its default of
+one thread per core it doubled the CPU time of decoding a 12 kbps file on 2 cores without making it faster
+(``scripts/speed.py``, 2026-12-05: compress + decompress 0.103 CPU seconds per second of audio, 0.074 on one
+BLAS thread; wall time the same).
 
 Memory: glibc hands blocks over 128 kB to the kernel on ``free`` and maps fresh ones for the next call,
 and each of their 4 kB pages then faults on first touch. The encoder's 16 kHz layers make a 10 MB tensor
@@ -25,8 +29,8 @@ _TRIM_THRESHOLD = 512 << 20  # free heap kept for reuse before any is handed bac
 
 
 def use_threads(n: int | None = None) -> int:
-    """Run torch's operators on ``n`` threads (default ``DEFAULT_THREADS``), inter-op work on one, and keep
-    freed memory for reuse (``keep_freed_memory``). Returns n."""
+    """Run torch's operators and numpy's BLAS on ``n`` threads (default ``DEFAULT_THREADS``), inter-op work on
+    one, and keep freed memory for reuse (``keep_freed_memory``). Returns n."""
     import torch
 
     n = DEFAULT_THREADS if n is None else int(n)
@@ -37,6 +41,9 @@ def use_threads(n: int | None = None) -> int:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # only settable before the first parallel work; it is 1 thread's worth either way
         pass
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(n, user_api="blas")  # numpy's BLAS too (the context model); kept until the process ends
     keep_freed_memory()
     return n
 

@@ -41,6 +41,7 @@ from audiocodec.evaluation.tables import (PAIRED_METRICS, describe_model, paired
                                           summary_rows, versus_rows)
 from audiocodec.evaluation.runner import (REPORTED_CLIPS, collect_inputs, evaluate, fixed_test_clips,
                                           held_out_clips)
+from audiocodec.runtime import use_threads
 
 
 # the comparisons the targets name: 1.5 kbps against Codec2, 6 and 12 kbps against Opus at the same rate
@@ -124,7 +125,7 @@ def main() -> int:
     if args.compare and not os.path.isfile(args.compare):
         raise CodecError(f"{args.compare}: no such results file")
 
-    torch.set_num_threads(1)
+    use_threads(1)  # the RTF column: torch and numpy's BLAS on one thread
     if args.inputs:
         paths, desc = collect_inputs(args.inputs), ", ".join(args.inputs)
     elif args.held_out:

@@ -95,3 +95,18 @@ def test_training_runs_the_torch_layers(codecs, codes):
 def test_keep_freed_memory_is_harmless():
     assert keep_freed_memory() in (True, False)
     assert keep_freed_memory() is keep_freed_memory()
+
+
+def test_use_threads_sets_torch_and_numpys_blas():
+    """The model's thread count applies to numpy's BLAS too (the context model's products), not only torch."""
+    from threadpoolctl import threadpool_info
+
+    from audiocodec.runtime import use_threads
+
+    before = torch.get_num_threads()
+    try:
+        for n in (2, 1):
+            assert use_threads(n) == n and torch.get_num_threads() == n
+            assert all(i["num_threads"] == n for i in threadpool_info() if i["user_api"] == "blas")
+    finally:
+        use_threads(before)

@@ -49,9 +49,9 @@ def cmd_evaluate(args) -> int:
     from .report import run_report
     from .runner import collect_inputs
 
-    import torch
+    from ..runtime import use_threads
 
-    torch.set_num_threads(1)  # the RTF column is single-threaded, as in scripts/benchmark.py
+    use_threads(1)  # the RTF column is single-threaded (torch and numpy's BLAS), as in scripts/benchmark.py
     bitrates = parse_list(args.bitrates, "--bitrates", cast=float)
     for k in bitrates:
         product.check_bitrate(k)
