@@ -329,17 +329,19 @@ def fit_searched(ctx, sets: dict, chunk: int, grid=SEARCH_GRID, log=print):
     all streams that use the row together (a row's frequencies depend on its multiplier alone). The factors
     are fitted on the even clips; the odd ones, unseen, measure them. -> (the tempered ContextModel, {name:
     (bits per frame of the odd clips with ``ctx``, with the tempered model)})."""
+    def scaled(factors) -> "ContextModel":
+        return ctx.tempered(np.maximum(np.round(ctx.w.out_mul * factors), 1).astype(np.int64))
+
     bits = np.zeros((len(grid), ctx.w.rows))
     for name, (codes, offsets) in sets.items():
         codes, offsets = clips_of(codes.astype(np.int64), offsets, 0)
         rows = ctx.rows(len(codes))
-        mine = np.stack([chunk_bits(ctx.tempered(np.maximum(np.round(ctx.w.out_mul * f), 1).astype(np.int64)), codes,
-                                    offsets, chunk) for f in grid])
+        mine = np.stack([chunk_bits(scaled(f), codes, offsets, chunk) for f in grid])
         bits[:, rows] += mine
         log(f"{name}: bits per frame with every row's factor at {' / '.join(f'{f:g}' for f in grid)}: "
             f"{' / '.join(f'{b:.1f}' for b in mine.sum(1) / codes.shape[1])}")
     best = np.where(bits.any(0), grid[bits.argmin(0)], 1.0)
-    tempered = ctx.tempered(np.maximum(np.round(ctx.w.out_mul * best), 1).astype(np.int64))
+    tempered = scaled(best)
     log("factors by row: " + " ".join(f"{f:.2f}" for f in best))
     held = {name: clips_of(c.astype(np.int64), o, 1) for name, (c, o) in sets.items()}
     per_frame = lambda model, c, o: chunk_bits(model, c, o, chunk).sum() / c.shape[1]  # noqa: E731
