@@ -187,10 +187,13 @@ def test_a_tempered_model_is_a_model_of_its_own(model, rng):
     named by an id of its own, and refuses multipliers that are not positive integers of the model's shape."""
     flat = model.tempered(np.maximum(model.w.out_mul // 2, 1))
     assert flat.id != model.id and flat.model_id == model.model_id
+    built = ContextModel(flat.w, model.model_id, model.pitch_from)  # the same model, built from its weights
+    assert built.id == flat.id and model.id == ContextModel(model.w, "test", 6).id
     codes = _codes(rng, 12, 40)
     assert np.array_equal(flat.decode(flat.encode(codes), 12, 40), codes)
     p, q = model.probabilities(codes), flat.probabilities(codes)
     assert (q.max(2) < p.max(2)).all()  # flatter everywhere
+    assert np.array_equal(q, built.probabilities(codes))
     for bad in (model.w.out_mul[:-1], model.w.out_mul * 0, model.w.out_mul.astype(float), model.w.out_mul * 100):
         with pytest.raises(Exception, match="bad row multipliers"):
             model.tempered(bad)

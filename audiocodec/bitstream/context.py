@@ -17,6 +17,7 @@ weights are made). The weights are fitted by ``audiocodec/train/context.py`` (``
 No torch."""
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass, replace
 
@@ -123,14 +124,11 @@ class ContextModel:
         self.w, self.model_id, self.pitch_from = weights, model_id, int(pitch_from)
         self._out_t = weights.out.astype(np.float32).reshape(weights.rows, SIZE, -1).transpose(0, 2, 1).copy()
         self._bias = weights.out_bias.astype(np.float32)
-        self._mul = (weights.out_mul / float(1 << SHIFT)).astype(np.float32)
+        self._mul = _multipliers(weights.out_mul)
         self._table = weights.exp_table.astype(np.float32)
         self._up = [u.astype(np.float32) for u in weights.up]
         self._down = [d.astype(np.float32) for d in weights.down]
-        h = hashlib.sha256()
-        for k, v in sorted(weights.arrays().items()):
-            h.update(k.encode() + np.ascontiguousarray(v).tobytes())
-        self.id = h.digest()[:8]
+        self.id = _weights_id(weights)
         import constriction
 
         self._family = constriction.stream.model.Categorical(perfect=False)
@@ -164,7 +162,10 @@ class ContextModel:
         if out_mul.shape != self.w.out_mul.shape or out_mul.dtype.kind not in "iu" or out_mul.min() < 1 \
                 or out_mul.max() > self.w.out_mul.max() * 4:
             raise CodecError("context model: bad row multipliers for a tempered model")
-        return ContextModel(replace(self.w, out_mul=out_mul.astype(np.int64)), self.model_id, self.pitch_from)
+        twin = copy.copy(self)  # the tables, checked and converted once, are shared: tempering leaves them as they are
+        twin.w = replace(self.w, out_mul=out_mul.astype(np.int64))
+        twin._mul, twin.id = _multipliers(twin.w.out_mul), _weights_id(twin.w)
+        return twin
 
     # --- the network -------------------------------------------------------------------------------------
     def _mlp(self, h: np.ndarray) -> np.ndarray:
@@ -286,6 +287,19 @@ class ContextModel:
             p = self.probabilities(codes[:, s:s + 64], codes[:, max(0, s - HISTORY):s])
             total -= np.log2(np.take_along_axis(p, codes[:, s:s + 64].T[..., None], 2)[..., 0]).sum(0)
         return total / codes.shape[1]
+
+
+def _multipliers(out_mul: np.ndarray) -> np.ndarray:
+    """The rows' logit multipliers as the float32 factors ``_probabilities`` applies."""
+    return (out_mul / float(1 << SHIFT)).astype(np.float32)
+
+
+def _weights_id(weights: Weights) -> bytes:
+    """The first 8 bytes of the SHA-256 of the integer weights: the id files and packets name a model by."""
+    h = hashlib.sha256()
+    for k, v in sorted(weights.arrays().items()):
+        h.update(k.encode() + np.ascontiguousarray(v).tobytes())
+    return h.digest()[:8]
 
 
 def _span(rows) -> slice:
