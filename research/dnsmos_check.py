@@ -9,10 +9,13 @@ Two steps, since DNSMOS needs librosa and onnxruntime and the codec needs torch 
 
 ``decode`` codes the 60 reported test clips (``--clips``: another list, one path a line) with the neural modes,
 with and without ``--search`` steps (1.5 kbps: unsearched, as sent and ``--fixed-rate``, i.e. four stages and
-three), the hybrid modes, Opus and Codec2; variants already decoded in OUT are kept. ``score`` prints, per
-variant, the mean SIG / BAK / OVRL / P.808 MOS, and each searched variant's change against the same mode
-unsearched, and 1.5 kbps's against its fixed-rate form, clip by clip (mean ± standard error). DNSMOS scores
-9 s windows, so short clips are repeated to fill one."""
+three), the hybrid modes, Opus and Codec2; variants already decoded in OUT are kept. ``--low-band`` adds
+what tells apart why this judge hears the hybrid modes below the neural ones: the neural 3 kbps output with
+the input's own low band, unquantized, below 600 or 1400 Hz (``true-low-600``, ``true-low-1400``), and the
+hybrid layers at a higher SNR (``hybrid-6-20db``, ``hybrid-12-24db``). ``score`` prints, per variant, the
+mean SIG / BAK / OVRL / P.808 MOS, and each searched variant's change against the same mode unsearched, and
+1.5 kbps's against its fixed-rate form, clip by clip (mean ± standard error); ``--pairs A:B,...`` adds other
+pairs. DNSMOS scores 9 s windows, so short clips are repeated to fill one."""
 from __future__ import annotations
 
 import argparse
@@ -56,9 +59,15 @@ def decode(a) -> None:
         runs += [(label, (kbps, {"hybrid": hybrid})),
                  (f"{label}-s{a.search}", (kbps, {"hybrid": hybrid, "search": a.search}))]
     runs += others
+    if a.low_band:
+        from audiocodec.stream.lowband import LowBand
+
+        low = [("true-low-600", LowBand(600, 12), True), ("true-low-1400", LowBand(1400, 16), True),
+               ("hybrid-6-20db", LowBand(600, 20), False), ("hybrid-12-24db", LowBand(1400, 24), False)]
+        runs += [(label, (layer, true)) for label, layer, true in low]
     have = set(os.listdir(a.out)) if os.path.isdir(a.out) else set()
     for i, path in enumerate(paths):
-        name = os.path.splitext(os.path.basename(path))[0]
+        name = f"{i:02d}-" + os.path.splitext(os.path.basename(path))[0]  # the index: six of the 60 share a name
         x = audio.load(path)
         out = {}
         for label, what in runs:
@@ -66,6 +75,10 @@ def decode(a) -> None:
                 continue
             if what is None:
                 out[label] = x
+            elif isinstance(what, tuple) and not isinstance(what[0], float):  # the 3 kbps output, another low band
+                layer, true = what
+                y = decompress(compress(x, 3.0, engine), engine)
+                out[label] = layer.replace(y, layer.mdct(x.astype(np.float64)) if true else layer.sent(x))
             elif isinstance(what, tuple):
                 out[label] = decompress(compress(x, what[0], engine, **what[1]), engine)
             else:
@@ -89,7 +102,7 @@ def score(a) -> None:
     dnsmos.ort.InferenceSession = OneThread
 
     keys = ("sig_mos", "bak_mos", "ovrl_mos", "p808_mos")
-    variants = sorted(os.listdir(a.out))
+    variants = sorted(v for v in os.listdir(a.out) if os.path.isdir(os.path.join(a.out, v)))
     scores = {}
     for v in variants:
         files = sorted(os.listdir(os.path.join(a.out, v)))
@@ -109,6 +122,13 @@ def score(a) -> None:
         se = d.std(0, ddof=1) / np.sqrt(len(d))
         print(f"{v} against {base}: " + "  ".join(f"{k.split('_')[0].upper()} {m:+.3f} ± {s:.3f}"
                                                 for k, m, s in zip(keys, d.mean(0), se)))
+    for pair in filter(None, a.pairs.split(",")):
+        v, base = pair.split(":")
+        common = sorted(set(scores[v]) & set(scores[base]))
+        d = np.array([np.subtract(scores[v][f], scores[base][f]) for f in common])
+        se = d.std(0, ddof=1) / np.sqrt(len(d))
+        print(f"{v} against {base}: " + "  ".join(f"{k.split('_')[0].upper()} {m:+.3f} ± {s:.3f}"
+                                                for k, m, s in zip(keys, d.mean(0), se)))
 
 
 def main() -> None:
@@ -117,6 +137,8 @@ def main() -> None:
     p.add_argument("--out", default="/tmp/dnsmos", help="folder of decoded audio, one subfolder per variant")
     p.add_argument("--clips", help="decode: a file listing clips, one path a line (default: the 60 reported clips)")
     p.add_argument("--search", type=int, default=30, help="decode: steps of the searched variants")
+    p.add_argument("--low-band", action="store_true", help="decode: also the low-band variants (see above)")
+    p.add_argument("--pairs", default="", help="score: more pairs A:B to compare clip by clip, comma-separated")
     a = p.parse_args()
     decode(a) if a.step == "decode" else score(a)
 
