@@ -43,6 +43,7 @@ def decode(a) -> None:
     )
     from audiocodec.evaluation.runner import fixed_test_clips
     from audiocodec.stream.engine import load_engine
+    from audiocodec.stream.lowband import LowBand
 
     torch.set_num_threads(1)
     engine = load_engine()
@@ -59,12 +60,9 @@ def decode(a) -> None:
         runs += [(label, (kbps, {"hybrid": hybrid})),
                  (f"{label}-s{a.search}", (kbps, {"hybrid": hybrid, "search": a.search}))]
     runs += others
-    if a.low_band:
-        from audiocodec.stream.lowband import LowBand
-
-        low = [("true-low-600", LowBand(600, 12), True), ("true-low-1400", LowBand(1400, 16), True),
-               ("hybrid-6-20db", LowBand(600, 20), False), ("hybrid-12-24db", LowBand(1400, 24), False)]
-        runs += [(label, (layer, true)) for label, layer, true in low]
+    # (label, low band, whether unquantized) on the neural 3 kbps output
+    low = [("true-low-600", LowBand(600, 12), True), ("true-low-1400", LowBand(1400, 16), True),
+           ("hybrid-6-20db", LowBand(600, 20), False), ("hybrid-12-24db", LowBand(1400, 24), False)] if a.low_band else []
     have = set(os.listdir(a.out)) if os.path.isdir(a.out) else set()
     for i, path in enumerate(paths):
         name = f"{i:02d}-" + os.path.splitext(os.path.basename(path))[0]  # the index: six of the 60 share a name
@@ -75,14 +73,15 @@ def decode(a) -> None:
                 continue
             if what is None:
                 out[label] = x
-            elif isinstance(what, tuple) and not isinstance(what[0], float):  # the 3 kbps output, another low band
-                layer, true = what
-                y = decompress(compress(x, 3.0, engine), engine)
-                out[label] = layer.replace(y, layer.mdct(x.astype(np.float64)) if true else layer.sent(x))
             elif isinstance(what, tuple):
                 out[label] = decompress(compress(x, what[0], engine, **what[1]), engine)
             else:
                 out[label] = what.run(x).decoded
+        low_here = [(label, layer, true) for label, layer, true in low if label not in have]
+        if low_here:
+            y = decompress(compress(x, 3.0, engine), engine)
+            for label, layer, true in low_here:
+                out[label] = layer.replace(y, layer.mdct(x.astype(np.float64)) if true else layer.sent(x))
         for label, y in out.items():
             os.makedirs(os.path.join(a.out, label), exist_ok=True)
             sf.write(os.path.join(a.out, label, f"{name}.wav"), np.clip(y, -1, 1), SR, subtype="FLOAT")
@@ -113,17 +112,13 @@ def score(a) -> None:
     for v in variants:
         m = np.mean(list(scores[v].values()), 0)
         print(f"{v:15s} " + "  ".join(f"{s:.3f}" for s in m))
+    pairs = []  # each searched variant against it unsearched, 1.5 kbps against its fixed-rate form, then --pairs
     for v in variants:
         base = v.rsplit("-s", 1)[0] if f"{v}-fixed-rate" not in scores else f"{v}-fixed-rate"
-        if base == v or base not in scores:
-            continue
-        common = sorted(set(scores[v]) & set(scores[base]))
-        d = np.array([np.subtract(scores[v][f], scores[base][f]) for f in common])
-        se = d.std(0, ddof=1) / np.sqrt(len(d))
-        print(f"{v} against {base}: " + "  ".join(f"{k.split('_')[0].upper()} {m:+.3f} ± {s:.3f}"
-                                                for k, m, s in zip(keys, d.mean(0), se)))
-    for pair in filter(None, a.pairs.split(",")):
-        v, base = pair.split(":")
+        if base != v and base in scores:
+            pairs.append((v, base))
+    pairs += [tuple(pair.split(":")) for pair in filter(None, a.pairs.split(","))]
+    for v, base in pairs:
         common = sorted(set(scores[v]) & set(scores[base]))
         d = np.array([np.subtract(scores[v][f], scores[base][f]) for f in common])
         se = d.std(0, ddof=1) / np.sqrt(len(d))
