@@ -10,7 +10,8 @@ residual ``c - g p`` per 200 Hz band. The residual is quantized with the same st
 band's step from the band's own level), so both give the same noise: only the bits differ.
 
 Closed loop on train excerpts (the predictor sees the rebuilt low band, quantization noise included), the
-lag searched over 2.5-20 ms per frame, one gain per band in {0, 1/4 .. 5/4}. Bits are the empirical entropy
+lag searched over 2.5-20 ms per frame, one gain per band in {0, 1/4 .. 5/4} (``--frame-gain``: one for the
+whole frame, 3 bits in place of 3 per band). Bits are the empirical entropy
 of the quantized coefficients, pooled over the excerpts (the same kind of static model for both, fitted to
 each's own coefficients), plus side information: the lag (8 bits, or 3 bits for a refinement around the
 pitch the neural layer already sends) and 3 bits of gain per band. Prints the prediction gain and the bits
@@ -36,7 +37,7 @@ def entropy_bits(q: np.ndarray) -> float:
     return float(-(counts * np.log2(p)).sum())
 
 
-def run_clip(layer: LowBand, x: np.ndarray) -> dict:
+def run_clip(layer: LowBand, x: np.ndarray, frame_gain: bool = False) -> dict:
     target = layer.mdct(x.astype(np.float64))
     frames = len(target)
     recon = np.zeros((frames + 2) * HOP)  # rebuilt low band, padded as ``imdct`` pads (sample n at n + HOP)
@@ -56,7 +57,10 @@ def run_clip(layer: LowBand, x: np.ndarray) -> dict:
         cb, pb = c.reshape(layer.bands, BAND), p.reshape(len(LAGS), layer.bands, BAND)
         # per lag and band the best gain of GAINS; per lag the residual energy; pick the lag
         resid = ((cb[None, None] - GAINS[None, :, None, None] * pb[:, None]) ** 2).sum(-1)  # (lags, gains, bands)
-        best_g = resid.argmin(1)  # (lags, bands)
+        if frame_gain:  # one gain for every band: the best for the band sum
+            best_g = np.repeat(resid.sum(2).argmin(1)[:, None], layer.bands, 1)
+        else:
+            best_g = resid.argmin(1)  # (lags, bands)
         total = np.take_along_axis(resid, best_g[:, None], 1)[:, 0].sum(1)
         li = int(total.argmin())
         g = np.repeat(GAINS[best_g[li]], BAND)
@@ -78,11 +82,12 @@ def main() -> None:
     p.add_argument("--kbps", type=float, default=12.0, help="the hybrid mode whose low band is probed (6 or 12)")
     p.add_argument("--clips", type=int, default=30)
     p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--frame-gain", action="store_true", help="one gain per frame instead of one per band")
     p.add_argument("--data", default=DEFAULT_ROOT)
     a = p.parse_args()
     m = modes.mode(a.kbps, hybrid=True)
     layer = LowBand(m.low_hz, m.low_snr_db)
-    runs = [run_clip(layer, x) for x in excerpts(a.data, "train", a.clips, seconds=a.seconds)]
+    runs = [run_clip(layer, x, a.frame_gain) for x in excerpts(a.data, "train", a.clips, seconds=a.seconds)]
     frames = sum(r["frames"] for r in runs)
     plain = entropy_bits(np.concatenate([r["q_plain"] for r in runs])) / frames
     ltp = entropy_bits(np.concatenate([r["q_ltp"] for r in runs])) / frames
@@ -91,7 +96,8 @@ def main() -> None:
     print(f"hybrid {a.kbps:g}: below {m.low_hz} Hz at {m.low_snr_db} dB, {len(runs)} excerpts, {frames} frames")
     print(f"prediction gain {gain_db:.2f} dB (energy of the coefficients over the residual's); "
           f"predicted in {100 * used:.0f} % of frames")
-    side_full, side_refine = 8 + 3 * layer.bands, 3 + 3 * layer.bands
+    gains = 3 if a.frame_gain else 3 * layer.bands
+    side_full, side_refine = 8 + gains, 3 + gains
     print(f"coefficient bits per frame: plain {plain:.1f}, predicted {ltp:.1f} ({ltp - plain:+.1f}); with side "
           f"information {ltp + side_full:.1f} (lag sent) or {ltp + side_refine:.1f} (lag refined around the sent pitch)")
 
