@@ -40,7 +40,7 @@ def variants(layer: LowBand, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarr
     step = np.repeat(layer.steps(scales), BAND, axis=1)
     live = np.repeat(scales > S_MIN, BAND, axis=1)
     neural = layer.mdct(y.astype(np.float64))
-    centre = q * step * live
+    centre = layer.dequantize(scales, q)
     inside = np.clip(neural, (q - 0.5) * step, (q + 0.5) * step)
     zero = (q == 0) & live
     coefs = {"shipped": centre, "zeros-neural": np.where(zero, inside, centre),

@@ -71,7 +71,7 @@ def run_clip(layer: LowBand, x: np.ndarray, frame_gain: bool = False) -> dict:
         e_target += float((c ** 2).sum())
         e_resid += float((r ** 2).sum())
         used += int((g > 0).any())
-        rebuilt = g * p[li] + qr * step * live
+        rebuilt = g * p[li] + layer.dequantize(scales, qr[None])[0]
         recon[start:start + 2 * HOP] += rebuilt @ layer.basis.T
     return dict(q_plain=np.concatenate(q_plain), q_ltp=np.concatenate(q_ltp), frames=frames, e_target=e_target,
                 e_resid=e_resid, used=used)
